@@ -47,9 +47,14 @@ impl Tracker {
     }
 
     /// Emits an event named `name` (or `unknown`) with `data` (`Null` becomes `{}`),
-    /// the resolved context and a fresh id; returns the event as sent.
+    /// the resolved context and a fresh id; returns the event as sent. Outside a task
+    /// scope a task-local tracker emits with an empty context (a background job).
     pub fn emit(&self, name: &str, data: Value) -> Result<Event, EmitError> {
-        let event = Event::new(name, data, self.resolve_context()?);
+        let context = match self.resolve_context() {
+            Err(ContextError::NoTaskScope) => Map::new(),
+            other => other?,
+        };
+        let event = Event::new(name, data, context);
         self.backend.send(&event)?;
         Ok(event)
     }

@@ -1,0 +1,149 @@
+//! The routing tree: copies per branch, failure isolation, counters, TOML configuration.
+
+use std::sync::{Arc, Mutex};
+
+use event_model::config::{ConfigError, RoutingConfig};
+use event_model::processor::{processor_fn, ProcessError, Verdict};
+use event_model::routing::{Backend, BackendError, Outcome, Router};
+use event_model::testing::InMemoryBackend;
+use event_model::{json, Event, Value};
+
+struct Failing;
+impl Backend for Failing {
+    fn send(&self, _: &Event) -> Result<(), BackendError> {
+        Err(BackendError("disk on fire".into()))
+    }
+}
+
+/// Records the order backends are called in.
+struct Recorder(&'static str, Arc<Mutex<Vec<&'static str>>>);
+impl Backend for Recorder {
+    fn send(&self, _: &Event) -> Result<(), BackendError> {
+        self.1.lock().unwrap().push(self.0);
+        Ok(())
+    }
+}
+
+fn sample() -> Event {
+    Event::new("edx.test.routing.checked", json!({"v": 1}), json!({"course_id": "c"}).as_object().unwrap().clone())
+}
+
+#[test]
+fn each_branch_gets_its_own_copy() {
+    let changed = InMemoryBackend::new();
+    let untouched = InMemoryBackend::new();
+    let mutate = processor_fn("mutate", |e: &mut Event| {
+        e.as_map_mut().insert("data".into(), json!({"v": "changed"}));
+        e.context_mut().clear();
+        Ok(Verdict::Keep)
+    });
+    let router = Router::builder()
+        .backend("a_changes", Router::builder().path("root/a").processor(mutate).backend("out", changed.clone()).build())
+        .backend("b_plain", Router::builder().path("root/b").backend("out", untouched.clone()).build())
+        .build();
+    let original = sample();
+    router.send(&original).unwrap();
+    assert_eq!(changed.events()[0].data(), Some(&json!({"v": "changed"})));
+    assert_eq!(untouched.events(), vec![original.clone()], "a processor in one branch changed another branch's event");
+}
+
+#[test]
+fn a_failing_backend_does_not_stop_its_siblings() {
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let router = Router::builder()
+        .backend("c_last", Recorder("c", calls.clone()))
+        .backend("a_first", Recorder("a", calls.clone()))
+        .backend("b_failing", Failing)
+        .build();
+    router.send(&sample()).unwrap();
+    router.send(&sample()).unwrap();
+    assert_eq!(*calls.lock().unwrap(), ["a", "c", "a", "c"], "backends run in sorted-name order, past the failure");
+    assert_eq!(router.counters().get("b_failing", Outcome::BackendError, "error"), 2);
+}
+
+#[test]
+fn a_failing_processor_is_counted_and_the_chain_goes_on() {
+    let out = InMemoryBackend::new();
+    let router = Router::builder()
+        .processor(processor_fn("broken", |_e: &mut Event| Err(ProcessError("bug".into()))))
+        .processor(processor_fn("tag", |e: &mut Event| {
+            e.context_mut().insert("tagged".into(), Value::Bool(true));
+            Ok(Verdict::Keep)
+        }))
+        .backend("out", out.clone())
+        .build();
+    router.send(&sample()).unwrap();
+    assert_eq!(out.events()[0].context()["tagged"], json!(true));
+    assert_eq!(router.counters().get("broken", Outcome::ProcessorError, "error"), 1);
+}
+
+const CONFIG: &str = r#"
+processors = [{ type = "scrubber" }]
+
+[backends.tracking_logs]
+processors = [
+  { type = "internal_events" },
+  { type = "name_validator", mode = "reject", accept_legacy = true },
+  { type = "legacy_field_mapping" },
+]
+[backends.tracking_logs.backends.logger]
+type = "memory"
+label = "research"
+
+[backends.segment]
+processors = [{ type = "name_whitelist", names = ["edx.bi.user.account.registered"] }, { type = "google_analytics" }]
+[backends.segment.backends.segment]
+type = "memory"
+"#;
+
+#[test]
+fn routing_tree_from_toml() {
+    let config = RoutingConfig::from_toml(CONFIG).unwrap();
+    let sinks: Vec<_> = config.sinks().iter().map(|s| s.path.clone()).collect();
+    assert_eq!(sinks, ["root/segment/segment", "root/tracking_logs/logger"]);
+
+    let mut built = std::collections::BTreeMap::new();
+    let router = config
+        .build(&mut |spec| {
+            assert_eq!(spec.kind, "memory");
+            let sink = InMemoryBackend::new();
+            built.insert(spec.path.clone(), sink.clone());
+            Ok(Arc::new(sink) as Arc<dyn Backend>)
+        })
+        .unwrap();
+    for name in ["edx.bi.user.account.registered", "edx.video.played", "Bad Name!"] {
+        router.send(&Event::new(name, json!({"password": "p"}), Default::default())).unwrap();
+    }
+    let log = built["root/tracking_logs/logger"].events();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].as_map()["event_type"], json!("edx.video.played"));
+    assert_eq!(log[0].as_map()["event"], json!({"password": "********"}));
+    let segment = built["root/segment/segment"].events();
+    assert_eq!(segment.len(), 1);
+    assert_eq!(segment[0].name(), "edx.bi.user.account.registered");
+    assert_eq!(segment[0].as_map()["nonInteraction"], json!(1));
+    let counters = router.counters();
+    assert_eq!(counters.get("internal_events", Outcome::Dropped, "internal_event"), 1);
+    assert_eq!(counters.get("name_validator", Outcome::Dropped, "name_bad_part"), 1);
+    assert_eq!(counters.get("name_allowlist", Outcome::Dropped, "name_not_allowed"), 2);
+}
+
+#[test]
+fn bad_configurations_have_clear_errors() {
+    let err = |text: &str| match RoutingConfig::from_toml(text).and_then(|c| c.build(&mut |_| Ok(Arc::new(InMemoryBackend::new()) as Arc<dyn Backend>))) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("configuration accepted: {text}"),
+    };
+    assert!(err(r#"processors = [{ type = "teleport" }]"#).contains("unknown variant `teleport`"));
+    assert!(err(r#"processors = [{ type = "size_limit", max_bytez = 3 }]"#).contains("unknown field `max_bytez`"));
+    assert!(err(r#"processors = [{ type = "regex_filter", mode = "allow", patterns = ["("] }]"#).contains("invalid regular expression `(`"));
+    assert!(err(r#"processors = [{ type = "regex_filter", mode = "maybe", patterns = [] }]"#).contains("unknown variant `maybe`"));
+    assert!(err("[backends.a]\nprocesors = []").contains("unknown keys [\"procesors\"]"));
+    assert!(err("[backends.a]\ntype = \"x\"\nprocessors = [{ type = \"scrubber\" }]").contains("a sink has no `processors`"));
+    let unknown_sink = RoutingConfig::from_toml("[backends.a]\ntype = \"nowhere\"")
+        .unwrap()
+        .build(&mut |spec| Err(ConfigError::UnknownSink { branch: spec.path.clone(), kind: spec.kind.to_owned() }))
+        .err()
+        .unwrap();
+    assert_eq!(unknown_sink.to_string(), "backend `root/a`: unknown sink type `nowhere`");
+}
