@@ -51,6 +51,10 @@ impl serde_json::ser::Formatter for PythonFormatter {
 
     fn write_string_fragment<W: ?Sized + Write>(&mut self, w: &mut W, fragment: &str) -> io::Result<()> {
         let bytes = fragment.as_bytes();
+        // Most text is printable ASCII: write it whole.
+        if bytes.iter().all(|&b| (b' '..=b'~').contains(&b)) {
+            return w.write_all(bytes);
+        }
         let mut start = 0;
         for (i, c) in fragment.char_indices() {
             if (' '..='~').contains(&c) {

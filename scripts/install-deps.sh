@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs what `make run` / `make test` need and is missing, on Debian as root.
+# Idempotent: each step checks before it installs. Usage: install-deps.sh [run|test]
+set -euo pipefail
+mode="${1:-test}"
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "install-deps: apt-get install ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+if ! have cargo; then
+  echo "install-deps: Rust (cargo) is required; install it with rustup first" >&2
+  exit 1
+fi
+
+if have rustup && ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  echo "install-deps: rustup target add wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# Build tools for -sys crates and the SDK's size optimizer.
+apt_install pkg-config binaryen
+
+if [ "$mode" = "test" ]; then
+  # Browser tests, the JetStream sink tests and load tests.
+  apt_install chromium chromium-driver nats-server
+fi
+
+# The wasm-bindgen CLI must match the wasm-bindgen crate in Cargo.lock exactly.
+bindgen_version=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)
+if [ -n "$bindgen_version" ]; then
+  if ! have wasm-bindgen || [ "$(wasm-bindgen --version | awk '{print $2}')" != "$bindgen_version" ]; then
+    echo "install-deps: cargo install wasm-bindgen-cli $bindgen_version"
+    cargo install --locked --quiet wasm-bindgen-cli --version "$bindgen_version"
+  fi
+fi
+if ! have wasm-pack; then
+  echo "install-deps: cargo install wasm-pack"
+  cargo install --locked --quiet wasm-pack
+fi
+
+if [ -f js/package.json ] && [ ! -d js/node_modules ]; then
+  echo "install-deps: npm ci in js/"
+  (cd js && if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi)
+fi
