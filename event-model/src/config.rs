@@ -18,13 +18,14 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::processor::Processor;
+use crate::processor::{Processor, Rejection};
 use crate::processors::{
-    CourseContextFromUrl, FilterMode, GoogleAnalytics, InternalEvents, InternalMode, LegacyFieldMapping, NameAllowlist,
+    CourseContextFromUrl, EventTypes, FilterMode, GoogleAnalytics, InternalEvents, InternalMode, LegacyFieldMapping, NameAllowlist,
     NameMode, NameValidator, RegexFilter, RegexFilterError, Scrubber, SizeLimit, DEFAULT_INTERNAL_PREFIX,
     DEFAULT_MAX_EVENT_BYTES,
 };
 use crate::routing::{Backend, Counters, Router};
+use crate::Event;
 
 /// A routing configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +107,7 @@ pub enum ProcessorConfig {
         #[serde(default = "default_url_field")]
         url_field: String,
     },
+    EventTypes { keep: Vec<String> },
     InternalEvents {
         #[serde(default = "default_internal_prefix")]
         prefix: String,
@@ -138,6 +140,7 @@ impl ProcessorConfig {
             ProcessorConfig::LegacyFieldMapping => Box::new(LegacyFieldMapping),
             ProcessorConfig::GoogleAnalytics => Box::new(GoogleAnalytics),
             ProcessorConfig::CourseContext { url_field } => Box::new(CourseContextFromUrl { url_field: url_field.clone() }),
+            ProcessorConfig::EventTypes { keep } => Box::new(EventTypes::new(keep.iter().cloned())),
             ProcessorConfig::InternalEvents { prefix, mode } => Box::new(InternalEvents { prefix: prefix.clone(), mode: *mode }),
         })
     }
@@ -158,12 +161,76 @@ impl RoutingConfig {
         build_branch("root", &self.processors, &self.backends, &counters, make_sink)
     }
 
+    /// One pipeline per sink: the processors of every branch from the root down to
+    /// the sink, to run where the sink consumes events on its own (the server's sinks
+    /// each read the write-ahead log at their own pace). Equivalent to routing through
+    /// the tree, whose branches each work on their own copy.
+    pub fn pipelines(&self, counters: &Arc<Counters>) -> Result<Vec<SinkPipeline<'_>>, ConfigError> {
+        let mut out = Vec::new();
+        let root = processors_only("root", &self.processors, counters)?;
+        collect_pipelines("root", &self.backends, vec![root], counters, &mut out)?;
+        Ok(out)
+    }
+
     /// Every sink in the tree, depth first in sorted order.
     pub fn sinks(&self) -> Vec<SinkSpec<'_>> {
         let mut out = Vec::new();
         collect_sinks("root", &self.backends, &mut out);
         out
     }
+}
+
+/// A sink and the processors on its path from the root.
+pub struct SinkPipeline<'a> {
+    pub spec: SinkSpec<'a>,
+    pub chain: Chain,
+}
+
+/// Branch processors applied one branch after another.
+#[derive(Clone)]
+pub struct Chain(Vec<Arc<Router>>);
+
+impl Chain {
+    /// Runs every branch's processors in order; the first drop stops the event.
+    pub fn process(&self, mut event: Event) -> Result<Event, Rejection> {
+        for router in &self.0 {
+            event = router.process(event)?;
+        }
+        Ok(event)
+    }
+}
+
+fn processors_only(path: &str, processors: &[ProcessorConfig], counters: &Arc<Counters>) -> Result<Arc<Router>, ConfigError> {
+    let mut builder = Router::builder().path(path).counters(counters.clone());
+    for processor in processors {
+        let built = processor.build().map_err(|source| ConfigError::Regex { branch: path.to_owned(), source })?;
+        builder = builder.boxed_processor(built);
+    }
+    Ok(Arc::new(builder.build()))
+}
+
+fn collect_pipelines<'a>(
+    path: &str,
+    backends: &'a BTreeMap<String, BackendConfig>,
+    chain: Vec<Arc<Router>>,
+    counters: &Arc<Counters>,
+    out: &mut Vec<SinkPipeline<'a>>,
+) -> Result<(), ConfigError> {
+    for (name, backend) in backends {
+        let child_path = format!("{path}/{name}");
+        match backend.kind.as_deref() {
+            None | Some("router") => {
+                let mut chain = chain.clone();
+                chain.push(processors_only(&child_path, &backend.processors, counters)?);
+                collect_pipelines(&child_path, &backend.backends, chain, counters, out)?;
+            }
+            Some(kind) => out.push(SinkPipeline {
+                spec: SinkSpec { path: child_path, name, kind, options: &backend.options },
+                chain: Chain(chain.clone()),
+            }),
+        }
+    }
+    Ok(())
 }
 
 fn collect_sinks<'a>(path: &str, backends: &'a BTreeMap<String, BackendConfig>, out: &mut Vec<SinkSpec<'a>>) {

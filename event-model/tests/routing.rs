@@ -147,3 +147,34 @@ fn bad_configurations_have_clear_errors() {
         .unwrap();
     assert_eq!(unknown_sink.to_string(), "backend `root/a`: unknown sink type `nowhere`");
 }
+
+#[test]
+fn pipelines_carry_the_processors_of_every_branch_on_the_path() {
+    let config = RoutingConfig::from_toml(
+        r#"
+processors = [{ type = "scrubber" }]
+[backends.logs]
+processors = [{ type = "event_types", keep = ["tracking_log"] }, { type = "legacy_field_mapping" }]
+[backends.logs.backends.file]
+type = "tracking_log"
+[backends.everything]
+type = "memory"
+"#,
+    )
+    .unwrap();
+    let counters = event_model::routing::Counters::new();
+    let pipelines = config.pipelines(&counters).unwrap();
+    let paths: Vec<_> = pipelines.iter().map(|p| p.spec.path.as_str()).collect();
+    assert_eq!(paths, ["root/everything", "root/logs/file"]);
+    let mut tracked = Event::new("edx.ui.button.clicked", json!({"password": "x"}), Default::default());
+    tracked.as_map_mut().insert("type".into(), json!("track"));
+    let server = Event::new("edx.course.enrollment.activated", json!({"password": "x"}), Default::default());
+
+    let everything = &pipelines[0].chain;
+    assert_eq!(everything.process(tracked.clone()).unwrap().data(), Some(&json!({"password": "********"})));
+    let file = &pipelines[1].chain;
+    assert_eq!(file.process(tracked).unwrap_err().reason, "event_type_not_routed");
+    let line = event_model::legacy::to_line(&file.process(server).unwrap());
+    assert!(line.contains(r#""event": {"password": "********"}"#), "{line}");
+    assert_eq!(counters.get("event_types", Outcome::Dropped, "event_type_not_routed"), 1);
+}

@@ -1,6 +1,7 @@
 //! The built-in processors.
 
 mod course_context;
+mod event_types;
 mod google_analytics;
 mod internal;
 mod legacy_mapping;
@@ -10,6 +11,7 @@ mod scrubber;
 mod size_limit;
 
 pub use course_context::CourseContextFromUrl;
+pub use event_types::{event_type, EventTypes, TRACKING_LOG_TYPE};
 pub use google_analytics::GoogleAnalytics;
 pub use internal::{InternalEvents, InternalMode, DEFAULT_INTERNAL_PREFIX};
 pub use legacy_mapping::{LegacyFieldMapping, CONTEXT_FIELDS_TO_INCLUDE};
