@@ -1,0 +1,245 @@
+//! Server configuration: embedded defaults, a TOML file, environment overrides.
+//! Secrets (JWT secret, session key, Segment write key) come only from the environment.
+
+use std::path::{Path, PathBuf};
+
+use event_model::config::RoutingConfig;
+use event_model::processors::NameMode;
+use serde::Deserialize;
+
+/// The routing used when the configuration names none: tracking-log events and
+/// server events, internal `edx.bi.` events excluded, in the legacy shape.
+pub const DEFAULT_ROUTING: &str = r#"
+[backends.tracking_logs]
+processors = [
+  { type = "event_types", keep = ["tracking_log"] },
+  { type = "internal_events", mode = "exclude" },
+  { type = "legacy_field_mapping" },
+]
+[backends.tracking_logs.backends.logger]
+type = "tracking_log"
+path = "tracking.log"
+"#;
+
+/// Everything the server reads from its configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// Where the write-ahead log, checkpoints and (by default) the tracking log live.
+    pub data_dir: PathBuf,
+    /// Serve the demo page at `/`.
+    pub demo: bool,
+    /// HTTP worker threads (0: one per core).
+    pub workers: usize,
+    pub wal: WalSection,
+    pub dedupe: DedupeSection,
+    pub limits: LimitsSection,
+    pub ingest: IngestSection,
+    pub security: SecuritySection,
+    /// The routing tree (event-model's TOML form); sinks: `tracking_log`.
+    pub routing: Option<toml::Table>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: "data".into(),
+            demo: true,
+            workers: 0,
+            wal: WalSection::default(),
+            dedupe: DedupeSection::default(),
+            limits: LimitsSection::default(),
+            ingest: IngestSection::default(),
+            security: SecuritySection::default(),
+            routing: None,
+        }
+    }
+}
+
+/// How appends become durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommitMode {
+    /// fsync before acknowledging (the default).
+    Fsync,
+    /// Acknowledge after the write; fsync every `commit_interval_ms`.
+    Interval,
+    /// Leave flushing to the operating system.
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WalSection {
+    pub commit: CommitMode,
+    pub commit_interval_ms: u64,
+    pub segment_bytes: u64,
+    /// Past this many bytes of unconsumed log, requests get 503.
+    pub max_bytes: u64,
+    /// Pending append requests before 503.
+    pub queue_capacity: usize,
+}
+
+impl Default for WalSection {
+    fn default() -> Self {
+        WalSection { commit: CommitMode::Fsync, commit_interval_ms: 10, segment_bytes: 64 << 20, max_bytes: 1 << 30, queue_capacity: 4096 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DedupeSection {
+    /// How long an event id is remembered.
+    pub window_secs: u64,
+    /// At most this many ids are remembered (oldest forgotten first).
+    pub max_ids: usize,
+}
+
+impl Default for DedupeSection {
+    fn default() -> Self {
+        DedupeSection { window_secs: 3600, max_ids: 1_000_000 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Request body, as sent (compressed or not).
+    pub body_bytes: usize,
+    /// A gzip body once inflated.
+    pub inflated_bytes: usize,
+    pub events_per_batch: usize,
+    /// One event, serialized.
+    pub event_bytes: usize,
+    /// Requests per second per client IP (0: no limit), and the burst allowed.
+    pub rate_per_second: u32,
+    pub rate_burst: u32,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            body_bytes: 1 << 20,
+            inflated_bytes: 8 << 20,
+            events_per_batch: 500,
+            event_bytes: event_model::processors::DEFAULT_MAX_EVENT_BYTES,
+            rate_per_second: 200,
+            rate_burst: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestSection {
+    /// Name validation of incoming events (legacy names are accepted).
+    pub name_validation: NameMode,
+    /// Keys masked by the scrubber besides the built-in password keys.
+    pub scrub_keys: Vec<String>,
+}
+
+impl Default for IngestSection {
+    fn default() -> Self {
+        IngestSection { name_validation: NameMode::Warn, scrub_keys: Vec::new() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecuritySection {
+    /// Origins allowed by CORS and by the origin check of cookie-authenticated POSTs.
+    pub allowed_origins: Vec<String>,
+    /// Proxies whose `X-Forwarded-For` is believed (addresses or CIDR ranges).
+    pub trusted_proxies: Vec<String>,
+    pub session_cookie: String,
+    /// The Open edX JWT cookie pair (header.payload, signature).
+    pub jwt_cookie_header_payload: String,
+    pub jwt_cookie_signature: String,
+    /// `HS256` (secret from `TRACKING_JWT_SECRET`) or `RS256` (public key file).
+    pub jwt_algorithm: String,
+    pub jwt_public_key_file: Option<PathBuf>,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
+}
+
+impl Default for SecuritySection {
+    fn default() -> Self {
+        SecuritySection {
+            allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
+            session_cookie: "sessionid".into(),
+            jwt_cookie_header_payload: "edx-jwt-cookie-header-payload".into(),
+            jwt_cookie_signature: "edx-jwt-cookie-signature".into(),
+            jwt_algorithm: "HS256".into(),
+            jwt_public_key_file: None,
+            jwt_issuer: None,
+            jwt_audience: None,
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("routing: {0}")]
+    Routing(#[from] event_model::config::ConfigError),
+    #[error("environment variable {name}: {message}")]
+    Env { name: &'static str, message: String },
+}
+
+impl ServerConfig {
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+    }
+
+    /// Applies `TRACKING_LISTEN` and `TRACKING_DATA_DIR`.
+    pub fn apply_env(&mut self) {
+        if let Ok(listen) = std::env::var("TRACKING_LISTEN") {
+            self.listen = listen;
+        }
+        if let Ok(dir) = std::env::var("TRACKING_DATA_DIR") {
+            self.data_dir = dir.into();
+        }
+    }
+
+    /// The routing tree: the configured one or [`DEFAULT_ROUTING`].
+    pub fn routing(&self) -> Result<RoutingConfig, ConfigError> {
+        match &self.routing {
+            Some(table) => Ok(RoutingConfig::deserialize(table.clone()).map_err(event_model::config::ConfigError::from)?),
+            None => Ok(RoutingConfig::from_toml(DEFAULT_ROUTING)?),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_file_overrides() {
+        let config: ServerConfig = toml::from_str("listen = \"127.0.0.1:9\"\n[wal]\ncommit = \"interval\"").unwrap();
+        assert_eq!(config.listen, "127.0.0.1:9");
+        assert_eq!(config.wal.commit, CommitMode::Interval);
+        assert_eq!(config.data_dir, PathBuf::from("data"));
+        assert!(toml::from_str::<ServerConfig>("lisen = 1").is_err());
+        let routing = ServerConfig::default().routing().unwrap();
+        assert_eq!(routing.sinks()[0].kind, "tracking_log");
+    }
+
+    #[test]
+    fn routing_from_the_file() {
+        let config: ServerConfig = toml::from_str("[routing.backends.x]\ntype = \"tracking_log\"\npath = \"x.log\"").unwrap();
+        assert_eq!(config.routing().unwrap().sinks()[0].path, "root/x");
+        let bad: ServerConfig = toml::from_str("[routing]\nprocessors = [{ type = \"nope\" }]").unwrap();
+        assert!(bad.routing().unwrap_err().to_string().contains("unknown variant `nope`"));
+    }
+}

@@ -1,0 +1,154 @@
+//! De-duplication of events by id over a time window.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// What the de-duplicator says about an id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// Not seen in the window: reserved for this request.
+    New,
+    /// Already stored, or being stored by another request.
+    Duplicate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Reserved by a request whose events are not yet durable.
+    Pending,
+    Stored,
+}
+
+/// Remembers event ids for `window` (at most `max_ids`). An id is reserved before its
+/// event is appended to the write-ahead log and confirmed or released after, so a
+/// failed append never turns the client's retry into a "duplicate".
+pub struct Dedupe {
+    window: Duration,
+    max_ids: usize,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    ids: HashMap<String, (State, Instant)>,
+    order: VecDeque<(String, Instant)>,
+}
+
+impl Dedupe {
+    pub fn new(window: Duration, max_ids: usize) -> Self {
+        Dedupe { window, max_ids: max_ids.max(1), inner: Mutex::new(Inner::default()) }
+    }
+
+    /// Reserves `id` unless it was seen within the window.
+    pub fn reserve(&self, id: &str) -> Seen {
+        let now = Instant::now();
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.expire(now, self.window, self.max_ids);
+        if inner.ids.contains_key(id) {
+            return Seen::Duplicate;
+        }
+        inner.ids.insert(id.to_owned(), (State::Pending, now));
+        inner.order.push_back((id.to_owned(), now));
+        Seen::New
+    }
+
+    /// Marks reserved ids as stored.
+    pub fn confirm<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        for id in ids {
+            if let Some(entry) = inner.ids.get_mut(id) {
+                entry.0 = State::Stored;
+            }
+        }
+    }
+
+    /// Forgets reserved ids whose events could not be stored.
+    pub fn release<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        for id in ids {
+            if matches!(inner.ids.get(id), Some((State::Pending, _))) {
+                inner.ids.remove(id);
+            }
+        }
+    }
+
+    /// Remembers an id already stored (rebuilding the window from the log at start).
+    pub fn remember_stored(&self, id: &str) {
+        let now = Instant::now();
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.expire(now, self.window, self.max_ids);
+        if inner.ids.insert(id.to_owned(), (State::Stored, now)).is_none() {
+            inner.order.push_back((id.to_owned(), now));
+        }
+    }
+
+    /// How many ids are remembered.
+    pub fn len(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Inner {
+    fn expire(&mut self, now: Instant, window: Duration, max_ids: usize) {
+        while let Some((id, at)) = self.order.front() {
+            let too_old = now.duration_since(*at) > window;
+            let too_many = self.ids.len() >= max_ids;
+            if !too_old && !too_many {
+                break;
+            }
+            // A released id may have been re-reserved later: only remove the entry
+            // this queue slot belongs to.
+            if self.ids.get(id).is_some_and(|(_, t)| t == at) {
+                self.ids.remove(id);
+            }
+            self.order.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_within_the_window() {
+        let d = Dedupe::new(Duration::from_secs(60), 100);
+        assert_eq!(d.reserve("a"), Seen::New);
+        assert_eq!(d.reserve("a"), Seen::Duplicate, "in flight counts as seen");
+        d.confirm(["a"]);
+        assert_eq!(d.reserve("a"), Seen::Duplicate);
+        assert_eq!(d.reserve("b"), Seen::New);
+    }
+
+    #[test]
+    fn released_ids_can_be_retried() {
+        let d = Dedupe::new(Duration::from_secs(60), 100);
+        assert_eq!(d.reserve("a"), Seen::New);
+        d.release(["a"]);
+        assert_eq!(d.reserve("a"), Seen::New);
+        d.confirm(["a"]);
+        d.release(["a"]);
+        assert_eq!(d.reserve("a"), Seen::Duplicate, "stored ids are not released");
+    }
+
+    #[test]
+    fn window_and_capacity() {
+        let d = Dedupe::new(Duration::from_millis(30), 100);
+        d.reserve("old");
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(d.reserve("old"), Seen::New, "forgotten after the window");
+
+        let d = Dedupe::new(Duration::from_secs(60), 3);
+        for id in ["1", "2", "3", "4"] {
+            d.reserve(id);
+        }
+        assert_eq!(d.len(), 3);
+        assert_eq!(d.reserve("1"), Seen::New, "the oldest is forgotten first");
+        assert_eq!(d.reserve("4"), Seen::Duplicate);
+    }
+}

@@ -1,0 +1,51 @@
+//! HTTP handlers: `/v1/batch`, the legacy `/event`, health, metrics and the demo page.
+//! Handlers are thin: the work is in `ingest` and `state`.
+
+mod batch;
+mod demo;
+mod health;
+mod legacy_event;
+mod reply;
+mod server_events;
+
+use std::time::Instant;
+
+use actix_web::web;
+
+pub use reply::origin_allowed;
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/batch", web::post().to(batch::post_batch))
+        .route("/v1/events", web::post().to(server_events::post_events))
+        .route("/event", web::get().to(legacy_event::get_event))
+        .route("/event", web::post().to(legacy_event::post_event))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
+        .route("/", web::get().to(demo::index))
+        .route("/sdk/{file:.*}", web::get().to(demo::sdk_file));
+}
+
+/// Middleware: every request's latency lands in the histogram, by route and status.
+pub async fn timed(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let route = match req.path() {
+        p @ ("/v1/batch" | "/v1/events" | "/event" | "/healthz" | "/readyz" | "/metrics" | "/") => p.to_owned(),
+        p if p.starts_with("/sdk/") => "/sdk".to_owned(),
+        _ => "other".to_owned(),
+    };
+    let metrics = req.app_data::<web::Data<crate::state::AppState>>().map(|s| s.metrics.clone());
+    let res = next.call(req).await;
+    if let Some(metrics) = metrics {
+        let status = match &res {
+            Ok(r) => r.status().as_u16(),
+            Err(e) => e.as_response_error().status_code().as_u16(),
+        };
+        metrics.request_seconds.with_label_values(&[&route, &status.to_string()]).observe(started.elapsed().as_secs_f64());
+    }
+    res
+}

@@ -1,0 +1,20 @@
+//! The Tracking ingest server, as a library: HTTP handlers, the request-context
+//! middleware, the write-ahead log, the sinks, and the server-side emit API.
+//!
+//! Layout: `http/` (handlers, thin), `ingest` (bodies to events, the acceptance
+//! rules), `state` (what handlers share; de-duplicated durable acceptance),
+//! `context/` (the request-context middleware), `wal/` (the write-ahead log),
+//! `sinks/` (consumers of the log), `emit` (server-side emit), `app` (assembly).
+pub mod context;
+pub mod wal;
+
+pub mod app;
+pub mod config;
+pub mod convert;
+pub mod dedupe;
+pub mod emit;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod sinks;
+pub mod state;

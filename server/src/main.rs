@@ -1,0 +1,64 @@
+//! `tracking-server`: with no arguments, the ingest server on 127.0.0.1:8080 writing
+//! `./data/`; `convert --to legacy` for reprocessing archives.
+
+use std::io::{self, BufReader};
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use tracking_server::config::ServerConfig;
+
+#[derive(Parser)]
+#[command(name = "tracking-server", version, about = "The Tracking ingest server")]
+struct Cli {
+    /// A TOML configuration file (also TRACKING_CONFIG).
+    #[arg(long, global = true, env = "TRACKING_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the ingest server (the default).
+    Serve,
+    /// Convert modern events (JSON lines on stdin) to tracking-log lines on stdout.
+    Convert {
+        #[arg(long, value_enum)]
+        to: Format,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Legacy,
+}
+
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<ServerConfig> {
+    let mut config = match path {
+        Some(path) => ServerConfig::from_file(path)?,
+        None => ServerConfig::default(),
+    };
+    config.apply_env();
+    Ok(config)
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TRACKING_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let config = load_config(cli.config.as_ref())?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => actix_web::rt::System::new().block_on(tracking_server::app::serve(config)),
+        Command::Convert { to: Format::Legacy } => {
+            let routing = config.routing()?;
+            let (chain, options) = tracking_server::convert::tracking_log_pipeline(&routing)?;
+            let report = tracking_server::convert::convert(BufReader::new(io::stdin().lock()), io::stdout().lock(), io::stderr().lock(), &chain, &options)
+                .context("converting")?;
+            eprintln!("converted {} events, rejected {}", report.written, report.rejected);
+            Ok(())
+        }
+    }
+}
