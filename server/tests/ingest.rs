@@ -20,7 +20,8 @@ fn keys(line: &str) -> Vec<String> {
 
 #[test]
 fn batch_events_become_legacy_lines_with_request_context() {
-    let server = Server::start("");
+    // The page is on the LMS; its Referer names that origin, which must be allowed.
+    let server = Server::start("[security]\nallowed_origins = [\"https://lms.example.com\"]");
     let token = jwt(&json!({"user_id": 42, "preferred_username": "ada", "exp": in_an_hour()}), JWT_SECRET);
     let id = "0192f3a0-7b1c-7d2e-8f3a-0123456789ab";
     let body = json!({"sent_at": "2026-11-22T10:01:02.123Z", "events": [{
@@ -28,7 +29,7 @@ fn batch_events_become_legacy_lines_with_request_context() {
         "timestamp": "2026-11-22T10:01:02.100Z", "data": {"target_name": "Café 日本", "widget_placement": "accordion"},
         "page": "https://lms.example.com/courses/course-v1:edX+DemoX+Demo_Course/courseware/ch1/"
     }]});
-    let (status, reply) = reply(
+    let (status, reply) = common::reply(
         server
             .post("/v1/batch")
             .set("Content-Type", "text/plain;charset=UTF-8")
@@ -78,7 +79,7 @@ fn the_form_post_of_frontend_platform() {
     let page = "http://apps.local.openedx.io:2000/learning/course/course-v1:edX+DemoX+Demo_Course/home";
     let form = [("event_type", "edx.ui.lms.sequence.tab_selected"), ("event", event), ("page", page)];
     let body = form.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect::<Vec<_>>().join("&");
-    let (status, reply) = reply(
+    let (status, reply) = common::reply(
         server
             .post("/event")
             .set("Content-Type", "application/x-www-form-urlencoded")
@@ -103,7 +104,7 @@ fn the_form_post_of_frontend_platform() {
     assert!(lines[0].contains(r#""event": "{\"course_id\": \"course-v1:edX+DemoX+Demo_Course\", \"target_url\": \"https://x.test/a?b=1\", \"is_expanded\": true}""#));
 
     // The same endpoint by GET, with a raw (non-JSON) payload and a courserun_key.
-    let (status, _) = reply(
+    let (status, _) = common::reply(
         server.get("/event").query("event_type", "seq_goto").query("event", "not json").query("page", "/dashboard").query("courserun_key", "course-v1:A+B+C").call(),
     );
     assert_eq!(status, 200);
@@ -166,7 +167,7 @@ fn one_bad_event_never_costs_its_batch() {
 #[test]
 fn bad_requests_get_a_4xx_with_a_reason() {
     let server = Server::start("[limits]\nbody_bytes = 20000\nevents_per_batch = 3");
-    let raw = |content_type: &str, body: &[u8]| reply(server.post("/v1/batch").set("Content-Type", content_type).send_bytes(body));
+    let raw = |content_type: &str, body: &[u8]| common::reply(server.post("/v1/batch").set("Content-Type", content_type).send_bytes(body));
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
         ("application/json", b"{not json".to_vec(), 400, "invalid_json"),
         ("application/json", b"{\"events\": \"\xff\xfe\"}".to_vec(), 400, "invalid_utf8"),
@@ -183,11 +184,11 @@ fn bad_requests_get_a_4xx_with_a_reason() {
     }
     let (status, _) = raw("application/json", &vec![b' '; 30_000]);
     assert_eq!(status, 413, "oversize body");
-    let (status, reply) = reply(server.post("/v1/batch").set("Content-Encoding", "gzip").send_bytes(b"not gzip"));
+    let (status, reply) = common::reply(server.post("/v1/batch").set("Content-Encoding", "gzip").send_bytes(b"not gzip"));
     assert_eq!((status, reply["error"].as_str()), (400, Some("invalid_gzip")));
-    let (status, reply) = reply(server.post("/event").set("Content-Type", "application/x-www-form-urlencoded").send_string("event=%7B%7D"));
+    let (status, reply) = common::reply(server.post("/event").set("Content-Type", "application/x-www-form-urlencoded").send_string("event=%7B%7D"));
     assert_eq!((status, reply["error"].as_str()), (400, Some("missing_field")));
-    let (status, reply) = reply(server.post("/event").set("Content-Type", "application/x-www-form-urlencoded").send_bytes(b"event_type=a\xff"));
+    let (status, reply) = common::reply(server.post("/event").set("Content-Type", "application/x-www-form-urlencoded").send_bytes(b"event_type=a\xff"));
     assert_eq!((status, reply["error"].as_str()), (400, Some("invalid_utf8")));
     assert!(server.lines().is_empty());
 }
@@ -198,7 +199,7 @@ fn gzip_bodies_are_accepted() {
     let body = json!({"events": [{"name": "edx.test.gzip.sent", "data": {"k": "v"}}]}).to_string();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(body.as_bytes()).unwrap();
-    let (status, reply) = reply(server.post("/v1/batch").set("Content-Type", "application/json").set("Content-Encoding", "gzip").send_bytes(&gz.finish().unwrap()));
+    let (status, reply) = common::reply(server.post("/v1/batch").set("Content-Type", "application/json").set("Content-Encoding", "gzip").send_bytes(&gz.finish().unwrap()));
     assert_eq!(status, 200);
     assert_eq!(reply["results"][0]["status"], "accepted");
     assert_eq!(parse(&server.wait_for_lines(1)[0])["event_type"], "edx.test.gzip.sent");
@@ -211,7 +212,7 @@ fn forged_credentials_and_declared_ids_never_become_user_id() {
     let expired = jwt(&json!({"user_id": 2, "preferred_username": "old", "exp": 1_000_000}), JWT_SECRET);
     for (n, (header, value)) in [("Cookie", jwt_cookies(&forged)), ("Authorization", format!("JWT {expired}")), ("Authorization", format!("Bearer {forged}"))].into_iter().enumerate() {
         let body = json!({"events": [{"name": "edx.test.forged.sent", "user_id": 1, "data": {"n": n}}]});
-        let (status, _) = reply(server.post("/v1/batch").set(header, &value).send_string(&body.to_string()));
+        let (status, _) = common::reply(server.post("/v1/batch").set(header, &value).send_string(&body.to_string()));
         assert_eq!(status, 200);
     }
     let lines = server.wait_for_lines(3);
@@ -267,7 +268,7 @@ fn health_readiness_and_metrics() {
 fn security_origin_check_cors_and_rate_limit() {
     let server = Server::start("[security]\nallowed_origins = [\"https://apps.example.com\"]\n[limits]\nrate_per_second = 1\nrate_burst = 3");
     let body = json!({"events": [{"name": "edx.test.origin.checked"}]}).to_string();
-    let (status, reply) = reply(server.post("/v1/batch").set("Cookie", "sessionid=s").set("Origin", "https://evil.example.com").send_string(&body));
+    let (status, reply) = common::reply(server.post("/v1/batch").set("Cookie", "sessionid=s").set("Origin", "https://evil.example.com").send_string(&body));
     assert_eq!((status, reply["error"].as_str()), (403, Some("origin_not_allowed")));
     let ok = server.post("/v1/batch").set("Cookie", "sessionid=s").set("Origin", "https://apps.example.com").send_string(&body).unwrap();
     assert_eq!(ok.header("Access-Control-Allow-Origin"), Some("https://apps.example.com"));

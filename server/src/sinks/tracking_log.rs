@@ -196,14 +196,19 @@ impl TrackingLogSink {
             }
             let batch = reader.read_batch_blocking(2048, Duration::from_millis(100))?;
             let Some(&(last_seq, _)) = batch.last() else {
-                self.rotate_if_due(&mut file, false)?;
+                self.rotate_if_due(&mut file)?;
                 continue;
             };
             let mut written = 0;
-            for (_, record) in &batch {
+            for (seq, record) in &batch {
                 match serde_json::from_slice::<Event>(record) {
                     Ok(event) => match render(event, &self.chain, self.options.max_line_chars) {
                         Ok(line) => {
+                            let max = self.options.max_bytes;
+                            if max > 0 && file.len > 0 && file.len + line.len() as u64 + 1 > max {
+                                // Every record before `seq` is in the file being rotated.
+                                self.rotate(&mut file, *seq)?;
+                            }
                             file.write_line(&line)?;
                             written += 1;
                         }
@@ -224,7 +229,7 @@ impl TrackingLogSink {
             self.save(last_seq + 1, file.len)?;
             delivered.inc_by(written);
             lag.set(self.context.wal.committed_seq().saturating_sub(last_seq + 1) as i64);
-            self.rotate_if_due(&mut file, true)?;
+            self.rotate_if_due(&mut file)?;
         }
     }
 
@@ -236,14 +241,24 @@ impl TrackingLogSink {
         Ok(())
     }
 
-    /// Rotates by size (checked after writing) or by age (checked when idle too).
-    fn rotate_if_due(&mut self, file: &mut LiveFile, after_write: bool) -> Result<(), Box<dyn std::error::Error>> {
-        let by_size = after_write && self.options.max_bytes > 0 && file.len >= self.options.max_bytes;
-        let by_age = self.options.rotate_secs > 0 && file.len > 0 && unix_now().saturating_sub(self.checkpoint.opened_at) >= self.options.rotate_secs;
-        if !by_size && !by_age {
-            return Ok(());
+    /// Rotates by age, when the live file is old enough and not empty (size is
+    /// checked before each line).
+    fn rotate_if_due(&mut self, file: &mut LiveFile) -> Result<(), Box<dyn std::error::Error>> {
+        let age = unix_now().saturating_sub(self.checkpoint.opened_at);
+        if self.options.rotate_secs > 0 && file.len > 0 && age >= self.options.rotate_secs {
+            let seq = self.checkpoint.seq;
+            self.rotate(file, seq)?;
         }
+        Ok(())
+    }
+
+    /// Closes the live file at log position `seq` (every record before it is in the
+    /// file), moves it aside with a time suffix, and starts a new one. A crash at any
+    /// step resumes without loss or duplicates: the checkpoint before the rename
+    /// names the full file, the one after names the empty new file.
+    fn rotate(&mut self, file: &mut LiveFile, seq: u64) -> Result<(), Box<dyn std::error::Error>> {
         file.sync()?;
+        self.save(seq, file.len)?;
         let rotated = rotated_name(&self.options.path);
         std::fs::rename(&self.options.path, &rotated)?;
         if let Some(dir) = self.options.path.parent() {
@@ -252,7 +267,7 @@ impl TrackingLogSink {
         tracing::info!(sink = %self.name, to = %rotated.display(), "rotated the tracking log");
         *file = LiveFile::open(&self.options.path, 0)?;
         self.checkpoint.opened_at = unix_now();
-        self.save(self.checkpoint.seq, 0)?;
+        self.save(seq, 0)?;
         Ok(())
     }
 }
