@@ -1,0 +1,271 @@
+//! Readers: committed records in sequence order from any position, across segments.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::record::{self, Bad, HEADER, MAX_RECORD_BYTES};
+use super::{lock, Shared, WalError};
+
+/// Bytes read from a segment per system call.
+const CHUNK: usize = 256 << 10;
+
+/// Where a reader stands. Cheap to clone, so an async read can work on a copy and
+/// only commit the new position when it completes (a cancelled read loses nothing).
+#[derive(Clone)]
+struct Position {
+    seg_first: u64,
+    file: Arc<File>,
+    /// Byte offset of the record `next_seq` in `file`.
+    offset: u64,
+    next_seq: u64,
+}
+
+/// Reads committed records in order from a starting sequence number.
+///
+/// Only records below [`super::Wal::committed_seq`] are ever returned, so a reader
+/// never sees a record that is not durable per the commit policy.
+pub struct WalReader {
+    shared: Arc<Shared>,
+    pos: Position,
+    watch: tokio::sync::watch::Receiver<u64>,
+}
+
+impl std::fmt::Debug for WalReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalReader")
+            .field("next_seq", &self.pos.next_seq)
+            .field("segment", &self.pos.seg_first)
+            .finish()
+    }
+}
+
+fn corrupt(shared: &Shared, pos: &Position, reason: impl Into<String>) -> WalError {
+    WalError::Corrupt {
+        path: shared.segment_path(pos.seg_first),
+        offset: pos.offset,
+        reason: reason.into(),
+    }
+}
+
+/// Opens the segment starting at exactly `first_seq`, if it is still listed.
+/// Done under the segments lock so `remove_before` cannot delete it in between
+/// (an open file stays readable after deletion).
+fn open_segment(shared: &Shared, seq: u64, exact: bool) -> Result<(u64, Arc<File>), WalError> {
+    let segs = lock(&shared.segments);
+    let first = segs[0].first_seq;
+    if seq < first {
+        return Err(WalError::Truncated {
+            requested: seq,
+            first,
+        });
+    }
+    let idx = segs.partition_point(|s| s.first_seq <= seq) - 1;
+    let seg = segs[idx].first_seq;
+    if exact && seg != seq {
+        return Err(WalError::Corrupt {
+            path: shared.segment_path(seg),
+            offset: 0,
+            reason: format!("no segment starts at committed sequence {seq}"),
+        });
+    }
+    let file = File::open(shared.segment_path(seg))?;
+    Ok((seg, Arc::new(file)))
+}
+
+/// Reads records `[pos.next_seq, limit)` (at most `max`), collecting them if
+/// asked. Blocking file I/O; `limit` must not exceed the committed sequence.
+///
+/// An error after some records were collected returns those records; the error
+/// comes back on the next call, from the position after them.
+fn advance(
+    shared: &Shared,
+    pos: Position,
+    limit: u64,
+    max: usize,
+    collect: bool,
+) -> Result<(Vec<(u64, Vec<u8>)>, Position), WalError> {
+    let mut out = Vec::new();
+    let mut at = pos.clone();
+    match advance_into(shared, &mut at, limit, max, collect, &mut out) {
+        Ok(()) => Ok((out, at)),
+        Err(_) if !out.is_empty() => Ok((out, at)),
+        Err(e) => Err(e),
+    }
+}
+
+fn advance_into(
+    shared: &Shared,
+    pos: &mut Position,
+    limit: u64,
+    max: usize,
+    collect: bool,
+    out: &mut Vec<(u64, Vec<u8>)>,
+) -> Result<(), WalError> {
+    let mut count = 0usize;
+    // `buf` holds file bytes from `buf_off`; `i` is `pos.offset - buf_off`.
+    let mut buf: Vec<u8> = Vec::new();
+    let mut buf_off = pos.offset;
+    let mut i = 0usize;
+
+    // Makes at least `need` bytes available at `i` unless the file ends first.
+    let fill = |buf: &mut Vec<u8>, buf_off: &mut u64, i: &mut usize, file: &File, need: usize| -> std::io::Result<()> {
+        if buf.len() - *i >= need {
+            return Ok(());
+        }
+        buf.drain(..*i);
+        *buf_off += *i as u64;
+        *i = 0;
+        let target = need.max(CHUNK);
+        while buf.len() < need {
+            let have = buf.len();
+            buf.resize(target, 0);
+            let n = loop {
+                match file.read_at(&mut buf[have..], *buf_off + have as u64) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        buf.truncate(have);
+                        return Err(e);
+                    }
+                }
+            };
+            buf.truncate(have + n);
+            if n == 0 {
+                break;
+            }
+        }
+        Ok(())
+    };
+
+    while count < max && pos.next_seq < limit {
+        fill(&mut buf, &mut buf_off, &mut i, &pos.file, HEADER)?;
+        let avail = buf.len() - i;
+        if avail == 0 {
+            // End of this segment while committed records remain: they start the next.
+            let (seg, file) = open_segment(shared, pos.next_seq, true)?;
+            *pos = Position {
+                seg_first: seg,
+                file,
+                offset: 0,
+                next_seq: pos.next_seq,
+            };
+            buf.clear();
+            buf_off = 0;
+            i = 0;
+            continue;
+        }
+        if avail < HEADER {
+            return Err(corrupt(shared, pos, "committed record cut short"));
+        }
+        let h = record::decode_header(&buf[i..]);
+        if h.len > MAX_RECORD_BYTES {
+            return Err(corrupt(shared, pos, Bad::TooLong.describe()));
+        }
+        let total = HEADER + h.len;
+        fill(&mut buf, &mut buf_off, &mut i, &pos.file, total)?;
+        match record::check(&buf[i..], pos.next_seq) {
+            Ok(_) => {}
+            Err(bad) => return Err(corrupt(shared, pos, bad.describe())),
+        }
+        if collect {
+            out.push((pos.next_seq, buf[i + HEADER..i + total].to_vec()));
+        }
+        count += 1;
+        i += total;
+        pos.offset += total as u64;
+        pos.next_seq += 1;
+    }
+    Ok(())
+}
+
+impl WalReader {
+    pub(crate) fn open(shared: Arc<Shared>, from_seq: u64) -> Result<WalReader, WalError> {
+        let watch = shared.subscribe();
+        let committed = shared.committed.load(Ordering::Acquire);
+        if from_seq > committed {
+            return Err(WalError::BeyondEnd {
+                requested: from_seq,
+                end: committed,
+            });
+        }
+        let (seg, file) = open_segment(&shared, from_seq, false)?;
+        let start = Position {
+            seg_first: seg,
+            file,
+            offset: 0,
+            next_seq: seg,
+        };
+        // Skip from the segment start; every record is verified on the way.
+        let (_, pos) = advance(&shared, start, from_seq, usize::MAX, false)?;
+        Ok(WalReader { shared, pos, watch })
+    }
+
+    /// Sequence number of the next record this reader returns.
+    pub fn next_seq(&self) -> u64 {
+        self.pos.next_seq
+    }
+
+    /// Path of the segment the reader is in (for diagnostics).
+    pub fn segment_path(&self) -> PathBuf {
+        self.shared.segment_path(self.pos.seg_first)
+    }
+
+    /// Up to `max` committed records from `next_seq()`, returning as soon as at
+    /// least one is available, or an empty batch after `timeout`.
+    pub fn read_batch_blocking(
+        &mut self,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<Vec<(u64, Vec<u8>)>, WalError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        if !self.shared.wait_past(self.pos.next_seq, timeout) {
+            return Ok(Vec::new());
+        }
+        let committed = self.shared.committed.load(Ordering::Acquire);
+        let (out, pos) = advance(&self.shared, self.pos.clone(), committed, max, true)?;
+        self.pos = pos;
+        Ok(out)
+    }
+
+    /// Async [`WalReader::read_batch_blocking`]: waits on the committed-seq watch
+    /// and does the file reads on the blocking pool. Cancel-safe: a dropped call
+    /// does not move the reader.
+    pub async fn read_batch(
+        &mut self,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<Vec<(u64, Vec<u8>)>, WalError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Mark the current value seen before checking, so a commit after the
+            // check wakes `changed()`.
+            self.watch.borrow_and_update();
+            let committed = self.shared.committed.load(Ordering::Acquire);
+            if committed > self.pos.next_seq {
+                let shared = self.shared.clone();
+                let pos = self.pos.clone();
+                let (out, pos) = tokio::task::spawn_blocking(move || {
+                    advance(&shared, pos, committed, max, true)
+                })
+                .await
+                .map_err(|e| WalError::Io(std::io::Error::other(e.to_string())))??;
+                self.pos = pos;
+                return Ok(out);
+            }
+            match tokio::time::timeout_at(deadline, self.watch.changed()).await {
+                Ok(Ok(())) => continue,
+                // The sender lives in `Shared`, which this reader keeps alive.
+                Ok(Err(_)) | Err(_) => return Ok(Vec::new()),
+            }
+        }
+    }
+}
