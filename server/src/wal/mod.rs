@@ -479,7 +479,11 @@ impl Wal {
         }
         drop(segs);
         if removed > 0 {
-            tracing::debug!(removed, first_seq = self.first_seq(), "wal segments removed");
+            tracing::debug!(
+                removed,
+                first_seq = self.first_seq(),
+                "wal segments removed"
+            );
             // Make the deletions durable so they cannot reappear out of order.
             if let Err(e) = recovery::sync_dir(&shared.config.dir) {
                 result = result.and(Err(e));

@@ -10,6 +10,9 @@ use std::time::Duration;
 use super::record::{self, Bad, HEADER, MAX_RECORD_BYTES};
 use super::{lock, Shared, WalError};
 
+/// Records with their sequence numbers, as readers return them.
+type Batch = Vec<(u64, Vec<u8>)>;
+
 /// Bytes read from a segment per system call.
 const CHUNK: usize = 256 << 10;
 
@@ -87,7 +90,7 @@ fn advance(
     limit: u64,
     max: usize,
     collect: bool,
-) -> Result<(Vec<(u64, Vec<u8>)>, Position), WalError> {
+) -> Result<(Batch, Position), WalError> {
     let mut out = Vec::new();
     let mut at = pos.clone();
     match advance_into(shared, &mut at, limit, max, collect, &mut out) {
@@ -103,7 +106,7 @@ fn advance_into(
     limit: u64,
     max: usize,
     collect: bool,
-    out: &mut Vec<(u64, Vec<u8>)>,
+    out: &mut Batch,
 ) -> Result<(), WalError> {
     let mut count = 0usize;
     // `buf` holds file bytes from `buf_off`; `i` is `pos.offset - buf_off`.
@@ -112,7 +115,12 @@ fn advance_into(
     let mut i = 0usize;
 
     // Makes at least `need` bytes available at `i` unless the file ends first.
-    let fill = |buf: &mut Vec<u8>, buf_off: &mut u64, i: &mut usize, file: &File, need: usize| -> std::io::Result<()> {
+    let fill = |buf: &mut Vec<u8>,
+                buf_off: &mut u64,
+                i: &mut usize,
+                file: &File,
+                need: usize|
+     -> std::io::Result<()> {
         if buf.len() - *i >= need {
             return Ok(());
         }

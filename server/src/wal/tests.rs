@@ -1,8 +1,8 @@
 //! WAL behaviour against real files in temporary directories.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::fs::{self, OpenOptions};
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,10 @@ fn read_all(wal: &Wal, from: u64) -> Vec<(u64, Vec<u8>)> {
     let mut out = Vec::new();
     while r.next_seq() < wal.committed_seq() {
         let batch = r.read_batch_blocking(7, Duration::from_secs(5)).unwrap();
-        assert!(!batch.is_empty(), "committed records must be readable at once");
+        assert!(
+            !batch.is_empty(),
+            "committed records must be readable at once"
+        );
         assert!(batch.len() <= 7);
         out.extend(batch);
     }
@@ -98,7 +101,10 @@ fn sequence_numbers_continue_after_reopen() {
     {
         let wal = Wal::open(config(tmp.path(), 300)).unwrap();
         for i in 0..12 {
-            assert_eq!(wal.append_blocking(vec![payload("b", i)]).unwrap(), i..i + 1);
+            assert_eq!(
+                wal.append_blocking(vec![payload("b", i)]).unwrap(),
+                i..i + 1
+            );
         }
         wal.shutdown();
         assert!(matches!(
@@ -259,7 +265,10 @@ async fn concurrent_appenders_get_contiguous_ranges_and_readers_see_each_once() 
     let reader_task = tokio::spawn(async move {
         let mut seen = Vec::new();
         while (seen.len() as u64) < TASKS * APPENDS * 2 {
-            let batch = reader.read_batch(500, Duration::from_secs(10)).await.unwrap();
+            let batch = reader
+                .read_batch(500, Duration::from_secs(10))
+                .await
+                .unwrap();
             assert!(!batch.is_empty(), "reader starved");
             seen.extend(batch);
         }
@@ -369,7 +378,11 @@ fn remove_before_deletes_only_fully_consumed_segments() {
     assert!(!files[0].exists() && !files[1].exists() && files[2].exists());
     assert_eq!(wal.first_seq(), firsts[2]);
     let removed_bytes: u64 = (size_before - wal.size_bytes()) as u64;
-    assert_eq!(removed_bytes, firsts[2] * 32, "16-byte header + 16-byte payload each");
+    assert_eq!(
+        removed_bytes,
+        firsts[2] * 32,
+        "16-byte header + 16-byte payload each"
+    );
     // Nothing more to remove at the same point.
     assert_eq!(wal.remove_before(cut).unwrap(), 0);
 
@@ -457,7 +470,11 @@ fn full_when_the_queue_is_full() {
             Err(e) => panic!("{e}"),
         }
     }
-    assert!(pending.len() >= 2 && pending.len() <= 3, "{}", pending.len());
+    assert!(
+        pending.len() >= 2 && pending.len() <= 3,
+        "{}",
+        pending.len()
+    );
     assert!(full >= 1);
     assert_eq!(wal.stats().full, full);
     drop(gate);
@@ -469,6 +486,8 @@ fn full_when_the_queue_is_full() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Holding the writer's gate across awaits is the point of the test.
+#[allow(clippy::await_holding_lock)]
 async fn full_queue_never_blocks_the_async_caller() {
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = config(tmp.path(), 1 << 20);
@@ -483,9 +502,7 @@ async fn full_queue_never_blocks_the_async_caller() {
         results.push(tokio::time::timeout(Duration::from_millis(50), fut).await);
     }
     drop(gate);
-    assert!(results
-        .iter()
-        .any(|r| matches!(r, Ok(Err(WalError::Full)))));
+    assert!(results.iter().any(|r| matches!(r, Ok(Err(WalError::Full)))));
 }
 
 #[test]
@@ -499,40 +516,70 @@ fn checkpoints_round_trip_and_survive_a_leftover_tmp_file() {
     let dir = tmp.path().join("checkpoints");
     let cp = Checkpoints::open(dir.clone()).unwrap();
     assert_eq!(cp.load::<Pos>("tracking_log").unwrap(), None);
-    cp.save("tracking_log", &Pos { seq: 7, file_len: 100 }).unwrap();
-    cp.save("tracking_log", &Pos { seq: 9, file_len: 180 }).unwrap();
+    cp.save(
+        "tracking_log",
+        &Pos {
+            seq: 7,
+            file_len: 100,
+        },
+    )
+    .unwrap();
+    cp.save(
+        "tracking_log",
+        &Pos {
+            seq: 9,
+            file_len: 180,
+        },
+    )
+    .unwrap();
     assert_eq!(
         cp.load::<Pos>("tracking_log").unwrap(),
-        Some(Pos { seq: 9, file_len: 180 })
+        Some(Pos {
+            seq: 9,
+            file_len: 180
+        })
     );
     // A crash between writing the tmp file and renaming it.
     let tmp_file = dir.join("tracking_log.json.tmp");
     fs::write(&tmp_file, b"{\"seq\": 12, \"file_le").unwrap();
     assert_eq!(
         cp.load::<Pos>("tracking_log").unwrap(),
-        Some(Pos { seq: 9, file_len: 180 })
+        Some(Pos {
+            seq: 9,
+            file_len: 180
+        })
     );
     drop(cp);
     let cp = Checkpoints::open(dir.clone()).unwrap();
     assert!(!tmp_file.exists(), "leftover tmp removed at open");
     assert_eq!(
         cp.load::<Pos>("tracking_log").unwrap(),
-        Some(Pos { seq: 9, file_len: 180 })
+        Some(Pos {
+            seq: 9,
+            file_len: 180
+        })
     );
     fs::write(&tmp_file, b"junk").unwrap();
-    cp.save("tracking_log", &Pos { seq: 10, file_len: 200 }).unwrap();
+    cp.save(
+        "tracking_log",
+        &Pos {
+            seq: 10,
+            file_len: 200,
+        },
+    )
+    .unwrap();
     assert_eq!(
         Checkpoints::open(dir.clone())
             .unwrap()
             .load::<Pos>("tracking_log")
             .unwrap(),
-        Some(Pos { seq: 10, file_len: 200 })
+        Some(Pos {
+            seq: 10,
+            file_len: 200
+        })
     );
     // Names are single path components; undecodable content is an error, not None.
-    assert!(matches!(
-        cp.save("../x", &1),
-        Err(WalError::InvalidName(_))
-    ));
+    assert!(matches!(cp.save("../x", &1), Err(WalError::InvalidName(_))));
     fs::write(dir.join("broken.json"), b"{").unwrap();
     assert!(matches!(
         cp.load::<Pos>("broken"),
@@ -548,12 +595,17 @@ async fn blocked_async_reader_wakes_when_an_append_commits() {
     let mut reader = wal.reader(1).unwrap();
     let started = Instant::now();
     let waiter = tokio::spawn(async move {
-        let batch = reader.read_batch(10, Duration::from_secs(30)).await.unwrap();
+        let batch = reader
+            .read_batch(10, Duration::from_secs(30))
+            .await
+            .unwrap();
         (batch, started.elapsed())
     });
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert!(!waiter.is_finished(), "nothing to read yet");
-    wal.append(vec![b"second".to_vec(), b"third".to_vec()]).await.unwrap();
+    wal.append(vec![b"second".to_vec(), b"third".to_vec()])
+        .await
+        .unwrap();
     let (batch, waited) = tokio::time::timeout(Duration::from_secs(5), waiter)
         .await
         .expect("reader woke")
@@ -619,7 +671,10 @@ async fn cancelled_async_read_does_not_lose_records() {
     // The orphaned read finishes in the background; the reader must not have moved.
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(reader.next_seq(), 0);
-    let batch = reader.read_batch(1000, Duration::from_secs(1)).await.unwrap();
+    let batch = reader
+        .read_batch(1000, Duration::from_secs(1))
+        .await
+        .unwrap();
     assert_seqs(&batch, 0..1000);
 }
 
@@ -632,7 +687,10 @@ fn reader_positions_outside_the_log_are_errors() {
     assert!(wal.reader(2).is_ok());
     assert!(matches!(
         wal.reader(3),
-        Err(WalError::BeyondEnd { requested: 3, end: 2 })
+        Err(WalError::BeyondEnd {
+            requested: 3,
+            end: 2
+        })
     ));
 }
 
@@ -690,7 +748,11 @@ fn interval_policy_acknowledges_before_fsync_and_fsyncs_soon_after() {
         assert!(Instant::now() < deadline, "interval fsync never happened");
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(wal.stats().fsyncs, 1, "one fsync for the dirty interval, then idle");
+    assert_eq!(
+        wal.stats().fsyncs,
+        1,
+        "one fsync for the dirty interval, then idle"
+    );
     std::thread::sleep(Duration::from_millis(700));
     assert_eq!(wal.stats().fsyncs, 1, "no fsync while clean");
 }

@@ -42,7 +42,11 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn new(shared: Arc<Shared>, rx: Receiver<Msg>, rec: Recovered) -> io::Result<Writer> {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        rx: Receiver<Msg>,
+        rec: Recovered,
+    ) -> io::Result<Writer> {
         let last = *rec.segments.last().expect("recovery yields a segment");
         let mut file = OpenOptions::new()
             .write(true)
@@ -210,7 +214,8 @@ impl Writer {
         let records: u64 = accepted.iter().map(|r| r.records.len() as u64).sum();
         self.shared.size.fetch_add(group_bytes, Ordering::Relaxed);
         c.groups.fetch_add(1, Ordering::Relaxed);
-        c.appends.fetch_add(accepted.len() as u64, Ordering::Relaxed);
+        c.appends
+            .fetch_add(accepted.len() as u64, Ordering::Relaxed);
         c.records.fetch_add(records, Ordering::Relaxed);
         c.bytes_written.fetch_add(group_bytes, Ordering::Relaxed);
         // Publish before answering: once an append returns, readers can see it.
@@ -326,7 +331,9 @@ impl Writer {
         if removed {
             sync_dir(&self.shared.config.dir)?;
         }
-        let active = *lock(&self.shared.segments).last().expect("segments never empty");
+        let active = *lock(&self.shared.segments)
+            .last()
+            .expect("segments never empty");
         let len = if active.first_seq == snap.active_first {
             snap.active_len
         } else {
