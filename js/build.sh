@@ -1,0 +1,38 @@
+#!/bin/sh
+# Builds the npm package @org/tracking into js/dist from the sdk-wasm crate:
+#   wasm-pack (release, no wasm-opt) -> js/pkg, wasm-opt -Oz -> dist/tracking_bg.wasm,
+#   esbuild -> dist/index.js (ESM entry), dist/tracking.legacy.js (one <script> tag).
+# Needs: cargo with the wasm32-unknown-unknown target, wasm-pack, wasm-bindgen (the
+# version in Cargo.lock, on PATH: wasm-pack runs with --mode no-install and never
+# downloads), wasm-opt (binaryen), node + `npm ci` in js/.
+set -eu
+cd "$(dirname "$0")"
+JS=$(pwd)
+ROOT=$(cd .. && pwd)
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+# A size-first release profile for the browser build only (the server's release
+# profile in Cargo.toml is left alone; these only apply to this invocation).
+export CARGO_PROFILE_RELEASE_OPT_LEVEL=z
+export CARGO_PROFILE_RELEASE_LTO=true
+export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
+export CARGO_PROFILE_RELEASE_PANIC=abort
+export CARGO_PROFILE_RELEASE_DEBUG=false
+
+FEATURES=$("$ROOT/sdk-wasm/features.sh")
+rm -rf "$JS/pkg"
+# shellcheck disable=SC2086
+wasm-pack --log-level warn build "$ROOT/sdk-wasm" --target web --release --mode no-install --no-pack \
+  --out-dir "$JS/pkg" --out-name tracking -- $FEATURES
+
+mkdir -p "$JS/dist"
+wasm-opt -Oz --strip-debug --strip-producers --strip-target-features "$JS/pkg/tracking_bg.wasm" -o "$JS/dist/tracking_bg.wasm"
+
+ESBUILD="$JS/node_modules/.bin/esbuild"
+COMMON="--bundle --minify --target=es2019 --log-level=warning --log-override:empty-import-meta=silent --log-override:duplicate-object-key=silent"
+# shellcheck disable=SC2086
+"$ESBUILD" "$JS/src/index.js" $COMMON --format=esm --outfile="$JS/dist/index.js"
+# shellcheck disable=SC2086
+"$ESBUILD" "$JS/src/legacy.js" $COMMON --format=iife --outfile="$JS/dist/tracking.legacy.js"
+cp "$JS/src/index.d.ts" "$JS/dist/index.d.ts"
+echo "built $JS/dist:"
+ls -l "$JS/dist"

@@ -1,0 +1,321 @@
+//! The Tracking browser SDK: Open edX frontend-platform's analytics interface
+//! (`sendTrackingLogEvent`, `sendTrackEvent`, `sendPageEvent`, `identify…`) on a
+//! WebAssembly core that validates, scrubs and batches events to the ingest server's
+//! `POST /v1/batch`.
+//!
+//! The name rules and the scrubber are the server's own (`event_model::rules`), so the
+//! browser refuses or masks exactly what the server would. The SDK holds no JSON
+//! library: the browser's `JSON.stringify` takes the snapshot of the properties and
+//! [`json`] rewrites its text in one pass.
+//!
+//! Nothing here throws into the page except `identifyAuthenticatedUser` without a user
+//! id, as frontend-platform does. The npm package `@org/tracking` (in `js/`) wraps
+//! these exports: it queues calls made before the module is ready and swallows a
+//! module that cannot load.
+
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::JsValue;
+
+#[cfg(all(not(feature = "std"), target_arch = "wasm32"))]
+mod wasm_rt;
+
+pub mod event;
+pub mod json;
+pub mod snake;
+pub mod tracker;
+pub mod web;
+
+pub use event::Kind;
+pub use tracker::{Call, Config, Tracker};
+
+/// Calls made before `configure` are held (at most this many) and replayed by it.
+const MAX_PENDING: usize = 10_000;
+
+enum Pending {
+    Call(Call),
+    Identify {
+        user_id: Option<String>,
+        traits: Option<String>,
+        time: f64,
+        page: String,
+    },
+    Reset,
+}
+
+struct Global {
+    tracker: Option<Tracker>,
+    pending: Vec<Pending>,
+    /// Calls lost outside the tracker: before `configure` (overflow) or re-entrant.
+    lost: u64,
+}
+
+/// The page's tracker. WebAssembly here is single-threaded (no `atomics`), so a plain
+/// static is sound; it also keeps `thread_local!` (std only) out of the build.
+struct PageGlobal(RefCell<Global>);
+
+// SAFETY: wasm32-unknown-unknown without the `atomics` feature has one thread.
+unsafe impl Sync for PageGlobal {}
+
+static GLOBAL: PageGlobal = PageGlobal(RefCell::new(Global {
+    tracker: None,
+    pending: Vec::new(),
+    lost: 0,
+}));
+
+fn tracker() -> Option<Tracker> {
+    GLOBAL.0.try_borrow().ok().and_then(|g| g.tracker.clone())
+}
+
+fn lose() {
+    if let Ok(mut g) = GLOBAL.0.try_borrow_mut() {
+        g.lost += 1;
+    }
+}
+
+fn hold(p: Pending) {
+    if let Ok(mut g) = GLOBAL.0.try_borrow_mut() {
+        if g.pending.len() >= MAX_PENDING {
+            g.pending.remove(0);
+            g.lost += 1;
+        }
+        g.pending.push(p);
+    }
+}
+
+/// Captures a call on the calling path and hands it to the tracker (or holds it until
+/// `configure`).
+fn capture(
+    kind: Kind,
+    name: &JsValue,
+    category: Option<&JsValue>,
+    properties: &JsValue,
+    snake: bool,
+) {
+    let (data, unserializable) = match web::stringify_value(properties) {
+        Ok(d) => (d, false),
+        Err(()) => (None, true),
+    };
+    dispatch(Call {
+        kind,
+        name: web::text(name),
+        category: category.and_then(web::text),
+        data,
+        unserializable,
+        snake,
+        time: web::now(),
+        page: web::href(),
+    });
+}
+
+fn dispatch(call: Call) {
+    match tracker() {
+        Some(t) => {
+            if !t.record(call) {
+                lose();
+            }
+        }
+        None => hold(Pending::Call(call)),
+    }
+}
+
+fn identify(user_id: Option<String>, traits: Option<String>, time: f64, page: String) {
+    match tracker() {
+        Some(t) => {
+            if !t.identify(user_id, traits, time, page) {
+                lose();
+            }
+        }
+        None => hold(Pending::Identify {
+            user_id,
+            traits,
+            time,
+            page,
+        }),
+    }
+}
+
+/// Sets the endpoint and the queue's limits (see the README for every option) and
+/// starts sending; calls made before it are replayed. Calling it again changes the
+/// settings, except `storageKey`.
+#[wasm_bindgen]
+pub fn configure(options: JsValue) {
+    if let Some(t) = tracker() {
+        t.reconfigure(&options);
+        return;
+    }
+    let t = Tracker::new(Config::from_js(&options));
+    let pending = match GLOBAL.0.try_borrow_mut() {
+        Ok(mut g) => {
+            g.tracker = Some(t.clone());
+            core::mem::take(&mut g.pending)
+        }
+        Err(_) => return,
+    };
+    for p in pending {
+        match p {
+            Pending::Call(call) => {
+                t.record(call);
+            }
+            Pending::Identify {
+                user_id,
+                traits,
+                time,
+                page,
+            } => {
+                t.identify(user_id, traits, time, page);
+            }
+            Pending::Reset => t.reset(),
+        }
+    }
+}
+
+/// An event for the research tracking log; property keys are snake-cased at every
+/// depth as frontend-platform does. The promise always resolves (once the event is
+/// queued: the queue persists it and flushes it on unload).
+#[wasm_bindgen(js_name = sendTrackingLogEvent)]
+pub fn send_tracking_log_event(name: JsValue, properties: JsValue) -> JsValue {
+    capture(Kind::TrackingLog, &name, None, &properties, true);
+    web::resolved()
+}
+
+/// A Segment `track` event.
+#[wasm_bindgen(js_name = sendTrackEvent)]
+pub fn send_track_event(name: JsValue, properties: JsValue) {
+    capture(Kind::Track, &name, None, &properties, false);
+}
+
+/// A Segment `page` event.
+#[wasm_bindgen(js_name = sendPageEvent)]
+pub fn send_page_event(category: JsValue, name: JsValue, properties: JsValue) {
+    capture(Kind::Page, &name, Some(&category), &properties, false);
+}
+
+/// Declares the signed-in user (the server trusts only its own credentials; this id
+/// travels as `user_id` for Segment). Throws without a user id, as frontend-platform does.
+#[wasm_bindgen(js_name = identifyAuthenticatedUser)]
+pub fn identify_authenticated_user(user_id: JsValue, traits: JsValue) -> Result<(), JsValue> {
+    if !user_id.is_truthy() {
+        return Err(web::error(
+            "UserId is required for identifyAuthenticatedUser.",
+        ));
+    }
+    identify(
+        web::text(&user_id),
+        web::stringify_value(&traits).ok().flatten(),
+        web::now(),
+        web::href(),
+    );
+    Ok(())
+}
+
+/// Declares an anonymous visitor: forgets a signed-in user seen before (new anonymous
+/// id) and, when traits are given, sends an `identify` event with them.
+#[wasm_bindgen(js_name = identifyAnonymousUser)]
+pub fn identify_anonymous_user(traits: JsValue) -> JsValue {
+    identify(
+        None,
+        web::stringify_value(&traits).ok().flatten(),
+        web::now(),
+        web::href(),
+    );
+    web::resolved()
+}
+
+/// The legacy `Logger.log(event_type, data)`: a tracking-log event whose data is kept
+/// as given (no snake-casing: legacy consumers read keys such as `currentTime`).
+#[wasm_bindgen(js_name = logLegacy)]
+pub fn log_legacy(event_type: JsValue, data: JsValue) -> JsValue {
+    capture(Kind::TrackingLog, &event_type, None, &data, false);
+    web::resolved()
+}
+
+/// Sends what is queued now; resolves when it is delivered or the attempt failed
+/// (the events then wait for their retry). Never rejects.
+#[wasm_bindgen]
+pub fn flush() -> JsValue {
+    match tracker() {
+        Some(t) => t.flush(),
+        None => web::resolved(),
+    }
+}
+
+/// Counters: `enqueued`, `sent`, `retried`, `dropped` by reason, and the queue's state.
+#[wasm_bindgen(js_name = getStats)]
+pub fn get_stats() -> JsValue {
+    let mut json = match tracker() {
+        Some(t) => t.stats_json(),
+        None => String::new(),
+    };
+    let (configured, pending, lost) = match GLOBAL.0.try_borrow() {
+        Ok(g) => (g.tracker.is_some(), g.pending.len() as u64, g.lost),
+        Err(_) => (true, 0, 0),
+    };
+    if json.is_empty() {
+        json.push_str("{\"dropped\":{}}");
+    }
+    json.pop();
+    json.push_str(if configured {
+        ",\"configured\":true"
+    } else {
+        ",\"configured\":false"
+    });
+    json.push_str(",\"pending\":");
+    event::push_u64(&mut json, pending);
+    json.push_str(",\"lost\":");
+    event::push_u64(&mut json, lost);
+    json.push('}');
+    web::parse(&json)
+}
+
+/// Forgets the user id and mints a new anonymous id (Segment's `reset`, for sign-out).
+/// Queued events keep the identity they were recorded with.
+#[wasm_bindgen]
+pub fn reset() {
+    match tracker() {
+        Some(t) => t.reset(),
+        None => hold(Pending::Reset),
+    }
+}
+
+/// Replays a call the JavaScript entry captured before the module was ready:
+/// `code` 0 tracking log, 1 track, 2 page, 3 identify (user), 4 identify (anonymous),
+/// 5 legacy `Logger.log`, 6 reset; `data` is the `JSON.stringify` text taken at the
+/// call, `undefined` for none, `null` when it threw.
+#[wasm_bindgen(js_name = __replay)]
+pub fn replay(code: u8, name: JsValue, category: JsValue, data: JsValue, time: f64, page: JsValue) {
+    let page = page.as_string().unwrap_or_default();
+    let (data, unserializable) = (data.as_string(), data.is_null());
+    let kind = match code {
+        0 | 5 => Kind::TrackingLog,
+        1 => Kind::Track,
+        2 => Kind::Page,
+        3 | 4 => {
+            return identify(
+                if code == 3 { web::text(&name) } else { None },
+                data,
+                time,
+                page,
+            )
+        }
+        6 => return reset(),
+        _ => return,
+    };
+    dispatch(Call {
+        kind,
+        name: web::text(&name),
+        category: web::text(&category),
+        data,
+        unserializable,
+        snake: code == 0,
+        time,
+        page,
+    });
+}
