@@ -266,7 +266,84 @@ fn fsize_child(dir: &Path) {
     .unwrap();
     assert_eq!(wal.committed_seq(), 61);
     check(&wal);
+    drop(wal);
+    rotation_rollback(&dir.join("rotating"));
     println!("fsize-child-ok");
+}
+
+/// A group that started a new segment and then failed: a segment made only for
+/// the failed records goes and the old one is cut back; a segment that starts at
+/// the group's first record (the old one was full) stays, emptied.
+fn rotation_rollback(dir: &Path) {
+    // Record `i` of a batch: the second one is big enough to force a rotation.
+    let rec = |tag: &str, i: u64| {
+        let mut p = format!("{tag}-{i}-").into_bytes();
+        p.resize(if i == 1 { 4000 } else { 100 }, b'y');
+        p
+    };
+    let batch = |tag: &str| (0..12).map(|i| rec(tag, i)).collect::<Vec<_>>();
+    let seg = |first: u64| dir.join(format!("{first:020}.wal"));
+    let len = |first: u64| std::fs::metadata(seg(first)).unwrap().len();
+    let config = || WalConfig {
+        dir: dir.to_path_buf(),
+        segment_bytes: 5000,
+        ..WalConfig::default()
+    };
+    let wal = Wal::open(config()).unwrap();
+    let mut expected = Vec::new();
+    let ok: Vec<_> = (0..10).map(|i| rec("ok", i + 2)).collect();
+    assert_eq!(wal.append_blocking(ok.clone()).unwrap(), 0..10);
+    expected.extend(ok); // 1160 bytes in segment 0
+
+    // Record 10 fits segment 0; record 11 (4016 bytes) starts segment 11, which
+    // then passes the 4096-byte limit.
+    set_fsize_limit(4096);
+    let err = wal.append_blocking(batch("fail")).unwrap_err();
+    assert!(matches!(err, WalError::Io(_)), "{err:?}");
+    assert!(
+        !seg(11).exists(),
+        "segment made by the failed group removed"
+    );
+    assert_eq!(len(0), 1160, "old segment cut back");
+    assert_eq!(wal.committed_seq(), 10);
+    let small = vec![rec("small", 0)];
+    assert_eq!(wal.append_blocking(small.clone()).unwrap(), 10..11);
+    expected.extend(small);
+
+    set_fsize_limit(libc::RLIM_INFINITY);
+    assert_eq!(wal.append_blocking(batch("a")).unwrap(), 11..23);
+    expected.extend(batch("a"));
+
+    // Segment 0 holds 0..12, segment 12 holds 12..21 (4944 bytes), segment 21
+    // holds 21..23 (232 bytes).
+    assert_eq!((len(12), len(21)), (4944, 232));
+    // A 4916-byte record does not fit segment 21: the group rotates at its first
+    // record into segment 23, and fails there.
+    set_fsize_limit(4096);
+    let err = wal.append_blocking(vec![vec![b'z'; 4900]]).unwrap_err();
+    assert!(matches!(err, WalError::Io(_)), "{err:?}");
+    assert_eq!(len(23), 0, "rotated segment kept, emptied");
+    let small = vec![rec("small", 2)];
+    assert_eq!(wal.append_blocking(small.clone()).unwrap(), 23..24);
+    expected.extend(small);
+    assert_eq!(len(23), 116);
+    set_fsize_limit(libc::RLIM_INFINITY);
+
+    drop(wal);
+    let wal = Wal::open(config()).unwrap();
+    assert_eq!(wal.committed_seq(), 24);
+    let mut reader = wal.reader(0).unwrap();
+    let mut all = Vec::new();
+    while reader.next_seq() < 24 {
+        all.extend(
+            reader
+                .read_batch_blocking(1000, Duration::from_secs(1))
+                .unwrap()
+                .into_iter()
+                .map(|(_, p)| p),
+        );
+    }
+    assert_eq!(all, expected);
 }
 
 #[test]

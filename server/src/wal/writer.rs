@@ -326,14 +326,15 @@ impl Writer {
                 removed = true;
             }
         }
-        // Durable before the older segment is shortened, or a crash could leave a
-        // shortened segment followed by a newer one.
-        if removed {
-            sync_dir(&self.shared.config.dir)?;
-        }
         let active = *lock(&self.shared.segments)
             .last()
             .expect("segments never empty");
+        // Removals durable before the older segment is shortened, or a crash could
+        // leave a shortened segment followed by a newer one; and a kept new segment
+        // may be here because its directory fsync is what failed.
+        if removed || active.first_seq != snap.active_first {
+            sync_dir(&self.shared.config.dir)?;
+        }
         let len = if active.first_seq == snap.active_first {
             snap.active_len
         } else {
