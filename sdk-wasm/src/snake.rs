@@ -394,7 +394,10 @@ mod tests {
         let mut pairs = Vec::new();
         for line in text.lines() {
             // Each line is `["key","expected"],` (the first starts with `[`, the last ends with `]`).
-            let line = line.trim_start_matches('[').trim_end_matches(',').trim_end_matches(']');
+            let line = line
+                .trim_start_matches('[')
+                .trim_end_matches(',')
+                .trim_end_matches(']');
             let strings = split_json_strings(line);
             assert_eq!(strings.len(), 2, "fixture line {line}");
             let unescape = |s: &str| crate::json::unescape_utf16(s).expect("fixture string");
@@ -425,15 +428,30 @@ mod tests {
 
     #[test]
     fn lodash_parity_fixture() {
-        let lower = |w: &[u16]| -> Vec<u16> { String::from_utf16_lossy(w).to_lowercase().encode_utf16().collect() };
+        let lower = |w: &[u16]| -> Vec<u16> {
+            String::from_utf16_lossy(w)
+                .to_lowercase()
+                .encode_utf16()
+                .collect()
+        };
         let mut failures = Vec::new();
         for (key, want) in fixture() {
             let got = snake_case_utf16(&key, &lower);
             if got != want {
-                failures.push(format!("{:?}: want {:?}, got {:?}", String::from_utf16_lossy(&key), String::from_utf16_lossy(&want), String::from_utf16_lossy(&got)));
+                failures.push(format!(
+                    "{:?}: want {:?}, got {:?}",
+                    String::from_utf16_lossy(&key),
+                    String::from_utf16_lossy(&want),
+                    String::from_utf16_lossy(&got)
+                ));
             }
         }
-        assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+        assert!(
+            failures.is_empty(),
+            "{} mismatches:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
     }
 
     #[test]
