@@ -95,6 +95,13 @@ impl Event {
         Ok(event)
     }
 
+    /// An event read back from storage this crate wrote (a write-ahead log record):
+    /// the map is taken as it is, without the checks and normalization of
+    /// [`Event::from_value`].
+    pub fn from_stored(map: Map<String, Value>) -> Event {
+        Event(map)
+    }
+
     /// The event name (`unknown` if a processor removed it).
     pub fn name(&self) -> &str {
         self.0.get("name").and_then(Value::as_str).unwrap_or(UNKNOWN_EVENT_NAME)

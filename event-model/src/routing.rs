@@ -70,6 +70,11 @@ impl Counters {
         Arc::new(Self::default())
     }
 
+    /// Counts one event for `stage` of `branch` (for stages outside a [`Router`]).
+    pub fn record(&self, branch: &str, stage: &str, outcome: Outcome, reason: &str) {
+        self.add(CounterKey { branch: branch.to_owned(), stage: stage.to_owned(), outcome, reason: reason.to_owned() });
+    }
+
     fn add(&self, key: CounterKey) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         *map.entry(key).or_insert(0) += 1;

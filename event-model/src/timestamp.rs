@@ -18,18 +18,32 @@ pub fn now() -> OffsetDateTime {
 /// the microseconds are zero, converting to UTC first.
 pub fn format(at: OffsetDateTime) -> String {
     let at = at.to_offset(UtcOffset::UTC);
+    // Written digit by digit: this runs for every event.
+    fn digits(out: &mut String, value: u32, width: u32) {
+        for place in (0..width).rev() {
+            out.push(char::from(b'0' + (value / 10u32.pow(place) % 10) as u8));
+        }
+    }
+    let mut out = String::with_capacity(32);
+    let year = at.year();
+    if year < 0 {
+        out.push('-');
+    }
+    digits(&mut out, year.unsigned_abs(), 4);
+    out.push('-');
+    digits(&mut out, u32::from(u8::from(at.month())), 2);
+    out.push('-');
+    digits(&mut out, u32::from(at.day()), 2);
+    out.push('T');
+    digits(&mut out, u32::from(at.hour()), 2);
+    out.push(':');
+    digits(&mut out, u32::from(at.minute()), 2);
+    out.push(':');
+    digits(&mut out, u32::from(at.second()), 2);
     let micros = at.nanosecond() / 1000;
-    let mut out = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second()
-    );
     if micros != 0 {
-        out.push_str(&format!(".{micros:06}"));
+        out.push('.');
+        digits(&mut out, micros, 6);
     }
     out.push_str("+00:00");
     out

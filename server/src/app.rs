@@ -95,7 +95,7 @@ fn remember_logged_ids(wal: &Wal, dedupe: &Dedupe) -> anyhow::Result<()> {
         }
         for (_, record) in batch {
             if let Ok(event) = serde_json::from_slice::<event_model::Event>(&record) {
-                if let Some(id) = event.id() {
+                if let Some(id) = event.id().and_then(|id| uuid::Uuid::parse_str(id).ok()) {
                     dedupe.remember_stored(id);
                 }
             }

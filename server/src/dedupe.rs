@@ -4,6 +4,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use uuid::Uuid;
+
 /// What the de-duplicator says about an id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Seen {
@@ -31,8 +33,8 @@ pub struct Dedupe {
 
 #[derive(Default)]
 struct Inner {
-    ids: HashMap<String, (State, Instant)>,
-    order: VecDeque<(String, Instant)>,
+    ids: HashMap<Uuid, (State, Instant)>,
+    order: VecDeque<(Uuid, Instant)>,
 }
 
 impl Dedupe {
@@ -41,20 +43,20 @@ impl Dedupe {
     }
 
     /// Reserves `id` unless it was seen within the window.
-    pub fn reserve(&self, id: &str) -> Seen {
+    pub fn reserve(&self, id: Uuid) -> Seen {
         let now = Instant::now();
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.expire(now, self.window, self.max_ids);
-        if inner.ids.contains_key(id) {
+        if inner.ids.contains_key(&id) {
             return Seen::Duplicate;
         }
-        inner.ids.insert(id.to_owned(), (State::Pending, now));
-        inner.order.push_back((id.to_owned(), now));
+        inner.ids.insert(id, (State::Pending, now));
+        inner.order.push_back((id, now));
         Seen::New
     }
 
     /// Marks reserved ids as stored.
-    pub fn confirm<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+    pub fn confirm(&self, ids: &[Uuid]) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         for id in ids {
             if let Some(entry) = inner.ids.get_mut(id) {
@@ -64,7 +66,7 @@ impl Dedupe {
     }
 
     /// Forgets reserved ids whose events could not be stored.
-    pub fn release<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+    pub fn release(&self, ids: &[Uuid]) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         for id in ids {
             if matches!(inner.ids.get(id), Some((State::Pending, _))) {
@@ -74,12 +76,12 @@ impl Dedupe {
     }
 
     /// Remembers an id already stored (rebuilding the window from the log at start).
-    pub fn remember_stored(&self, id: &str) {
+    pub fn remember_stored(&self, id: Uuid) {
         let now = Instant::now();
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.expire(now, self.window, self.max_ids);
-        if inner.ids.insert(id.to_owned(), (State::Stored, now)).is_none() {
-            inner.order.push_back((id.to_owned(), now));
+        if inner.ids.insert(id, (State::Stored, now)).is_none() {
+            inner.order.push_back((id, now));
         }
     }
 
@@ -115,40 +117,44 @@ impl Inner {
 mod tests {
     use super::*;
 
+    fn id(n: u128) -> Uuid {
+        Uuid::from_u128(n)
+    }
+
     #[test]
     fn duplicates_within_the_window() {
         let d = Dedupe::new(Duration::from_secs(60), 100);
-        assert_eq!(d.reserve("a"), Seen::New);
-        assert_eq!(d.reserve("a"), Seen::Duplicate, "in flight counts as seen");
-        d.confirm(["a"]);
-        assert_eq!(d.reserve("a"), Seen::Duplicate);
-        assert_eq!(d.reserve("b"), Seen::New);
+        assert_eq!(d.reserve(id(97)), Seen::New);
+        assert_eq!(d.reserve(id(97)), Seen::Duplicate, "in flight counts as seen");
+        d.confirm(&[id(97)]);
+        assert_eq!(d.reserve(id(97)), Seen::Duplicate);
+        assert_eq!(d.reserve(id(98)), Seen::New);
     }
 
     #[test]
     fn released_ids_can_be_retried() {
         let d = Dedupe::new(Duration::from_secs(60), 100);
-        assert_eq!(d.reserve("a"), Seen::New);
-        d.release(["a"]);
-        assert_eq!(d.reserve("a"), Seen::New);
-        d.confirm(["a"]);
-        d.release(["a"]);
-        assert_eq!(d.reserve("a"), Seen::Duplicate, "stored ids are not released");
+        assert_eq!(d.reserve(id(97)), Seen::New);
+        d.release(&[id(97)]);
+        assert_eq!(d.reserve(id(97)), Seen::New);
+        d.confirm(&[id(97)]);
+        d.release(&[id(97)]);
+        assert_eq!(d.reserve(id(97)), Seen::Duplicate, "stored ids are not released");
     }
 
     #[test]
     fn window_and_capacity() {
         let d = Dedupe::new(Duration::from_millis(30), 100);
-        d.reserve("old");
+        d.reserve(id(111));
         std::thread::sleep(Duration::from_millis(60));
-        assert_eq!(d.reserve("old"), Seen::New, "forgotten after the window");
+        assert_eq!(d.reserve(id(111)), Seen::New, "forgotten after the window");
 
         let d = Dedupe::new(Duration::from_secs(60), 3);
-        for id in ["1", "2", "3", "4"] {
-            d.reserve(id);
+        for n in 1..=4 {
+            d.reserve(id(n));
         }
         assert_eq!(d.len(), 3);
-        assert_eq!(d.reserve("1"), Seen::New, "the oldest is forgotten first");
-        assert_eq!(d.reserve("4"), Seen::Duplicate);
+        assert_eq!(d.reserve(id(1)), Seen::New, "the oldest is forgotten first");
+        assert_eq!(d.reserve(id(4)), Seen::Duplicate);
     }
 }

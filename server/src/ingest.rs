@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use event_model::processor::Rejection;
 use event_model::processors::{NameMode, NameValidator, Scrubber, SizeLimit};
-use event_model::routing::{Counters, Router};
+use event_model::routing::{Counters, Outcome, Router};
 use event_model::rules::course::{course_from_url, parse_course_key};
 use event_model::{timestamp, Event, Map, Value};
 use uuid::Uuid;
@@ -110,8 +110,10 @@ fn set_course(context: &mut Map<String, Value>, page: Option<&str>, courserun_ke
     context.insert("org_id".into(), Value::String(org_id));
 }
 
-/// Builds the event for one item of a batch, with the request's context.
-pub fn event_from_batch_item(item: Value, request_context: &Map<String, Value>) -> Result<Event, Rejection> {
+/// Builds the event for one item of a batch, with the request's context; `received`
+/// is the time the server received the batch (from [`timestamp::format`]), which the
+/// tracking log records as the event time, as the LMS does.
+pub fn event_from_batch_item(item: Value, request_context: &Map<String, Value>, received: &str) -> Result<Event, Rejection> {
     let Value::Object(mut item) = item else {
         return Err(Rejection::new("invalid_event", "each event must be a JSON object"));
     };
@@ -133,9 +135,12 @@ pub fn event_from_batch_item(item: Value, request_context: &Map<String, Value>) 
         Some(data @ Value::Object(_)) => data,
         Some(_) => return Err(Rejection::new("invalid_data", "`data` must be a JSON object")),
     };
+    // The client's clock only goes to Segment; tracking-log events use the server's.
     let client_timestamp = match optional_string(&item, "timestamp")? {
-        Some(ts) => Some(timestamp::normalize(&ts).map_err(|_| Rejection::new("invalid_timestamp", "`timestamp` must be RFC 3339"))?),
-        None => None,
+        Some(ts) if kind != EventKind::TrackingLog => {
+            Some(timestamp::normalize(&ts).map_err(|_| Rejection::new("invalid_timestamp", "`timestamp` must be RFC 3339"))?)
+        }
+        _ => None,
     };
     let page = optional_string(&item, "page")?;
     let referrer = optional_string(&item, "referrer")?;
@@ -148,7 +153,7 @@ pub fn event_from_batch_item(item: Value, request_context: &Map<String, Value>) 
     context.insert("event_source".into(), Value::String("browser".into()));
     context.insert("page".into(), page.map(Value::String).unwrap_or(Value::Null));
 
-    let mut event = Event::with_parts(name, timestamp::format(timestamp::now()), data, context, Some(id));
+    let mut event = Event::with_parts(name, received.to_owned(), data, context, Some(id));
     if kind != EventKind::TrackingLog {
         // Segment's fields; tracking-log events keep the legacy shape exactly.
         let map = event.as_map_mut();
@@ -198,11 +203,22 @@ pub fn event_from_legacy(fields: LegacyFields, request_context: &Map<String, Val
     Ok(Event::with_parts(name, timestamp::format(timestamp::now()), data, context, Some(Uuid::now_v7())))
 }
 
+/// An event ready for the write-ahead log.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// The event id, for de-duplication.
+    pub id: Option<Uuid>,
+    /// The event as stored: compact JSON.
+    pub record: Vec<u8>,
+}
+
 /// The checks every incoming event passes before it is accepted: name validation
-/// (legacy names accepted), scrubbing, and the size limit. Drops and warnings are
+/// (legacy names accepted), scrubbing, and the size limit on the stored JSON (the
+/// measure the browser SDK applies with `JSON.stringify`). Drops and warnings are
 /// counted in the server's counters under the branch `ingest`.
 pub struct IngestRules {
     router: Router,
+    size: SizeLimit,
 }
 
 impl IngestRules {
@@ -212,14 +228,21 @@ impl IngestRules {
             .counters(counters)
             .processor(NameValidator::new(name_mode, true))
             .processor(Scrubber::new(scrub_keys))
-            .processor(SizeLimit::new(max_event_bytes))
             .build();
-        IngestRules { router }
+        IngestRules { router, size: SizeLimit::new(max_event_bytes) }
     }
 
     /// The event as it will be stored, or why it is rejected.
-    pub fn apply(&self, event: Event) -> Result<Event, Rejection> {
-        self.router.process(event)
+    pub fn apply(&self, event: Event) -> Result<Accepted, Rejection> {
+        let event = self.router.process(event)?;
+        // An Event is a JSON object: serializing it into memory cannot fail.
+        let record = serde_json::to_vec(&event).expect("events serialize");
+        if let Some(why) = self.size.check_len(record.len()) {
+            self.router.counters().record("ingest", "size_limit", Outcome::Dropped, why.reason);
+            return Err(why);
+        }
+        let id = event.id().and_then(|id| Uuid::parse_str(id).ok());
+        Ok(Accepted { id, record })
     }
 }
 
@@ -227,6 +250,8 @@ impl IngestRules {
 mod tests {
     use super::*;
     use event_model::json;
+
+    const NOW: &str = "2026-11-22T10:01:02+00:00";
 
     fn request_context() -> Map<String, Value> {
         json!({"user_id": 7, "username": "u", "path": "/v1/batch", "course_id": "", "org_id": ""}).as_object().unwrap().clone()
@@ -250,9 +275,11 @@ mod tests {
                    "page": "https://lms.example.com/courses/course-v1:edX+DemoX+Demo/courseware", "user_id": "999",
                    "timestamp": "2026-11-22T10:01:02.100Z"}),
             &request_context(),
+            "2026-11-22T10:01:02.200000+00:00",
         )
         .unwrap();
         assert_eq!(e.id(), Some(id));
+        assert_eq!(e.as_map()["timestamp"], json!("2026-11-22T10:01:02.200000+00:00"));
         let context = e.context();
         assert_eq!(context["course_id"], json!("course-v1:edX+DemoX+Demo"));
         assert_eq!(context["org_id"], json!("edX"));
@@ -264,24 +291,25 @@ mod tests {
 
     #[test]
     fn segment_items_keep_their_fields() {
-        let e = event_from_batch_item(json!({"type": "track", "name": "edx.bi.x.clicked", "user_id": 999, "anonymous_id": "anon"}), &request_context()).unwrap();
+        let e = event_from_batch_item(json!({"type": "track", "name": "edx.bi.x.clicked", "user_id": 999, "anonymous_id": "anon", "timestamp": "2026-11-22T10:01:02.1Z"}), &request_context(), NOW).unwrap();
+        assert_eq!(e.as_map()["client_timestamp"], json!("2026-11-22T10:01:02.100000+00:00"));
         assert_eq!(e.as_map()["type"], json!("track"));
         assert_eq!(e.as_map()["declared_user_id"], json!("999"));
         assert_eq!(e.context()["user_id"], json!(7));
         assert_eq!(Uuid::parse_str(e.id().unwrap()).unwrap().get_version_num(), 7, "minted when missing");
-        let page = event_from_batch_item(json!({"type": "page", "category": "learning"}), &request_context()).unwrap();
+        let page = event_from_batch_item(json!({"type": "page", "category": "learning"}), &request_context(), NOW).unwrap();
         assert_eq!(page.name(), "page");
     }
 
     #[test]
     fn item_rejections() {
-        let reason = |item: Value| event_from_batch_item(item, &request_context()).unwrap_err().reason;
+        let reason = |item: Value| event_from_batch_item(item, &request_context(), NOW).unwrap_err().reason;
         assert_eq!(reason(json!(3)), "invalid_event");
         assert_eq!(reason(json!({"type": "teleport", "name": "a.b.c"})), "invalid_type");
         assert_eq!(reason(json!({"name": "a.b.c", "id": "nope"})), "invalid_id");
         assert_eq!(reason(json!({"data": {}})), "missing_name");
         assert_eq!(reason(json!({"name": "a.b.c", "data": [1]})), "invalid_data");
-        assert_eq!(reason(json!({"name": "a.b.c", "timestamp": "later"})), "invalid_timestamp");
+        assert_eq!(reason(json!({"type": "track", "name": "a.b.c", "timestamp": "later"})), "invalid_timestamp");
         assert_eq!(reason(json!({"name": "a.b.c", "page": 5})), "invalid_field");
     }
 
@@ -305,7 +333,8 @@ mod tests {
     fn rules_reject_oversize_and_scrub() {
         let rules = IngestRules::new(NameMode::Reject, vec![], 300, Counters::new());
         let ok = Event::new("edx.a.b", json!({"password": "x"}), Map::new());
-        assert_eq!(rules.apply(ok).unwrap().data(), Some(&json!({"password": "********"})));
+        let stored: Event = serde_json::from_slice(&rules.apply(ok).unwrap().record).unwrap();
+        assert_eq!(stored.data(), Some(&json!({"password": "********"})));
         let big = Event::new("edx.a.b", json!({"t": "x".repeat(400)}), Map::new());
         assert_eq!(rules.apply(big).unwrap_err().reason, "size_limit");
         assert_eq!(rules.apply(Event::new("Bad Name", Value::Null, Map::new())).unwrap_err().reason, "name_bad_part");

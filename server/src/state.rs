@@ -67,27 +67,27 @@ impl AppState {
     /// De-duplicates `events` by id and appends the new ones to the write-ahead log;
     /// returns once they are durable. On failure nothing is stored and no id is
     /// remembered, so the client's retry is accepted.
-    pub async fn accept(&self, events: Vec<event_model::Event>) -> Result<Vec<Stored>, Unavailable> {
+    pub async fn accept(&self, events: Vec<crate::ingest::Accepted>) -> Result<Vec<Stored>, Unavailable> {
         let mut outcomes = Vec::with_capacity(events.len());
         let mut records = Vec::with_capacity(events.len());
         let mut reserved = Vec::with_capacity(events.len());
-        for event in &events {
-            let id = event.id().unwrap_or_default();
-            if !id.is_empty() && self.dedupe.reserve(id) == crate::dedupe::Seen::Duplicate {
-                outcomes.push(Stored::Duplicate);
-                continue;
+        for event in events {
+            if let Some(id) = event.id {
+                if self.dedupe.reserve(id) == crate::dedupe::Seen::Duplicate {
+                    outcomes.push(Stored::Duplicate);
+                    continue;
+                }
+                reserved.push(id);
             }
-            reserved.push(id);
-            // An Event is a JSON object: serializing it into memory cannot fail.
-            records.push(serde_json::to_vec(event).expect("events serialize"));
+            records.push(event.record);
             outcomes.push(Stored::Accepted);
         }
         if !records.is_empty() {
             if let Err(error) = self.wal.append(records).await {
-                self.dedupe.release(reserved.iter().copied());
+                self.dedupe.release(&reserved);
                 return Err(Unavailable(error.to_string()));
             }
-            self.dedupe.confirm(reserved.iter().copied());
+            self.dedupe.confirm(&reserved);
         }
         let accepted = outcomes.iter().filter(|o| **o == Stored::Accepted).count() as u64;
         self.metrics.accepted.inc_by(accepted);

@@ -38,11 +38,11 @@ fn strip_query(url: &str) -> &str {
     &url[..end]
 }
 
-fn percent_decode_key(s: &str) -> String {
+fn percent_decode_key(s: &str) -> std::borrow::Cow<'_, str> {
     if !s.contains('%') {
-        return s.to_owned();
+        return std::borrow::Cow::Borrowed(s);
     }
-    s.replace("%2B", "+").replace("%2b", "+").replace("%3A", ":").replace("%3a", ":")
+    std::borrow::Cow::Owned(s.replace("%2B", "+").replace("%2b", "+").replace("%3A", ":").replace("%3a", ":"))
 }
 
 /// Allowed characters of a key part, as Open edX's opaque keys allow them.

@@ -38,16 +38,17 @@ async fn handle(req: &HttpRequest, body: &[u8], state: &AppState, context: &Requ
     state.metrics.received.inc_by(items.len() as u64);
 
     let request_context = context.to_context();
+    let received = event_model::timestamp::format(event_model::timestamp::now());
     let mut ids = Vec::with_capacity(items.len());
     let mut results = Vec::with_capacity(items.len());
     let mut events = Vec::with_capacity(items.len());
     for item in items {
         ids.push(client_id_of(&item));
-        let built = event_from_batch_item(item, &request_context).and_then(|e| state.rules.apply(e));
+        let built = event_from_batch_item(item, &request_context, &received).and_then(|e| state.rules.apply(e));
         match built {
             Ok(event) => {
                 if let Some(slot) = ids.last_mut() {
-                    *slot = event.id().map(str::to_owned);
+                    *slot = event.id.map(|id| id.to_string());
                 }
                 results.push(ItemResult::Pending(events.len()));
                 events.push(event);

@@ -1,0 +1,325 @@
+//! Ingest load test over loopback: batches of 50 realistic events from many
+//! connections with durable commit on, at full and at half load; single-event `/event`
+//! form posts; and, in the same run, the floor: parse + process + serialize + append
+//! of the same events in one thread without HTTP.
+//!
+//! Run with `make bench` or `cargo bench -p tracking-server --bench ingest`
+//! (BENCH_SECONDS=N per phase, BENCH_CONNECTIONS=N).
+
+/// mimalloc: events are many small allocations; glibc's malloc spent a third of the
+/// ingest CPU in allocation and consolidation.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tracking_server::ingest::{event_from_batch_item, parse_batch, IngestRules};
+use tracking_server::wal::{CommitPolicy, Wal, WalConfig};
+
+const EVENTS_PER_BATCH: usize = 50;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Unique ids, cheaply: a UUID v7 layout with a process-wide counter.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+fn write_id(out: &mut String) {
+    let n = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let _ = write!(out, "019a0000-0000-7000-8{:03x}-{:012x}", (n >> 48) & 0xfff, n & 0xffff_ffff_ffff);
+}
+
+/// A batch as the SDK sends it: tracking-log events from a course page.
+fn batch_body(n: u64) -> String {
+    let mut body = String::with_capacity(24 * 1024);
+    body.push_str(r#"{"sent_at":"2026-11-22T10:01:02.123Z","events":["#);
+    for i in 0..EVENTS_PER_BATCH {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(r#"{"id":""#);
+        write_id(&mut body);
+        let _ = write!(
+            body,
+            r#"","type":"tracking_log","name":"edx.ui.lms.sequence.next_selected","timestamp":"2026-11-22T10:01:02.{i:03}Z","data":{{"current_tab":{i},"tab_count":12,"target_tab":{},"widget_placement":"top","id":"block-v1:edX+DemoX+Demo_Course+type@sequential+block@{n:x}","course_id":"course-v1:edX+DemoX+Demo_Course","user_agent_hint":"Mozilla/5.0 (X11; Linux x86_64)"}},"page":"https://lms.example.com/courses/course-v1:edX+DemoX+Demo_Course/courseware/week_1/sequence_{n}/","referrer":"https://lms.example.com/dashboard"}}"#,
+            i + 1
+        );
+    }
+    body.push_str("]}");
+    body
+}
+
+fn form_body(n: u64) -> String {
+    format!(
+        "event_type=edx.ui.lms.outline.selected&event=%7B%22target_name%22%3A%22Week+{n}%22%2C%22widget_placement%22%3A%22accordion%22%7D&page=https%3A%2F%2Flms.example.com%2Fcourses%2Fcourse-v1%3AedX%2BDemoX%2BDemo_Course%2Fcourse%2F"
+    )
+}
+
+struct ServerProcess {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl ServerProcess {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("bench.toml");
+        std::fs::write(
+            &config,
+            format!("listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\ndemo = false\n[limits]\nrate_per_second = 0\n", dir.path().join("data").display()),
+        )
+        .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tracking-server"))
+            .arg("--config")
+            .arg(&config)
+            .env("TRACKING_LOG", "error")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = loop {
+            let line = lines.next().expect("server exited").unwrap();
+            if let Some(url) = line.strip_prefix("listening on ") {
+                break url.to_owned();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        ServerProcess { child, url, _dir: dir }
+    }
+
+    /// CPU seconds used by the server so far (user + system).
+    fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+        let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+        ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Run {
+    requests: u64,
+    events: u64,
+    seconds: f64,
+    cpu: f64,
+    latencies: Vec<Duration>,
+}
+
+impl Run {
+    fn percentile(&self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let index = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies[index]
+    }
+}
+
+/// Sends requests from `connections` threads for `seconds`. With `rate`, each thread
+/// sends on a fixed schedule (open loop: latency counts from the scheduled time);
+/// without, back to back.
+fn drive(server: &ServerProcess, path: &str, connections: usize, seconds: f64, rate: Option<f64>, form: bool) -> Run {
+    let stop = Arc::new(AtomicBool::new(false));
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let requests = Arc::new(AtomicU64::new(0));
+    let cpu_before = server.cpu_seconds();
+    let started = Instant::now();
+    let threads: Vec<_> = (0..connections)
+        .map(|t| {
+            let (stop, latencies, requests) = (stop.clone(), latencies.clone(), requests.clone());
+            let url = format!("{}{path}", server.url);
+            std::thread::spawn(move || {
+                let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
+                let interval = rate.map(|r| Duration::from_secs_f64(connections as f64 / r));
+                let mut next = Instant::now() + Duration::from_millis(t as u64 % 10);
+                let mut mine = Vec::new();
+                let mut n = t as u64 * 1_000_000;
+                while !stop.load(Ordering::Relaxed) {
+                    if interval.is_some() {
+                        let now = Instant::now();
+                        if next > now {
+                            std::thread::sleep(next - now);
+                        }
+                    }
+                    let scheduled = if interval.is_some() { next } else { Instant::now() };
+                    n += 1;
+                    let result = if form {
+                        agent.post(&url).set("Content-Type", "application/x-www-form-urlencoded").send_string(&form_body(n))
+                    } else {
+                        agent.post(&url).set("Content-Type", "text/plain;charset=UTF-8").send_string(&batch_body(n))
+                    };
+                    match result {
+                        Ok(response) => {
+                            let _ = response.into_string();
+                            mine.push(scheduled.elapsed());
+                            requests.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(error) => eprintln!("request failed: {error}"),
+                    }
+                    if let Some(interval) = interval {
+                        next += interval;
+                    }
+                }
+                latencies.lock().unwrap().extend(mine);
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = server.cpu_seconds() - cpu_before;
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mut latencies = Arc::try_unwrap(latencies).unwrap().into_inner().unwrap();
+    latencies.sort();
+    let requests = requests.load(Ordering::Relaxed);
+    let per = if form { 1 } else { EVENTS_PER_BATCH as u64 };
+    Run { requests, events: requests * per, seconds: elapsed, cpu, latencies }
+}
+
+/// The same work without HTTP, in one thread: parse, build, process, serialize,
+/// append with fsync per batch.
+fn floor(seconds: f64, commit: CommitPolicy) -> (f64, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(WalConfig { dir: dir.path().join("wal"), commit, ..WalConfig::default() }).unwrap();
+    let rules = IngestRules::new(event_model::processors::NameMode::Warn, Vec::new(), 50_000, event_model::routing::Counters::new());
+    let context = serde_json::json!({"user_id": null, "username": "", "session": "", "ip": "127.0.0.1", "agent": "bench", "host": "127.0.0.1", "path": "/v1/batch", "referer": "", "accept_language": "", "client_id": "", "course_id": "", "org_id": ""});
+    let context = context.as_object().unwrap().clone();
+    // Bodies are made before the clock starts: the floor is the server's work only.
+    let bodies: Vec<String> = (0..200).map(batch_body).collect();
+    let started = Instant::now();
+    let mut events = 0u64;
+    let mut n = 0usize;
+    while started.elapsed().as_secs_f64() < seconds {
+        n += 1;
+        let body = &bodies[n % bodies.len()];
+        let items = parse_batch(body.as_bytes(), 500).unwrap();
+        let received = event_model::timestamp::format(event_model::timestamp::now());
+        let mut records = Vec::with_capacity(items.len());
+        for item in items {
+            let accepted = rules.apply(event_from_batch_item(item, &context, &received).unwrap()).unwrap();
+            records.push(accepted.record);
+        }
+        events += records.len() as u64;
+        wal.append_blocking(records).unwrap();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    wal.shutdown();
+    (events as f64 / secs, events)
+}
+
+/// Single-event form posts driven by `wrk` (a lighter client than ours, so the server
+/// gets more of the two cores); `None` when wrk is not installed.
+fn wrk_form_posts(server: &ServerProcess, seconds: f64) -> Option<Run> {
+    let dir = tempfile::tempdir().ok()?;
+    let script = dir.path().join("form.lua");
+    std::fs::write(
+        &script,
+        format!(
+            "wrk.method = \"POST\"\nwrk.body = \"{}\"\nwrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\n\
+             done = function(summary, latency, requests)\n  for _, p in ipairs({{50, 99, 99.9}}) do io.write(string.format(\"percentile %g %d\\n\", p, latency:percentile(p))) end\nend\n",
+            form_body(1)
+        ),
+    )
+    .ok()?;
+    let cpu_before = server.cpu_seconds();
+    let started = Instant::now();
+    let output = Command::new("wrk")
+        .args(["-t1", "-c32", &format!("-d{}s", seconds as u64), "-s"])
+        .arg(&script)
+        .arg(format!("{}/event", server.url))
+        .output()
+        .ok()?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = server.cpu_seconds() - cpu_before;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let requests: u64 = text.lines().find_map(|l| l.trim().split_once(" requests in ").and_then(|(n, _)| n.trim().parse().ok()))?;
+    let micros = |p: &str| text.lines().find_map(|l| l.strip_prefix(&format!("percentile {p} "))).and_then(|v| v.trim().parse::<u64>().ok());
+    // wrk reports percentiles; a three-point latency list reproduces them in `Run`.
+    let (p50, p99, p999) = (micros("50")?, micros("99")?, micros("99.9")?);
+    let mut latencies = vec![Duration::from_micros(p50); 600];
+    latencies.extend(vec![Duration::from_micros(p99); 390]);
+    latencies.extend(vec![Duration::from_micros(p999); 10]);
+    Some(Run { requests, events: requests, seconds: elapsed.min(seconds + 1.0).max(seconds), cpu, latencies })
+}
+
+/// Waits until the tracking-log sink has caught up, so one phase's backlog does not
+/// load the next.
+fn settle(server: &ServerProcess) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        let metrics = ureq::get(&format!("{}/metrics", server.url)).call().ok().and_then(|r| r.into_string().ok()).unwrap_or_default();
+        let lag = metrics.lines().find(|l| l.starts_with("tracking_sink_lag_events")).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse::<i64>().ok());
+        if lag == Some(0) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn report(label: &str, run: &Run) {
+    let per_second = run.events as f64 / run.seconds;
+    let cores = run.cpu / run.seconds;
+    println!(
+        "  {label:<28} {:>9.0} events/s  {:>6.0} req/s  server CPU {:.2} cores → {:>9.0} events/s per core  latency p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms",
+        per_second,
+        run.requests as f64 / run.seconds,
+        cores,
+        per_second / cores.max(0.01),
+        run.percentile(0.5).as_secs_f64() * 1e3,
+        run.percentile(0.99).as_secs_f64() * 1e3,
+        run.percentile(0.999).as_secs_f64() * 1e3,
+    );
+}
+
+fn main() {
+    let seconds = env_or("BENCH_SECONDS", 8) as f64;
+    let connections = env_or("BENCH_CONNECTIONS", 32) as usize;
+    println!("ingest over loopback, batches of {EVENTS_PER_BATCH} events, durable commit (fsync), {connections} connections, {seconds} s per phase");
+    println!("  (the load generator runs on the same 2 cores as the server)");
+
+    if std::env::var("BENCH_ONLY_FLOOR").is_ok() {
+        let (rate, _) = floor(seconds, CommitPolicy::None);
+        println!("  floor without fsync: {rate:.0} events/s");
+        return;
+    }
+    let server = ServerProcess::start();
+    drive(&server, "/v1/batch", connections, 1.0, None, false); // warm-up
+    let full = drive(&server, "/v1/batch", connections, seconds, None, false);
+    report("/v1/batch full load", &full);
+    settle(&server);
+    let half_rate = full.requests as f64 / full.seconds / 2.0;
+    let half = drive(&server, "/v1/batch", connections, seconds, Some(half_rate), false);
+    report("/v1/batch half load", &half);
+    settle(&server);
+    match wrk_form_posts(&server, seconds) {
+        Some(form) => report("/event form posts (wrk)", &form),
+        None => {
+            let form = drive(&server, "/event", connections, seconds, None, true);
+            report("/event form posts", &form);
+        }
+    }
+    drop(server);
+
+    let (floor_rate, _) = floor(seconds, CommitPolicy::Fsync);
+    let (cpu_floor, _) = floor(seconds, CommitPolicy::None);
+    println!("  floor without fsync (CPU only): {cpu_floor:.0} events/s");
+    let full_rate = full.events as f64 / full.seconds;
+    println!("  floor (one thread, no HTTP: parse + process + serialize + append, fsync per batch): {floor_rate:.0} events/s");
+    println!("  ratio full-load HTTP / floor: {:.2}", full_rate / floor_rate);
+    println!("  reproduce: cargo bench -p tracking-server --bench ingest   (BENCH_SECONDS, BENCH_CONNECTIONS)");
+}
