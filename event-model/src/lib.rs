@@ -29,6 +29,12 @@
 //! assert!(line.contains(r#""username": "ada""#));
 //! ```
 
+// Without `model`, only the dependency-free rules are built, without std, so the
+// browser SDK can link them into a `no_std` WebAssembly build.
+#![cfg_attr(not(feature = "model"), no_std)]
+
+extern crate alloc;
+
 pub mod rules;
 
 #[cfg(feature = "config")]

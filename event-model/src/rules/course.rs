@@ -1,6 +1,9 @@
 //! Course run keys found in page URLs: `/courses/<key>/…` (LMS) and
 //! `/learning/course/<key>/…` (the learning MFE).
 
+use alloc::borrow::{Cow, ToOwned};
+use alloc::string::String;
+
 /// A course run key found in a URL, with its organisation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CourseRef {
@@ -38,11 +41,11 @@ fn strip_query(url: &str) -> &str {
     &url[..end]
 }
 
-fn percent_decode_key(s: &str) -> std::borrow::Cow<'_, str> {
+fn percent_decode_key(s: &str) -> Cow<'_, str> {
     if !s.contains('%') {
-        return std::borrow::Cow::Borrowed(s);
+        return Cow::Borrowed(s);
     }
-    std::borrow::Cow::Owned(s.replace("%2B", "+").replace("%2b", "+").replace("%3A", ":").replace("%3a", ":"))
+    Cow::Owned(s.replace("%2B", "+").replace("%2b", "+").replace("%3A", ":").replace("%3a", ":"))
 }
 
 /// Allowed characters of a key part, as Open edX's opaque keys allow them.

@@ -1,5 +1,7 @@
 //! Sensitive data: password-like keys and payment card numbers.
 
+use alloc::string::String;
+
 /// What sensitive values are replaced with.
 pub const MASK: &str = "********";
 
