@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run test bench deps deps-run build test-rust test-wasm-build
+.PHONY: run test bench deps deps-run deps-bench sdk build test-rust test-wasm-build test-sdk test-js
 
 deps:
 	@scripts/install-deps.sh test
@@ -10,13 +10,21 @@ deps:
 deps-run:
 	@scripts/install-deps.sh run
 
-build: deps-run
-	$(CARGO) build --release --workspace
+deps-bench:
+	@scripts/install-deps.sh bench
 
+# The browser SDK and the npm package, into js/dist (served by the demo page).
+sdk:
+	sh js/build.sh
+
+build: deps-run sdk
+	$(CARGO) build --release -p tracking-server
+
+# The server on its embedded default: 127.0.0.1:8080, ./data/, the demo page at /.
 run: build
-	@echo "The ingest server lands with the server issue; the event-model crate is built and tested (make test)."
+	./target/release/tracking-server
 
-test: deps test-rust test-wasm-build
+test: deps sdk test-rust test-wasm-build test-sdk test-js
 
 test-rust:
 	$(CARGO) test --workspace
@@ -26,5 +34,15 @@ test-wasm-build:
 	$(CARGO) build -p event-model --target wasm32-unknown-unknown
 	$(CARGO) build -p event-model --target wasm32-unknown-unknown --no-default-features
 
-bench:
+# wasm-bindgen-test in headless Chromium.
+test-sdk:
+	sh sdk-wasm/test.sh
+
+# The npm package and the browser end-to-end tests.
+test-js:
+	cd js && npm test
+
+bench: deps-bench sdk
 	$(CARGO) bench -p event-model --bench emit
+	$(CARGO) bench -p tracking-server --bench ingest
+	cd js && npm run bench

@@ -28,13 +28,17 @@ if have rustup && ! rustup target list --installed | grep -qx wasm32-unknown-unk
   rustup target add wasm32-unknown-unknown
 fi
 
-# Build tools for -sys crates and the SDK's size optimizer.
+# Build tools for -sys crates and the SDK's size optimizer; node builds the npm package.
 apt_install pkg-config binaryen
+have node || apt_install nodejs
+have npm || apt_install npm
 
-if [ "$mode" = "test" ]; then
-  # Browser tests, the JetStream sink tests and load tests.
-  apt_install chromium chromium-driver nats-server
-fi
+case "$mode" in
+  # Browser tests (wasm-bindgen-test, playwright-core) and the JetStream sink tests.
+  test) apt_install chromium chromium-driver nats-server ;;
+  # The SDK benchmark runs in headless Chromium; wrk drives the /event load test.
+  bench) apt_install chromium chromium-driver wrk ;;
+esac
 
 # The wasm-bindgen CLI must match the wasm-bindgen crate in Cargo.lock exactly.
 bindgen_version=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)
