@@ -2,18 +2,11 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::{json, Value};
 
-use super::reply::{decoded_body, origin_allowed, Refusal};
+use super::reply::{origin_allowed, read_items, store_items, Refusal};
 use crate::context::RequestContext;
-use crate::ingest::{client_id_of, event_from_batch_item, parse_batch, BodyError};
-use crate::state::{AppState, Stored};
-
-/// One event's result in the reply.
-enum ItemResult {
-    Pending(usize),
-    Rejected(&'static str, String),
-}
+use crate::ingest::event_from_batch_item;
+use crate::state::AppState;
 
 pub async fn post_batch(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>, context: RequestContext) -> HttpResponse {
     match handle(&req, &body, &state, &context).await {
@@ -30,51 +23,10 @@ async fn handle(req: &HttpRequest, body: &[u8], state: &AppState, context: &Requ
         return Err(Refusal::new(403, "origin_not_allowed", "cookie-authenticated requests must come from an allowed origin"));
     }
     check_content_type(req)?;
-    let body = decoded_body(req, body, state.limits.inflated_bytes)?;
-    let items = parse_batch(&body, state.limits.events_per_batch).map_err(|e| match e {
-        BodyError::TooManyEvents { .. } => Refusal::new(413, e.code(), e.to_string()),
-        _ => Refusal::new(400, e.code(), e.to_string()),
-    })?;
-    state.metrics.received.inc_by(items.len() as u64);
-
+    let items = read_items(req, body, state)?;
     let request_context = context.to_context();
     let received = event_model::timestamp::format(event_model::timestamp::now());
-    let mut ids = Vec::with_capacity(items.len());
-    let mut results = Vec::with_capacity(items.len());
-    let mut events = Vec::with_capacity(items.len());
-    for item in items {
-        ids.push(client_id_of(&item));
-        let built = event_from_batch_item(item, &request_context, &received).and_then(|e| state.rules.apply(e));
-        match built {
-            Ok(event) => {
-                if let Some(slot) = ids.last_mut() {
-                    *slot = event.id.map(|id| id.to_string());
-                }
-                results.push(ItemResult::Pending(events.len()));
-                events.push(event);
-            }
-            Err(why) => {
-                state.metrics.rejected.with_label_values(&[why.reason]).inc();
-                results.push(ItemResult::Rejected(why.reason, why.detail));
-            }
-        }
-    }
-    let stored = state.accept(events).await.map_err(|e| {
-        tracing::error!(error = %e, "could not store a batch; the client will retry");
-        Refusal::new(503, "unavailable", "events could not be stored now; retry later").retry_after(2)
-    })?;
-    let results: Vec<Value> = results
-        .into_iter()
-        .zip(ids)
-        .map(|(result, id)| match result {
-            ItemResult::Pending(n) => match stored[n] {
-                Stored::Accepted => json!({"id": id, "status": "accepted"}),
-                Stored::Duplicate => json!({"id": id, "status": "duplicate"}),
-            },
-            ItemResult::Rejected(reason, detail) => json!({"id": id, "status": "rejected", "reason": reason, "detail": detail}),
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "results": results })))
+    store_items(state, items, |item| event_from_batch_item(item, &request_context, &received).and_then(|e| state.rules.apply(e))).await
 }
 
 /// JSON is accepted as `application/json`, or as `text/plain` (beacons and simple

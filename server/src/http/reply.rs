@@ -6,7 +6,10 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 
-use crate::state::AppState;
+use crate::ingest::{client_id_of, parse_batch, Accepted, BodyError};
+use crate::state::{AppState, Stored};
+use event_model::processor::Rejection;
+use serde_json::Value;
 
 /// A refused request: status, stable code, and a sentence.
 #[derive(Debug)]
@@ -85,6 +88,58 @@ pub fn decoded_body<'a>(req: &HttpRequest, body: &'a [u8], inflated_limit: usize
         }
         other => Err(Refusal::new(415, "unsupported_encoding", format!("Content-Encoding {other} is not supported (use gzip)"))),
     }
+}
+
+/// Reads a batch body (`{"events": [...]}`, gzip allowed) within the limits.
+pub fn read_items(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<Vec<Value>, Refusal> {
+    let body = decoded_body(req, body, state.limits.inflated_bytes)?;
+    let items = parse_batch(&body, state.limits.events_per_batch).map_err(|e| match e {
+        BodyError::TooManyEvents { .. } => Refusal::new(413, e.code(), e.to_string()),
+        _ => Refusal::new(400, e.code(), e.to_string()),
+    })?;
+    state.metrics.received.inc_by(items.len() as u64);
+    Ok(items)
+}
+
+/// Builds every item with `build`, stores the good ones durably, and answers with a
+/// result per item, in order: one bad event never costs the others.
+pub async fn store_items(
+    state: &AppState,
+    items: Vec<Value>,
+    build: impl Fn(Value) -> Result<Accepted, Rejection>,
+) -> Result<HttpResponse, Refusal> {
+    let mut ids = Vec::with_capacity(items.len());
+    let mut built = Vec::with_capacity(items.len());
+    let mut events = Vec::with_capacity(items.len());
+    for item in items {
+        let client_id = client_id_of(&item);
+        match build(item) {
+            Ok(event) => {
+                ids.push(event.id.map(|id| id.to_string()).or(client_id));
+                built.push(Ok(events.len()));
+                events.push(event);
+            }
+            Err(why) => {
+                state.metrics.rejected.with_label_values(&[why.reason]).inc();
+                ids.push(client_id);
+                built.push(Err(why));
+            }
+        }
+    }
+    let stored = state.accept(events).await.map_err(|e| {
+        tracing::error!(error = %e, "could not store a batch; the client will retry");
+        Refusal::new(503, "unavailable", "events could not be stored now; retry later").retry_after(2)
+    })?;
+    let results: Vec<Value> = built
+        .into_iter()
+        .zip(ids)
+        .map(|(result, id)| match result {
+            Ok(n) if stored[n] == Stored::Accepted => json!({"id": id, "status": "accepted"}),
+            Ok(_) => json!({"id": id, "status": "duplicate"}),
+            Err(why) => json!({"id": id, "status": "rejected", "reason": why.reason, "detail": why.detail}),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "results": results })))
 }
 
 #[cfg(test)]

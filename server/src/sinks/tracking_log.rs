@@ -104,7 +104,7 @@ impl LiveFile {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new().create(true).read(true).write(true).mode(0o640).open(path)?;
+        let file = OpenOptions::new().create(true).truncate(false).read(true).write(true).mode(0o640).open(path)?;
         file.set_permissions(std::fs::Permissions::from_mode(0o640))?;
         let actual = file.metadata()?.len();
         let len = if actual > len {
