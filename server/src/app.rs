@@ -70,6 +70,7 @@ impl Ingest {
             ready: true.into(),
             demo: config.demo,
             server_token: std::env::var("TRACKING_SERVER_TOKEN").ok().filter(|t| !t.is_empty()),
+            recent: config.demo.then(Default::default),
         });
         let context_config = Arc::new(context_config(config)?);
         let tracker = request_tracker(Arc::new(LocalBackend::new(state.clone().into_inner())));

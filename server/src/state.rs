@@ -28,7 +28,12 @@ pub struct AppState {
     pub demo: bool,
     /// The shared token of `POST /v1/events` (`TRACKING_SERVER_TOKEN`); `None` closes it.
     pub server_token: Option<String>,
+    /// With the demo page on: the last events accepted, shown by the page.
+    pub recent: Option<std::sync::Mutex<std::collections::VecDeque<Vec<u8>>>>,
 }
+
+/// How many accepted events the demo page shows.
+pub const RECENT_EVENTS: usize = 50;
 
 impl AppState {
     /// A per-client-IP limiter, or none when `rate_per_second` is 0.
@@ -78,6 +83,13 @@ impl AppState {
                     continue;
                 }
                 reserved.push(id);
+            }
+            if let Some(recent) = &self.recent {
+                let mut recent = recent.lock().unwrap_or_else(|p| p.into_inner());
+                if recent.len() == RECENT_EVENTS {
+                    recent.pop_front();
+                }
+                recent.push_back(event.record.clone());
             }
             records.push(event.record);
             outcomes.push(Stored::Accepted);

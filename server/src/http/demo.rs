@@ -5,12 +5,31 @@ use actix_web::{web, HttpResponse};
 use crate::state::AppState;
 
 const INDEX: &str = include_str!("demo.html");
+const SCRIPT: &str = include_str!("demo.js");
 
 pub async fn index(state: web::Data<AppState>) -> HttpResponse {
     if !state.demo {
         return HttpResponse::NotFound().finish();
     }
     HttpResponse::Ok().content_type("text/html; charset=utf-8").body(INDEX)
+}
+
+pub async fn script(state: web::Data<AppState>) -> HttpResponse {
+    if !state.demo {
+        return HttpResponse::NotFound().finish();
+    }
+    HttpResponse::Ok().content_type("text/javascript; charset=utf-8").body(SCRIPT)
+}
+
+/// The last events the server accepted, newest last (demo mode only: they hold
+/// personal data, so a production configuration turns `demo` off).
+pub async fn recent_events(state: web::Data<AppState>) -> HttpResponse {
+    let Some(recent) = &state.recent else { return HttpResponse::NotFound().finish() };
+    let records: Vec<serde_json::Value> = {
+        let recent = recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.iter().filter_map(|r| serde_json::from_slice(r).ok()).collect()
+    };
+    HttpResponse::Ok().json(records)
 }
 
 /// Serves the built SDK (`js/dist`) for the demo page.

@@ -24,6 +24,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
         .route("/", web::get().to(demo::index))
+        .route("/demo.js", web::get().to(demo::script))
+        .route("/demo/events", web::get().to(demo::recent_events))
         .route("/sdk/{file:.*}", web::get().to(demo::sdk_file));
 }
 
