@@ -26,13 +26,15 @@ wasm-pack --log-level warn build "$ROOT/sdk-wasm" --target web --release --mode 
 
 mkdir -p "$JS/dist"
 wasm-opt -Oz --strip-debug --strip-producers --strip-target-features "$JS/pkg/tracking_bg.wasm" -o "$JS/dist/tracking_bg.wasm"
+# binaryen 108 (Debian bookworm) re-points wasm-bindgen's externref table export; undo that.
+python3 "$JS/wasm-fix.py" fix-exports "$JS/dist/tracking_bg.wasm"
 
 ESBUILD="$JS/node_modules/.bin/esbuild"
-COMMON="--bundle --minify --target=es2019 --log-level=warning --log-override:empty-import-meta=silent --log-override:duplicate-object-key=silent"
+COMMON="--bundle --minify --log-level=warning --log-override:empty-import-meta=silent --log-override:duplicate-object-key=silent"
 # shellcheck disable=SC2086
-"$ESBUILD" "$JS/src/index.js" $COMMON --format=esm --outfile="$JS/dist/index.js"
+"$ESBUILD" "$JS/src/index.js" $COMMON --format=esm --target=es2020 --outfile="$JS/dist/index.js"
 # shellcheck disable=SC2086
-"$ESBUILD" "$JS/src/legacy.js" $COMMON --format=iife --outfile="$JS/dist/tracking.legacy.js"
+"$ESBUILD" "$JS/src/legacy.js" $COMMON --format=iife --target=es2019 --outfile="$JS/dist/tracking.legacy.js"
 cp "$JS/src/index.d.ts" "$JS/dist/index.d.ts"
 echo "built $JS/dist:"
 ls -l "$JS/dist"

@@ -42,7 +42,7 @@ const href = () => {
 function fail(error) {
   state = FAILED;
   loadError = error;
-  failedCalls += pending.length;
+  failedCalls += pending.filter((c) => c[0] !== 'configure' && c[0] !== 6).length;
   pending = [];
   waiting.splice(0).forEach((r) => r());
 }
@@ -99,7 +99,7 @@ export function ready() {
 }
 
 // Runs `f` on the module, or captures the call (`code`, args) for the replay.
-function call(f, capture, fallback) {
+function call(f, capture, fallback, counted = true) {
   boot();
   if (state === READY) {
     try {
@@ -107,12 +107,12 @@ function call(f, capture, fallback) {
     } catch (e) {
       // A trap (or a bug): the module's state is unknown, stop using it.
       fail(e);
-      failedCalls += 1;
+      if (counted) failedCalls += 1;
       return fallback;
     }
   }
   if (state === FAILED) {
-    failedCalls += 1;
+    if (counted) failedCalls += 1;
     return fallback;
   }
   if (pending.length >= MAX_PENDING) {
@@ -128,7 +128,7 @@ const resolved = () => Promise.resolve();
 /** Sets the endpoint and queue limits; see the README for the options. */
 export function configure(options = {}) {
   if (options && options.wasmUrl) wasmUrl = options.wasmUrl;
-  call(() => wasm.configure(options), () => ['configure', options]);
+  call(() => wasm.configure(options), () => ['configure', options], undefined, false);
 }
 
 /** A research tracking-log event; keys are snake_cased at every depth. Always resolves. */
@@ -199,7 +199,7 @@ export function flush() {
 
 /** Forgets the user id and starts a new anonymous id (sign-out). */
 export function reset() {
-  call(() => wasm.reset(), () => [6, undefined, undefined, undefined, 0, '']);
+  call(() => wasm.reset(), () => [6, undefined, undefined, undefined, 0, ''], undefined, false);
 }
 
 /** Counters: enqueued, sent, retried, dropped by reason, and the queue's state. */

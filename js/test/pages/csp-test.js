@@ -1,0 +1,3 @@
+import * as T from '/index.js';
+
+window.T = T;
