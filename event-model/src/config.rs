@@ -21,7 +21,7 @@ use serde::Deserialize;
 use crate::processor::{Processor, Rejection};
 use crate::processors::{
     CourseContextFromUrl, EventTypes, FilterMode, GoogleAnalytics, InternalEvents, InternalMode, LegacyFieldMapping, NameAllowlist,
-    NameMode, NameValidator, RegexFilter, RegexFilterError, Scrubber, SizeLimit, DEFAULT_INTERNAL_PREFIX,
+    NameMode, NameValidator, RegexFilter, RegexFilterError, Scrubber, SegmentFilter, SizeLimit, DEFAULT_INTERNAL_PREFIX,
     DEFAULT_MAX_EVENT_BYTES,
 };
 use crate::routing::{Backend, Counters, Router};
@@ -108,6 +108,11 @@ pub enum ProcessorConfig {
         url_field: String,
     },
     EventTypes { keep: Vec<String> },
+    /// Segment's `track`/`page`/`identify`, and tracking-log events named in `allowlist`.
+    SegmentFilter {
+        #[serde(default)]
+        allowlist: Vec<String>,
+    },
     InternalEvents {
         #[serde(default = "default_internal_prefix")]
         prefix: String,
@@ -141,6 +146,7 @@ impl ProcessorConfig {
             ProcessorConfig::GoogleAnalytics => Box::new(GoogleAnalytics),
             ProcessorConfig::CourseContext { url_field } => Box::new(CourseContextFromUrl { url_field: url_field.clone() }),
             ProcessorConfig::EventTypes { keep } => Box::new(EventTypes::new(keep.iter().cloned())),
+            ProcessorConfig::SegmentFilter { allowlist } => Box::new(SegmentFilter::new(allowlist.iter().cloned())),
             ProcessorConfig::InternalEvents { prefix, mode } => Box::new(InternalEvents { prefix: prefix.clone(), mode: *mode }),
         })
     }

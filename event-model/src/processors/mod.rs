@@ -8,6 +8,7 @@ mod legacy_mapping;
 mod name_filters;
 mod name_validator;
 mod scrubber;
+mod segment_filter;
 mod size_limit;
 
 pub use course_context::CourseContextFromUrl;
@@ -18,4 +19,5 @@ pub use legacy_mapping::{LegacyFieldMapping, CONTEXT_FIELDS_TO_INCLUDE};
 pub use name_filters::{FilterMode, NameAllowlist, RegexFilter, RegexFilterError};
 pub use name_validator::{NameMode, NameValidator};
 pub use scrubber::Scrubber;
+pub use segment_filter::{SegmentFilter, SEGMENT_TYPES};
 pub use size_limit::{SizeLimit, DEFAULT_MAX_EVENT_BYTES};
