@@ -6,12 +6,21 @@ use crate::state::AppState;
 
 const INDEX: &str = include_str!("demo.html");
 const SCRIPT: &str = include_str!("demo.js");
+/// The legacy-page example, served under any course URL so its events carry a course.
+const LEGACY_PAGE: &str = include_str!("../../../examples/legacy-page/index.html");
 
 pub async fn index(state: web::Data<AppState>) -> HttpResponse {
     if !state.demo {
         return HttpResponse::NotFound().finish();
     }
     HttpResponse::Ok().content_type("text/html; charset=utf-8").body(INDEX)
+}
+
+pub async fn legacy_page(state: web::Data<AppState>) -> HttpResponse {
+    if !state.demo {
+        return HttpResponse::NotFound().finish();
+    }
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(LEGACY_PAGE)
 }
 
 pub async fn script(state: web::Data<AppState>) -> HttpResponse {

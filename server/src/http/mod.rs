@@ -25,6 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(health::metrics))
         .route("/", web::get().to(demo::index))
         .route("/demo.js", web::get().to(demo::script))
+        .route("/examples/legacy-page/{tail:.*}", web::get().to(demo::legacy_page))
         .route("/demo/events", web::get().to(demo::recent_events))
         .route("/sdk/{file:.*}", web::get().to(demo::sdk_file));
 }

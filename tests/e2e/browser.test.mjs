@@ -1,0 +1,185 @@
+// The system as users use it: headless Chromium, the MFE and legacy-page examples,
+// and a real ingest server process on loopback.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import { assertEventMatches } from './matches.mjs';
+import {
+  jwt, jwtCookies, killServer, launch, logLines, restartServer, serveMfe, startServer, stopServer, waitForLines,
+} from './harness.mjs';
+
+const COURSE = 'course-v1:edX+DemoX+Demo_Course';
+let server;
+let mfe;
+let chromium;
+
+before(async () => {
+  mfe = await serveMfe();
+  server = await startServer(`[security]\nallowed_origins = ["${mfe.url}"]\n[limits]\nrate_per_second = 0`);
+  chromium = await launch();
+});
+
+after(async () => {
+  await chromium?.close();
+  await stopServer(server);
+  mfe?.http.close();
+});
+
+/** A fresh browser profile (own cookies and localStorage) with a signed-in learner. */
+async function newLearnerPage(run) {
+  const context = await chromium.browser.newContext();
+  await context.addCookies(jwtCookies(jwt({ user_id: 42, preferred_username: 'ada', exp: Math.floor(Date.now() / 1000) + 3600 })));
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  // Each test works on its own course run, so its lines are told apart from the others'.
+  const url = `${mfe.url}/learning/course/course-v1:edX+E2E+${run}/home?ingest=${encodeURIComponent(server.url)}`;
+  return { context, page, errors, url };
+}
+
+const linesOf = (run) => logLines(server).filter((l) => l.context.course_id === `course-v1:edX+E2E+${run}`);
+
+/** Waits for `count` next-unit events of `run` and checks each arrived once. */
+async function expectNextUnits(run, count) {
+  await waitForLines(server, () => linesOf(run).length >= count, 60000);
+  await new Promise((r) => setTimeout(r, 500)); // a late duplicate would show up now
+  const lines = linesOf(run);
+  const tabs = lines.map((l) => JSON.parse(l.event).current_tab).sort((a, b) => a - b);
+  assert.deepEqual(tabs, Array.from({ length: count }, (_, i) => i + 1), 'every event once, none twice');
+  assert.equal(new Set(lines.map((l) => l.id)).size, count);
+  for (const line of lines) {
+    assertEventMatches(
+      {
+        name: 'edx.ui.lms.sequence.next_selected', event_type: 'edx.ui.lms.sequence.next_selected', event_source: 'browser',
+        username: 'ada', context: { user_id: 42, org_id: 'edX' },
+        event: { current_tab: JSON.parse(line.event).current_tab, tab_count: 5, target_tab: JSON.parse(line.event).current_tab + 1, widget_placement: 'top' },
+      },
+      line,
+    );
+  }
+}
+
+describe('micro-frontend', () => {
+  test('a click becomes the right legacy line', async () => {
+    const { context, page, errors, url } = await newLearnerPage('click');
+    const pageUrl = url.replace('E2E+click', 'DemoX+Demo_Course');
+    await page.goto(pageUrl);
+    await page.waitForFunction(() => document.getElementById('status').textContent === 'ready');
+    await page.click('button[data-block="week-2"]');
+    const lines = await waitForLines(server, (ls) => ls.some((l) => l.event_type === 'edx.ui.lms.outline.selected' && l.context.course_id === COURSE));
+    const line = lines.find((l) => l.event_type === 'edx.ui.lms.outline.selected' && l.context.course_id === COURSE);
+    assertEventMatches(
+      {
+        name: 'edx.ui.lms.outline.selected',
+        context: { user_id: 42, course_id: COURSE, org_id: 'edX', path: '/v1/batch' },
+        username: 'ada', ip: '127.0.0.1', host: new URL(server.url).host,
+        event: { target_name: 'Week 2: Sequences', block_id: 'week-2', widget_placement: 'accordion' },
+        event_type: 'edx.ui.lms.outline.selected', event_source: 'browser', page: pageUrl,
+      },
+      line,
+    );
+    assert.equal(typeof line.event, 'string', 'browser payloads are JSON strings in the tracking log');
+    assert.match(line.session, /^$|^[0-9a-f]{32}$/);
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  test('50 events then an immediate navigation: all 50 arrive', async () => {
+    const { context, page, url } = await newLearnerPage('unload');
+    await page.goto(url);
+    await page.waitForFunction(() => document.getElementById('status').textContent === 'ready');
+    await page.evaluate(() => {
+      for (let i = 0; i < 50; i += 1) document.getElementById('next').click();
+      location.href = 'about:blank';
+    });
+    await page.waitForURL('about:blank');
+    await expectNextUnits('unload', 50);
+    await context.close();
+  });
+
+  test('offline for 20 events, then online: all 20 arrive once', async () => {
+    const { context, page, url } = await newLearnerPage('offline');
+    await page.goto(url);
+    await page.waitForFunction(() => document.getElementById('status').textContent === 'ready');
+    await context.setOffline(true);
+    await page.evaluate(() => { for (let i = 0; i < 20; i += 1) document.getElementById('next').click(); });
+    await page.waitForTimeout(1500);
+    assert.equal(linesOf('offline').length, 0, 'nothing can arrive while offline');
+    await context.setOffline(false);
+    await expectNextUnits('offline', 20);
+    await context.close();
+  });
+
+  test('a reload with events still queued: they arrive after the reload, once', async () => {
+    const { context, page, url } = await newLearnerPage('reload');
+    await page.goto(url);
+    await page.waitForFunction(() => document.getElementById('status').textContent === 'ready');
+    // The ingest server is unreachable for this page: events stay queued (and persisted).
+    await context.route('**/v1/batch', (route) => route.abort('connectionrefused'));
+    await page.evaluate(() => { for (let i = 0; i < 10; i += 1) document.getElementById('next').click(); });
+    await page.waitForTimeout(1000);
+    await context.unroute('**/v1/batch');
+    await page.reload();
+    await page.waitForFunction(() => document.getElementById('status').textContent === 'ready');
+    await expectNextUnits('reload', 10);
+    await context.close();
+  });
+
+  test('the ingest server down for 10 s: everything arrives after it restarts, once', async () => {
+    const { context, page, url } = await newLearnerPage('outage');
+    await page.goto(url);
+    await page.waitForFunction(() => document.getElementById('status').textContent === 'ready');
+    await killServer(server);
+    for (let i = 0; i < 10; i += 1) {
+      await page.click('#next');
+      await page.waitForTimeout(1000);
+    }
+    await restartServer(server);
+    await expectNextUnits('outage', 10);
+    await context.close();
+  });
+
+  test('a page that blocks the wasm module keeps working, with no error', async () => {
+    const context = await chromium.browser.newContext();
+    await context.route('**/*.wasm', (route) => route.abort('blockedbyclient'));
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(`${mfe.url}/learning/course/course-v1:edX+E2E+blocked/home?ingest=${encodeURIComponent(server.url)}`);
+    await page.waitForFunction(() => document.getElementById('status').textContent === 'ready');
+    for (const selector of ['#next', '#upgrade', 'button[data-block="week-1"]']) await page.click(selector);
+    // The host page's own script still runs after the SDK failed to load.
+    assert.equal(await page.evaluate(() => { document.getElementById('status').textContent = 'still alive'; return document.getElementById('status').textContent; }), 'still alive');
+    await page.waitForTimeout(500);
+    assert.deepEqual(errors, []);
+    assert.equal(linesOf('blocked').length, 0);
+    await context.close();
+  });
+});
+
+describe('legacy page', () => {
+  test("Logger.log from one <script> tag becomes its line", async () => {
+    const context = await chromium.browser.newContext();
+    await context.addCookies(jwtCookies(jwt({ user_id: 7, preferred_username: 'staff', exp: Math.floor(Date.now() / 1000) + 3600 })));
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    const pageUrl = `${server.url}/examples/legacy-page/courses/course-v1:MITx+6.002x+2026/courseware`;
+    await page.goto(pageUrl);
+    await page.waitForFunction(() => typeof window.Logger?.log === 'function');
+    await page.click('a[href="#week-1"]');
+    const lines = await waitForLines(server, (ls) => ls.some((l) => l.context.course_id === 'course-v1:MITx+6.002x+2026'));
+    const line = lines.find((l) => l.context.course_id === 'course-v1:MITx+6.002x+2026');
+    assertEventMatches(
+      {
+        name: 'edx.ui.lms.outline.selected', event_type: 'edx.ui.lms.outline.selected', event_source: 'browser',
+        username: 'staff', context: { user_id: 7, course_id: 'course-v1:MITx+6.002x+2026', org_id: 'MITx' },
+        event: { target_name: 'Week 1', target_url: `${pageUrl}#week-1`, widget_placement: 'accordion', block_id: 'block-v1:edX+DemoX+Demo_Course+type@chapter+block@week_1' },
+      },
+      line,
+    );
+    assert.ok(line.page.startsWith(pageUrl));
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+});
