@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run test bench deps deps-run deps-bench sdk build test-rust test-wasm-build test-sdk test-js
+.PHONY: run test bench deps deps-run deps-bench sdk build test-rust test-wasm-build test-sdk test-js test-e2e
 
 deps:
 	@scripts/install-deps.sh test
@@ -24,7 +24,7 @@ build: deps-run sdk
 run: build
 	./target/release/tracking-server
 
-test: deps sdk test-rust test-wasm-build test-sdk test-js
+test: deps sdk test-rust test-wasm-build test-sdk test-js test-e2e
 
 test-rust:
 	$(CARGO) test --workspace
@@ -41,6 +41,12 @@ test-sdk:
 # The npm package and the browser end-to-end tests.
 test-js:
 	cd js && npm test
+
+# Headless Chromium against a real ingest server, with the examples as users use them.
+test-e2e:
+	$(CARGO) build -p tracking-server
+	cd examples/mfe && npm run build
+	cd tests && npm test
 
 bench: deps-bench sdk
 	$(CARGO) bench -p event-model --bench emit

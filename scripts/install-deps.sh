@@ -53,7 +53,10 @@ if ! have wasm-pack; then
   cargo install --locked --quiet wasm-pack
 fi
 
-if [ -f js/package.json ] && [ ! -d js/node_modules ]; then
-  echo "install-deps: npm ci in js/"
-  (cd js && if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi)
-fi
+# npm packages: the SDK package, the MFE example, the end-to-end tests.
+for dir in js examples/mfe tests; do
+  if [ -f "$dir/package-lock.json" ] && [ ! -d "$dir/node_modules" ]; then
+    echo "install-deps: npm ci in $dir/"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done

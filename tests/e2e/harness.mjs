@@ -105,14 +105,14 @@ export function serveMfe() {
   return new Promise((r) => http.listen(0, '127.0.0.1', () => r({ http, url: `http://127.0.0.1:${http.address().port}` })));
 }
 
+/** Headless Chromium; playwright gives each launch a fresh, temporary profile directory. */
 export async function launch() {
-  const userDataDir = mkdtempSync(join(tmpdir(), 'tracking-e2e-chromium-'));
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', `--user-data-dir=${userDataDir}`],
+      '--disable-component-update', '--disable-sync'],
   });
-  return { browser, close: async () => { await browser.close(); rmSync(userDataDir, { recursive: true, force: true }); } };
+  return { browser, close: () => browser.close() };
 }
 
 function base64url(value) {
