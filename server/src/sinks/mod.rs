@@ -1,6 +1,7 @@
 //! Sinks: each consumes the write-ahead log at its own checkpointed position, so a
 //! slow or failed sink never blocks ingest and a restart resumes where it stopped.
 
+pub mod segment;
 pub mod tracking_log;
 
 use std::collections::HashMap;
@@ -18,7 +19,7 @@ use crate::wal::{Checkpoints, Wal};
 /// A sink configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    #[error("sink `{path}`: unknown sink type `{kind}` (known: tracking_log)")]
+    #[error("sink `{path}`: unknown sink type `{kind}` (known: tracking_log, segment)")]
     UnknownKind { path: String, kind: String },
     #[error("sink `{path}`: {message}")]
     Options { path: String, message: String },
@@ -86,7 +87,8 @@ impl Sinks {
     ) -> Result<Sinks, SinkError> {
         let stop = Arc::new(AtomicBool::new(false));
         let context = SinkContext { wal, checkpoints, positions: Arc::new(Positions::default()), metrics, stop: stop.clone() };
-        let mut runners = Vec::new();
+        // Each sink as a name and the loop its thread runs.
+        let mut runners: Vec<(String, Box<dyn FnOnce() + Send>)> = Vec::new();
         for pipeline in routing.pipelines(counters)? {
             let spec = &pipeline.spec;
             match spec.kind {
@@ -94,17 +96,20 @@ impl Sinks {
                     let options = tracking_log::Options::from_table(spec.options, data_dir)
                         .map_err(|message| SinkError::Options { path: spec.path.clone(), message })?;
                     let sink = tracking_log::TrackingLogSink::open(spec.path.clone(), options, pipeline.chain.clone(), context.clone())?;
-                    runners.push(sink);
+                    runners.push((sink.name().to_owned(), Box::new(move || sink.run())));
+                }
+                "segment" => {
+                    let options = segment::Options::from_table(spec.options, data_dir)
+                        .map_err(|message| SinkError::Options { path: spec.path.clone(), message })?;
+                    let sink = segment::SegmentSink::open(spec.path.clone(), options, pipeline.chain.clone(), context.clone())?;
+                    runners.push((sink.name().to_owned(), Box::new(move || sink.run())));
                 }
                 other => return Err(SinkError::UnknownKind { path: spec.path.clone(), kind: other.to_owned() }),
             }
         }
         let threads = runners
             .into_iter()
-            .map(|sink| {
-                let name = format!("sink {}", sink.name());
-                std::thread::Builder::new().name(name).spawn(move || sink.run()).expect("spawning a sink thread")
-            })
+            .map(|(name, run)| std::thread::Builder::new().name(format!("sink {name}")).spawn(run).expect("spawning a sink thread"))
             .collect();
         Ok(Sinks { stop, threads })
     }
