@@ -153,6 +153,22 @@ fn cors(allowed: &[String]) -> actix_cors::Cors {
         .max_age(3600)
 }
 
+/// Resolves on SIGTERM or SIGINT.
+async fn stop_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for SIGTERM; stopping on SIGINT only");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
 /// Runs the server until SIGTERM or SIGINT, then drains: in-flight requests finish,
 /// sinks write everything acknowledged, the log is synced.
 pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
@@ -175,13 +191,23 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     if config.workers > 0 {
         server = server.workers(config.workers);
     }
-    let server = server.bind(&config.listen).with_context(|| format!("binding {}", config.listen))?;
+    let server = server.disable_signals().bind(&config.listen).with_context(|| format!("binding {}", config.listen))?;
     for address in server.addrs() {
         // Tests and scripts read this line to find a port chosen by the system.
         println!("listening on http://{address}");
     }
     tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), "tracking server started");
-    server.run().await?;
+    let server = server.run();
+    let handle = server.handle();
+    let state = ingest.state.clone();
+    actix_web::rt::spawn(async move {
+        stop_signal().await;
+        tracing::info!("stopping: not ready, finishing requests in flight");
+        // Load balancers see /readyz fail while requests in flight finish.
+        state.ready.store(false, Ordering::SeqCst);
+        handle.stop(true).await;
+    });
+    server.await?;
     tracing::info!("draining sinks");
     tokio::task::spawn_blocking(move || ingest.shutdown()).await?;
     tracing::info!("stopped");
