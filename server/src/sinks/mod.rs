@@ -1,6 +1,7 @@
 //! Sinks: each consumes the write-ahead log at its own checkpointed position, so a
 //! slow or failed sink never blocks ingest and a restart resumes where it stopped.
 
+pub mod nats;
 pub mod segment;
 pub mod tracking_log;
 
@@ -19,7 +20,7 @@ use crate::wal::{Checkpoints, Wal};
 /// A sink configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    #[error("sink `{path}`: unknown sink type `{kind}` (known: tracking_log, segment)")]
+    #[error("sink `{path}`: unknown sink type `{kind}` (known: tracking_log, segment, nats)")]
     UnknownKind { path: String, kind: String },
     #[error("sink `{path}`: {message}")]
     Options { path: String, message: String },
@@ -102,6 +103,11 @@ impl Sinks {
                     let options = segment::Options::from_table(spec.options, data_dir)
                         .map_err(|message| SinkError::Options { path: spec.path.clone(), message })?;
                     let sink = segment::SegmentSink::open(spec.path.clone(), options, pipeline.chain.clone(), context.clone())?;
+                    runners.push((sink.name().to_owned(), Box::new(move || sink.run())));
+                }
+                "nats" => {
+                    let options = nats::Options::from_table(spec.options).map_err(|message| SinkError::Options { path: spec.path.clone(), message })?;
+                    let sink = nats::NatsSink::open(spec.path.clone(), options, pipeline.chain.clone(), context.clone())?;
                     runners.push((sink.name().to_owned(), Box::new(move || sink.run())));
                 }
                 other => return Err(SinkError::UnknownKind { path: spec.path.clone(), kind: other.to_owned() }),

@@ -1,0 +1,636 @@
+//! The NATS JetStream sink: publishes each event of the write-ahead log, as stored
+//! (modern shape, JSON), to `tracking.<event name>` with `Nats-Msg-Id` = the event id,
+//! so JetStream keeps one copy of an event however many times and from however many
+//! ingest nodes it is published (within the stream's duplicate window).
+//!
+//! Like the tracking-log sink it consumes the log at its own checkpointed position:
+//! a batch of publishes is pipelined, every publish acknowledgement is awaited, and
+//! only then is the checkpoint moved past the batch. A NATS outage (or any publish
+//! error) sends the sink back to its checkpoint after a backoff: nothing is skipped,
+//! ingest is never blocked (the log absorbs the outage, up to `[wal] max_bytes`), and
+//! the lag metric grows until NATS is back.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, message::PublishMessage, stream};
+use async_nats::ServerAddr;
+use event_model::config::Chain;
+use event_model::{Event, Map, Value};
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+
+use super::{SinkContext, SinkError};
+
+/// Every event subject starts with this token.
+pub const SUBJECT_PREFIX: &str = "tracking";
+
+/// Subjects are cut to this many bytes (NATS has no hard limit, but subjects travel
+/// in every message's control line).
+const MAX_SUBJECT_BYTES: usize = 256;
+
+/// One server URL, or several: a comma-separated string or an array.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Urls {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Default for Urls {
+    fn default() -> Self {
+        Urls::One("nats://127.0.0.1:4222".into())
+    }
+}
+
+impl Urls {
+    /// The server addresses, checked.
+    pub fn servers(&self) -> Result<Vec<ServerAddr>, String> {
+        let list: Vec<&str> = match self {
+            Urls::One(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).collect(),
+            Urls::Many(v) => v.iter().map(|s| s.trim()).collect(),
+        };
+        if list.is_empty() {
+            return Err("`url` names no NATS server".into());
+        }
+        list.into_iter().map(|u| u.parse::<ServerAddr>().map_err(|e| format!("`url` {u:?}: {e}"))).collect()
+    }
+}
+
+/// Options of a `nats` sink in the routing configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOptions {
+    #[serde(default)]
+    url: Urls,
+    #[serde(default = "default_stream")]
+    stream: String,
+    #[serde(default = "default_subjects")]
+    subjects: Vec<String>,
+    #[serde(default = "default_replicas")]
+    replicas: usize,
+    #[serde(default = "default_max_age_secs")]
+    max_age_secs: u64,
+    #[serde(default = "default_duplicate_window_secs")]
+    duplicate_window_secs: u64,
+    #[serde(default = "default_batch")]
+    batch: usize,
+    #[serde(default = "default_ack_timeout_secs")]
+    ack_timeout_secs: u64,
+}
+
+pub fn default_stream() -> String {
+    "TRACKING".into()
+}
+fn default_subjects() -> Vec<String> {
+    vec![format!("{SUBJECT_PREFIX}.>")]
+}
+fn default_replicas() -> usize {
+    1
+}
+fn default_max_age_secs() -> u64 {
+    7 * 86_400
+}
+fn default_duplicate_window_secs() -> u64 {
+    120
+}
+fn default_batch() -> usize {
+    1000
+}
+fn default_ack_timeout_secs() -> u64 {
+    5
+}
+
+/// Resolved options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub servers: Vec<ServerAddr>,
+    /// The stream, created if missing (and checked if present).
+    pub stream: String,
+    /// The stream's subjects; they must capture every `tracking.…` subject.
+    pub subjects: Vec<String>,
+    pub replicas: usize,
+    /// How long the stream keeps a message (0: forever).
+    pub max_age: Duration,
+    /// How long JetStream remembers a `Nats-Msg-Id` to drop a re-publish.
+    pub duplicate_window: Duration,
+    /// Publishes in flight before their acknowledgements are awaited and the
+    /// checkpoint is saved.
+    pub batch: usize,
+    /// How long a publish acknowledgement (and a JetStream API call) may take.
+    pub ack_timeout: Duration,
+}
+
+impl Options {
+    pub fn from_table(table: &toml::Table) -> Result<Self, String> {
+        let raw = RawOptions::deserialize(toml::Value::Table(table.clone())).map_err(|e| e.to_string())?;
+        let servers = raw.url.servers()?;
+        check_stream_name(&raw.stream)?;
+        if raw.subjects.is_empty() {
+            return Err("`subjects` is empty".into());
+        }
+        if !raw.subjects.iter().any(|s| captures_prefix(s)) {
+            return Err(format!("`subjects` {:?} do not capture every event subject (`{SUBJECT_PREFIX}.>`)", raw.subjects));
+        }
+        if !(1..=5).contains(&raw.replicas) {
+            return Err(format!("`replicas` must be 1 to 5 (JetStream's limit), not {}", raw.replicas));
+        }
+        if raw.duplicate_window_secs == 0 {
+            return Err("`duplicate_window_secs` must be more than 0: it is what de-duplicates re-publishes".into());
+        }
+        if raw.max_age_secs > 0 && raw.duplicate_window_secs > raw.max_age_secs {
+            return Err("`duplicate_window_secs` cannot be longer than `max_age_secs`".into());
+        }
+        if !(1..=10_000).contains(&raw.batch) {
+            return Err(format!("`batch` must be 1 to 10000, not {}", raw.batch));
+        }
+        if raw.ack_timeout_secs == 0 {
+            return Err("`ack_timeout_secs` must be more than 0".into());
+        }
+        Ok(Options {
+            servers,
+            stream: raw.stream,
+            subjects: raw.subjects,
+            replicas: raw.replicas,
+            max_age: Duration::from_secs(raw.max_age_secs),
+            duplicate_window: Duration::from_secs(raw.duplicate_window_secs),
+            batch: raw.batch,
+            ack_timeout: Duration::from_secs(raw.ack_timeout_secs),
+        })
+    }
+
+    fn stream_config(&self) -> stream::Config {
+        stream::Config {
+            name: self.stream.clone(),
+            subjects: self.subjects.clone(),
+            num_replicas: self.replicas,
+            max_age: self.max_age,
+            duplicate_window: self.duplicate_window,
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            discard: stream::DiscardPolicy::Old,
+            description: Some("Tracking events (tracking-server nats sink)".into()),
+            ..Default::default()
+        }
+    }
+}
+
+/// Stream names are one subject token: no whitespace, `.`, `*` or `>`.
+pub fn check_stream_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || matches!(c, '.' | '*' | '>' | '/' | '\\')) {
+        return Err(format!("stream name {name:?} must be non-empty, without whitespace, `.`, `*`, `>`, `/` or `\\`"));
+    }
+    Ok(())
+}
+
+/// Whether a stream subject pattern captures every `tracking.<anything>` subject.
+fn captures_prefix(pattern: &str) -> bool {
+    let mut tokens = pattern.split('.');
+    match (tokens.next(), tokens.next(), tokens.next()) {
+        (Some(">"), None, None) => true,
+        (Some(first), Some(">"), None) => first == SUBJECT_PREFIX || first == "*",
+        _ => false,
+    }
+}
+
+/// The subject of an event: `tracking.` and the event name, made a valid subject.
+///
+/// The name is split at `.` into tokens; in each token every character other than
+/// an ASCII letter, digit, `-` or `_` becomes `_` (so no whitespace, `*`, `>`,
+/// non-ASCII, `/` or `:`), an empty token (`a..b`, a leading or trailing dot)
+/// becomes `_`, an empty name is `unknown`, and the subject is cut to 256 bytes.
+/// `edx.course.enrollment.activated` → `tracking.edx.course.enrollment.activated`;
+/// `/courses/x y/*` → `tracking._courses_x_y__`. The exact name stays in the payload.
+pub fn subject_for(name: &str) -> String {
+    let name = if name.is_empty() { event_model::UNKNOWN_EVENT_NAME } else { name };
+    let mut subject = String::with_capacity(SUBJECT_PREFIX.len() + 1 + name.len());
+    subject.push_str(SUBJECT_PREFIX);
+    for token in name.split('.') {
+        subject.push('.');
+        if token.is_empty() {
+            subject.push('_');
+        }
+        for c in token.chars() {
+            subject.push(if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' });
+        }
+    }
+    if subject.len() > MAX_SUBJECT_BYTES {
+        // Only ASCII is left: any byte is a character boundary.
+        subject.truncate(MAX_SUBJECT_BYTES);
+        if subject.ends_with('.') {
+            subject.pop();
+            subject.push('_');
+        }
+    }
+    subject
+}
+
+/// The `Nats-Msg-Id` of a payload: the event id, or, for an event that has none (an
+/// old archive reprocessed), a digest of the payload so that re-publishing it is
+/// still de-duplicated.
+pub fn message_id(id: Option<&str>, payload: &[u8]) -> String {
+    match id {
+        Some(id) if !id.is_empty() => id.to_owned(),
+        _ => format!("sha256-{}", hex::encode(&sha2::Sha256::digest(payload)[..16])),
+    }
+}
+
+/// Exponential backoff with a cap.
+pub(crate) struct Backoff {
+    next: Duration,
+    first: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    pub(crate) fn new(first: Duration, max: Duration) -> Self {
+        Backoff { next: first, first, max }
+    }
+
+    pub(crate) fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(self.max);
+        delay
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.next = self.first;
+    }
+}
+
+/// Connects to one of `servers`, logging disconnections and reconnections. Once
+/// connected, the client reconnects by itself (to any server of the cluster).
+pub(crate) async fn connect(servers: &[ServerAddr], name: &str, timeout: Duration) -> Result<async_nats::Client, async_nats::ConnectError> {
+    let label = name.to_owned();
+    async_nats::ConnectOptions::new()
+        .name(name)
+        .connection_timeout(timeout)
+        .request_timeout(Some(timeout))
+        .event_callback(move |event| {
+            let label = label.clone();
+            async move {
+                match event {
+                    async_nats::Event::Connected => tracing::info!(client = %label, "connected to NATS"),
+                    async_nats::Event::Disconnected => tracing::warn!(client = %label, "disconnected from NATS; reconnecting"),
+                    other => tracing::info!(client = %label, event = %other, "NATS client event"),
+                }
+            }
+        })
+        .connect(servers.to_vec())
+        .await
+}
+
+/// Why the stream cannot be used.
+#[derive(Debug)]
+enum StreamProblem {
+    /// The stream exists with a configuration this sink must not write to, or the
+    /// server refused to create it (a configuration error: retrying will not help
+    /// until someone changes something).
+    Refused(String),
+    /// NATS or JetStream is not reachable or not ready yet.
+    Unavailable(String),
+}
+
+impl std::fmt::Display for StreamProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StreamProblem::Refused(m) | StreamProblem::Unavailable(m) => f.write_str(m),
+        }
+    }
+}
+
+fn sorted(subjects: &[String]) -> Vec<String> {
+    let mut s = subjects.to_vec();
+    s.sort();
+    s.dedup();
+    s
+}
+
+/// Creates the stream if it is missing, or checks that the existing one has the
+/// configured subjects and replicas.
+async fn ensure_stream(js: &jetstream::Context, options: &Options) -> Result<(), StreamProblem> {
+    use async_nats::jetstream::context::{CreateStreamErrorKind, GetStreamErrorKind};
+    use async_nats::jetstream::ErrorCode;
+    let name = &options.stream;
+    let existing = match js.get_stream(name).await {
+        Ok(stream) => Some(stream.cached_info().config.clone()),
+        Err(e) => match e.kind() {
+            GetStreamErrorKind::JetStream(err) if err.error_code() == ErrorCode::STREAM_NOT_FOUND => None,
+            _ => return Err(StreamProblem::Unavailable(format!("looking up stream {name}: {e}"))),
+        },
+    };
+    let config = match existing {
+        Some(config) => config,
+        None => match js.create_stream(options.stream_config()).await {
+            Ok(_) => {
+                tracing::info!(stream = %name, subjects = ?options.subjects, replicas = options.replicas, "created the JetStream stream");
+                return Ok(());
+            }
+            Err(e) => match e.kind() {
+                // Another ingest node created it first: check what it made.
+                CreateStreamErrorKind::JetStream(err) if err.error_code() == ErrorCode::STREAM_NAME_EXIST => js
+                    .get_stream(name)
+                    .await
+                    .map_err(|e| StreamProblem::Unavailable(format!("looking up stream {name}: {e}")))?
+                    .cached_info()
+                    .config
+                    .clone(),
+                CreateStreamErrorKind::JetStream(err) if err.code() != 503 => {
+                    return Err(StreamProblem::Refused(format!("NATS refused to create stream {name}: {err}")))
+                }
+                _ => return Err(StreamProblem::Unavailable(format!("creating stream {name}: {e}"))),
+            },
+        },
+    };
+    if sorted(&config.subjects) != sorted(&options.subjects) {
+        return Err(StreamProblem::Refused(format!(
+            "stream {name} exists with subjects {:?}, but this sink is configured for {:?}; change `subjects` or the stream",
+            config.subjects, options.subjects
+        )));
+    }
+    if config.num_replicas.max(1) != options.replicas {
+        return Err(StreamProblem::Refused(format!(
+            "stream {name} exists with {} replicas, but this sink is configured for {}; change `replicas` or the stream",
+            config.num_replicas, options.replicas
+        )));
+    }
+    if config.max_age != options.max_age || config.duplicate_window != options.duplicate_window {
+        tracing::warn!(
+            stream = %name,
+            max_age_secs = config.max_age.as_secs(),
+            duplicate_window_secs = config.duplicate_window.as_secs(),
+            "the stream's max age or duplicate window differs from this sink's configuration; the stream's settings apply"
+        );
+    }
+    Ok(())
+}
+
+/// What is durable: every log record before `seq` has been acknowledged by JetStream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Checkpoint {
+    seq: u64,
+}
+
+/// One message to publish.
+struct Outgoing {
+    subject: String,
+    id: String,
+    payload: Vec<u8>,
+}
+
+/// The JetStream sink.
+pub struct NatsSink {
+    name: String,
+    options: Options,
+    chain: Chain,
+    context: SinkContext,
+    checkpoint: Checkpoint,
+}
+
+impl NatsSink {
+    /// Loads the sink's checkpoint (a new sink starts at the oldest record in the
+    /// log) and, if NATS answers, creates or checks the stream: a stream with other
+    /// subjects or replicas is a configuration error reported now. An unreachable
+    /// NATS is not: the sink keeps trying while ingest goes on.
+    pub fn open(name: String, options: Options, chain: Chain, context: SinkContext) -> Result<Self, SinkError> {
+        let stored: Option<Checkpoint> =
+            context.checkpoints.load(&checkpoint_key(&name)).map_err(|e| SinkError::Wal { path: name.clone(), message: e.to_string() })?;
+        let mut checkpoint = stored.unwrap_or(Checkpoint { seq: context.wal.first_seq() });
+        let committed = context.wal.committed_seq();
+        if checkpoint.seq > committed {
+            tracing::warn!(sink = %name, checkpoint = checkpoint.seq, committed, "the log ends before this sink's checkpoint; resuming at its end");
+            checkpoint.seq = committed;
+        }
+        if let Err(StreamProblem::Refused(message)) = check_stream_at_start(&name, &options) {
+            return Err(SinkError::Options { path: name, message });
+        }
+        context.positions.set(&name, checkpoint.seq);
+        Ok(NatsSink { name, options, chain, context, checkpoint })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Publishes the log until asked to stop and caught up. Failures are retried
+    /// from the checkpoint with backoff; when stopping, a failure ends the sink (the
+    /// checkpoint keeps the rest for the next start).
+    pub fn run(mut self) {
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(r) => r,
+            Err(error) => {
+                tracing::error!(sink = %self.name, %error, "cannot start the NATS sink's runtime");
+                return;
+            }
+        };
+        runtime.block_on(self.run_async());
+    }
+
+    async fn run_async(&mut self) {
+        let metrics = self.context.metrics.clone();
+        let errors = metrics.sink_errors.with_label_values(&[&self.name]);
+        let lag = metrics.sink_lag.with_label_values(&[&self.name]);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+        let mut connection: Option<jetstream::Context> = None;
+        loop {
+            match self.publish_until_error(&mut connection, &mut backoff).await {
+                Ok(()) => return,
+                Err(error) => {
+                    errors.inc();
+                    lag.set(self.context.wal.committed_seq().saturating_sub(self.checkpoint.seq) as i64);
+                    if self.context.stop.load(Ordering::SeqCst) {
+                        tracing::error!(sink = %self.name, %error, unpublished = self.context.wal.committed_seq().saturating_sub(self.checkpoint.seq),
+                            "stopping with events not yet in JetStream; they are published after the next start");
+                        return;
+                    }
+                    let delay = backoff.next_delay();
+                    tracing::warn!(sink = %self.name, %error, retry_in_ms = delay.as_millis() as u64, "publishing to JetStream failed; retrying from the checkpoint");
+                    self.sleep_unless_stopping(delay).await;
+                }
+            }
+        }
+    }
+
+    async fn sleep_unless_stopping(&self, delay: Duration) {
+        let deadline = tokio::time::Instant::now() + delay;
+        while tokio::time::Instant::now() < deadline && !self.context.stop.load(Ordering::SeqCst) {
+            tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + Duration::from_millis(100))).await;
+        }
+    }
+
+    async fn publish_until_error(&mut self, connection: &mut Option<jetstream::Context>, backoff: &mut Backoff) -> Result<(), String> {
+        let js = match connection {
+            Some(js) => js.clone(),
+            None => {
+                let client = connect(&self.options.servers, &format!("tracking-server {}", self.name), self.options.ack_timeout)
+                    .await
+                    .map_err(|e| format!("connecting to NATS: {e}"))?;
+                let js = jetstream::ContextBuilder::new()
+                    .timeout(self.options.ack_timeout)
+                    .max_ack_inflight(self.options.batch)
+                    .backpressure_on_inflight(true)
+                    .build(client);
+                ensure_stream(&js, &self.options).await.map_err(|e| e.to_string())?;
+                *connection = Some(js.clone());
+                js
+            }
+        };
+        let metrics = self.context.metrics.clone();
+        let delivered = metrics.sink_delivered.with_label_values(&[&self.name]);
+        let retried = metrics.sink_retried.with_label_values(&[&self.name]);
+        let lag = metrics.sink_lag.with_label_values(&[&self.name]);
+        let mut reader = self.context.wal.reader(self.checkpoint.seq).map_err(|e| e.to_string())?;
+        loop {
+            if self.context.stop.load(Ordering::SeqCst) && reader.next_seq() >= self.context.wal.committed_seq() {
+                return Ok(());
+            }
+            let batch = reader.read_batch(self.options.batch, Duration::from_millis(100)).await.map_err(|e| e.to_string())?;
+            let Some(&(last_seq, _)) = batch.last() else {
+                lag.set(self.context.wal.committed_seq().saturating_sub(self.checkpoint.seq) as i64);
+                continue;
+            };
+            let outgoing: Vec<Outgoing> = batch.into_iter().filter_map(|(_, record)| self.prepare(record)).collect();
+            let count = outgoing.len() as u64;
+            if let Err(error) = publish_all(&js, outgoing).await {
+                retried.inc_by(count);
+                return Err(error);
+            }
+            self.checkpoint.seq = last_seq + 1;
+            self.context.checkpoints.save(&checkpoint_key(&self.name), &self.checkpoint).map_err(|e| e.to_string())?;
+            self.context.passed(&self.name, self.checkpoint.seq);
+            delivered.inc_by(count);
+            lag.set(self.context.wal.committed_seq().saturating_sub(self.checkpoint.seq) as i64);
+            backoff.reset();
+        }
+    }
+
+    /// The message for a log record, or `None` when the routing drops it or the
+    /// record cannot be read (counted).
+    fn prepare(&self, record: Vec<u8>) -> Option<Outgoing> {
+        let map = match serde_json::from_slice::<Map<String, Value>>(&record) {
+            Ok(map) => map,
+            Err(error) => {
+                tracing::error!(sink = %self.name, %error, "unreadable record in the log");
+                self.context.metrics.sink_rejected.with_label_values(&[&self.name, "unreadable_record"]).inc();
+                return None;
+            }
+        };
+        // Routing drops are counted by the routing counters.
+        let event = self.chain.process(Event::from_stored(map)).ok()?;
+        // An Event is a JSON object: serializing it into memory cannot fail.
+        let payload = serde_json::to_vec(&event).expect("events serialize");
+        Some(Outgoing { subject: subject_for(event.name()), id: message_id(event.id(), &payload), payload })
+    }
+}
+
+/// Publishes every message, pipelined, then waits for every acknowledgement.
+async fn publish_all(js: &jetstream::Context, outgoing: Vec<Outgoing>) -> Result<(), String> {
+    let mut acks = Vec::with_capacity(outgoing.len());
+    for message in outgoing {
+        let publish = PublishMessage::build().message_id(&message.id).payload(message.payload.into());
+        acks.push(js.send_publish(message.subject, publish).await.map_err(|e| format!("publishing: {e}"))?);
+    }
+    for ack in acks {
+        ack.await.map_err(|e| format!("publish not acknowledged: {e}"))?;
+    }
+    Ok(())
+}
+
+/// At start: connect briefly and create or check the stream.
+fn check_stream_at_start(name: &str, options: &Options) -> Result<(), StreamProblem> {
+    // The caller may be inside an async runtime (the server's): use a thread of our own.
+    let result = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| StreamProblem::Unavailable(e.to_string()))?;
+                runtime.block_on(async {
+                    let timeout = options.ack_timeout.min(Duration::from_secs(3));
+                    let client = connect(&options.servers, &format!("tracking-server {name} (start)"), timeout)
+                        .await
+                        .map_err(|e| StreamProblem::Unavailable(format!("connecting to NATS: {e}")))?;
+                    let js = jetstream::ContextBuilder::new().timeout(timeout).build(client);
+                    ensure_stream(&js, options).await
+                })
+            })
+            .join()
+            .unwrap_or_else(|_| Err(StreamProblem::Unavailable("the stream check panicked".into())))
+    });
+    if let Err(StreamProblem::Unavailable(message)) = &result {
+        tracing::warn!(sink = %name, %message, "NATS JetStream is not available yet; events wait in the log and are published once it is");
+    }
+    result
+}
+
+fn checkpoint_key(sink_path: &str) -> String {
+    sink_path.replace('/', ".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_are_valid_and_readable() {
+        assert_eq!(subject_for("edx.course.enrollment.activated"), "tracking.edx.course.enrollment.activated");
+        assert_eq!(subject_for("seq_goto"), "tracking.seq_goto");
+        assert_eq!(subject_for("/courses/x y/*"), "tracking._courses_x_y__");
+        assert_eq!(subject_for("a..b"), "tracking.a._.b");
+        assert_eq!(subject_for(".a."), "tracking._.a._");
+        assert_eq!(subject_for("edx.>"), "tracking.edx._");
+        assert_eq!(subject_for("edx.*.x"), "tracking.edx._.x");
+        assert_eq!(subject_for("tab\there"), "tracking.tab_here");
+        assert_eq!(subject_for("édx.ü"), "tracking._dx._");
+        assert_eq!(subject_for(""), "tracking.unknown");
+        let long = subject_for(&"a.".repeat(300));
+        assert!(long.len() <= MAX_SUBJECT_BYTES);
+        assert!(!long.ends_with('.') && !long.contains(".."));
+        for name in ["a b", "x.*", ">", "..", "a.b.", "\u{1F600}"] {
+            let s = subject_for(name);
+            assert!(s.split('.').all(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')), "{s}");
+        }
+    }
+
+    #[test]
+    fn message_ids() {
+        assert_eq!(message_id(Some("0192f3a0-7b1c-7d2e-8f3a-0123456789ab"), b"{}"), "0192f3a0-7b1c-7d2e-8f3a-0123456789ab");
+        let a = message_id(None, b"{\"name\":\"a\"}");
+        assert!(a.starts_with("sha256-") && a.len() == 7 + 32);
+        assert_eq!(a, message_id(None, b"{\"name\":\"a\"}"), "the same payload has the same id");
+        assert_ne!(a, message_id(None, b"{\"name\":\"b\"}"));
+    }
+
+    #[test]
+    fn options() {
+        let table = |s: &str| -> toml::Table { toml::from_str(s).unwrap() };
+        let o = Options::from_table(&table("")).unwrap();
+        assert_eq!(o.servers.len(), 1);
+        assert_eq!(o.stream, "TRACKING");
+        assert_eq!(o.subjects, ["tracking.>"]);
+        assert_eq!((o.replicas, o.max_age.as_secs(), o.duplicate_window.as_secs()), (1, 604_800, 120));
+        let o = Options::from_table(&table("url = \"nats://a:4222, nats://b:4223\"\nreplicas = 3")).unwrap();
+        assert_eq!(o.servers.len(), 2);
+        assert_eq!(Options::from_table(&table("url = [\"nats://a:1\", \"nats://b:2\", \"nats://c:3\"]")).unwrap().servers.len(), 3);
+        let err = |s: &str| Options::from_table(&table(s)).unwrap_err();
+        assert!(err("subjects = [\"tracking.edx.>\"]").contains("do not capture"));
+        assert!(Options::from_table(&table("subjects = [\"tracking.>\", \"other.>\"]")).is_ok());
+        assert!(Options::from_table(&table("subjects = [\">\"]")).is_ok());
+        assert!(err("stream = \"a.b\"").contains("stream name"));
+        assert!(err("replicas = 0").contains("replicas"));
+        assert!(err("duplicate_window_secs = 0").contains("duplicate_window_secs"));
+        assert!(err("max_age_secs = 60").contains("longer than"));
+        assert!(err("colour = 1").contains("unknown field"));
+        assert!(err("url = \"\"").contains("no NATS server"));
+    }
+
+    #[test]
+    fn backoff_doubles_to_its_cap() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(350));
+        let delays: Vec<u64> = (0..4).map(|_| b.next_delay().as_millis() as u64).collect();
+        assert_eq!(delays, [100, 200, 350, 350]);
+        b.reset();
+        assert_eq!(b.next_delay(), Duration::from_millis(100));
+    }
+}
