@@ -25,9 +25,14 @@ wasm-pack --log-level warn build "$ROOT/sdk-wasm" --target web --release --mode 
   --out-dir "$JS/pkg" --out-name tracking -- $FEATURES
 
 mkdir -p "$JS/dist"
-wasm-opt -Oz --strip-debug --strip-producers --strip-target-features "$JS/pkg/tracking_bg.wasm" -o "$JS/dist/tracking_bg.wasm"
+WASM="$JS/dist/tracking_bg.wasm"
+cp "$JS/pkg/tracking_bg.wasm" "$WASM"
+# panic_immediate_abort for stable Rust: core's panic-message formatting traps at once
+# (the panic handler discards messages anyway); see wasm-fix.py. Needs the name section.
+python3 "$JS/wasm-fix.py" stub-panics "$WASM"
+wasm-opt -Oz --converge --zero-filled-memory --strip-debug --strip-producers --strip-target-features "$WASM" -o "$WASM"
 # binaryen 108 (Debian bookworm) re-points wasm-bindgen's externref table export; undo that.
-python3 "$JS/wasm-fix.py" fix-exports "$JS/dist/tracking_bg.wasm"
+python3 "$JS/wasm-fix.py" fix-exports "$WASM"
 
 ESBUILD="$JS/node_modules/.bin/esbuild"
 COMMON="--bundle --minify --log-level=warning --log-override:empty-import-meta=silent --log-override:duplicate-object-key=silent"

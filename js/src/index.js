@@ -1,7 +1,7 @@
 // @org/tracking: frontend-platform's analytics interface on the Tracking WebAssembly SDK.
 //
 // This entry loads the wasm module on first use and stands in for it until it is
-// ready: calls are captured (time, page and a JSON snapshot of the properties taken at
+// ready and configured: calls are captured (time, page and a JSON snapshot of the properties taken at
 // the call) and replayed in order once it is. If the module cannot load (blocked,
 // 404, a CSP without 'wasm-unsafe-eval') or traps later, calls are counted and dropped
 // quietly. Nothing here throws into the page, except identifyAuthenticatedUser without
@@ -15,6 +15,7 @@ const FAILED = 2;
 const MAX_PENDING = 10000;
 
 let state = -1;
+let configured = false;
 let wasmUrl;
 let pending = [];
 let failedCalls = 0; // calls dropped because the module could not load (or trapped)
@@ -47,14 +48,18 @@ function fail(error) {
   waiting.splice(0).forEach((r) => r());
 }
 
+// Once the module is ready and configured: the configuration first, then the calls in order.
 function replay() {
   const calls = pending;
   pending = [];
-  for (const c of calls) {
-    if (c[0] === 'configure') wasm.configure(c[1]);
-    else wasm.__replay(c[0], c[1], c[2], c[3], c[4], c[5]);
-  }
+  calls.forEach((c) => c[0] === 'configure' && wasm.configure(c[1]));
+  calls.forEach((c) => {
+    if (c[0] === 6) wasm.reset();
+    else if (c[0] !== 'configure') wasm.__replay(c[0], c[1], c[2], c[3], c[4], c[5]);
+  });
 }
+
+const live = () => state === READY && configured;
 
 /**
  * Where to load the WebAssembly module from (default: `tracking_bg.wasm` next to this
@@ -77,8 +82,8 @@ function boot() {
   loading.then(
     () => {
       try {
-        replay();
         state = READY;
+        if (configured) replay();
         waiting.splice(0).forEach((r) => wasm.flush().then(r, r));
       } catch (e) {
         fail(e);
@@ -101,7 +106,7 @@ export function ready() {
 // Runs `f` on the module, or captures the call (`code`, args) for the replay.
 function call(f, capture, fallback, counted = true) {
   boot();
-  if (state === READY) {
+  if (live()) {
     try {
       return f();
     } catch (e) {
@@ -128,7 +133,16 @@ const resolved = () => Promise.resolve();
 /** Sets the endpoint and queue limits; see the README for the options. */
 export function configure(options = {}) {
   if (options && options.wasmUrl) wasmUrl = options.wasmUrl;
+  const first = !configured;
+  configured = true;
   call(() => wasm.configure(options), () => ['configure', options], undefined, false);
+  if (first && state === READY) {
+    try {
+      replay();
+    } catch (e) {
+      fail(e);
+    }
+  }
 }
 
 /** A research tracking-log event; keys are snake_cased at every depth. Always resolves. */
@@ -186,14 +200,14 @@ export function logLegacy(eventType, data) {
 /** Sends what is queued now; resolves when delivered or when the attempt failed. */
 export function flush() {
   boot();
-  if (state === READY) {
+  if (live()) {
     try {
       return wasm.flush();
     } catch (e) {
       fail(e);
     }
   }
-  if (state === LOADING) return new Promise((r) => waiting.push(r));
+  if (state === LOADING && configured) return new Promise((r) => waiting.push(r));
   return resolved();
 }
 
@@ -205,19 +219,19 @@ export function reset() {
 /** Counters: enqueued, sent, retried, dropped by reason, and the queue's state. */
 export function getStats() {
   let stats;
-  if (state === READY) {
+  if (live()) {
     try {
       stats = wasm.getStats();
     } catch (e) {
       fail(e);
     }
   }
-  stats = stats || { configured: false, dropped: {} };
+  stats = stats || { configured, dropped: {} };
   stats.ready = state === READY;
   stats.loading = state === LOADING;
   stats.failed = state === FAILED;
   if (state === FAILED) stats.error = String(loadError && (loadError.message || loadError));
-  stats.pending = (stats.pending || 0) + pending.length;
+  stats.pending = pending.length;
   stats.dropped.load_failed = failedCalls;
   stats.dropped.pending_overflow = overflow;
   stats.lost = (stats.lost || 0) + failedCalls + overflow;

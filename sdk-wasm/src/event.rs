@@ -34,8 +34,10 @@ impl Kind {
 /// A UUID v7 (RFC 9562): 48 bits of Unix milliseconds, version 7, 74 random bits.
 pub fn uuid_v7(unix_ms: u64, random: &[u8; 10]) -> String {
     let mut b = [0u8; 16];
-    b[..6].copy_from_slice(&unix_ms.to_be_bytes()[2..]);
-    b[6..].copy_from_slice(random);
+    let ms = unix_ms.to_be_bytes();
+    for i in 0..16 {
+        b[i] = if i < 6 { ms[i + 2] } else { random[i - 6] };
+    }
     b[6] = 0x70 | (b[6] & 0x0F);
     b[8] = 0x80 | (b[8] & 0x3F);
     uuid_text(&b)

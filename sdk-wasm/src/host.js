@@ -7,8 +7,8 @@
 // `fetch`, a disabled `localStorage`, a replaced `console`).
 //
 // Callback kinds: 1 flush timer, 2 persist timer, 3 retry timer, 4 hidden, 5 pagehide,
-// 6 online, 7 response (token, HTTP status or 0 for a network error, and the
-// `Retry-After` header or the comma-joined ids the server rejected).
+// 6 online, 7 response (token, HTTP status or 0 for a network error, and `Retry-After`
+// in milliseconds or the comma-joined ids the server rejected).
 
 const noop = () => {};
 
@@ -60,7 +60,7 @@ export function hostSend(h, url, body, token, timeout) {
   try {
     fetch(url, init).then(
       (r) => {
-        if (!r.ok) return done(r.status, r.headers.get('Retry-After'));
+        if (!r.ok) return done(r.status, retryAfter(r.headers.get('Retry-After')));
         return r.json().then(
           (j) => done(r.status, (j && Array.isArray(j.results) ? j.results : [])
             .filter((x) => x && x.status === 'rejected').map((x) => x.id).join(',')),
@@ -72,6 +72,13 @@ export function hostSend(h, url, body, token, timeout) {
   } catch (e) {
     Promise.resolve().then(() => done(0));
   }
+}
+
+// Retry-After in whole ms (delay-seconds or an HTTP date), '' when absent or unreadable.
+function retryAfter(v) {
+  if (!v) return '';
+  const ms = /^\s*\d+\s*$/.test(v) ? Number(v) * 1000 : Date.parse(v) - Date.now();
+  return Number.isNaN(ms) ? '' : String(Math.max(0, Math.round(ms)));
 }
 
 export function hostBeacon(url, body) {
@@ -138,17 +145,10 @@ export function now() {
   return Date.now();
 }
 
-export function href() {
+// location.href (0) or document.referrer (1).
+export function page(which) {
   try {
-    return String(location.href);
-  } catch (e) {
-    return '';
-  }
-}
-
-export function referrer() {
-  try {
-    return String(document.referrer);
+    return String(which ? document.referrer : location.href);
   } catch (e) {
     return '';
   }
@@ -179,21 +179,6 @@ export function stringify(v) {
   }
 }
 
-export function parse(s) {
-  return JSON.parse(s);
-}
-
-// A name or id argument: strings as they are, anything else through String(), or undefined.
-export function text(v) {
-  if (typeof v === 'string') return v;
-  if (v === undefined || v === null) return undefined;
-  try {
-    return String(v);
-  } catch (e) {
-    return undefined;
-  }
-}
-
 export function lower(s) {
   return s.toLowerCase();
 }
@@ -207,18 +192,32 @@ export function opt(o, k) {
   }
 }
 
+// Numeric options, in the order of `keys` (comma-separated); NaN where absent.
+export function optNums(o, keys) {
+  return new Float64Array(keys.split(',').map((k) => {
+    const v = opt(o, k);
+    return typeof v === 'number' ? v : NaN;
+  }));
+}
+
+// getStats(): the counters of tracker.rs `stats_values`, named.
+const STATS = ('enqueued,restored,sent,beaconed,retried,requests,queued,inflight,persisted,'
+  + 'storageEvicted,storageErrors,invalidNames,lost').split(',');
+const DROPS = 'size_limit,invalid_name,invalid_data,rejected,http_4xx,retry_exhausted,queue_full,storage_corrupt,busy'.split(',');
+export function statsObject(v, configured) {
+  const o = { configured };
+  STATS.forEach((k, i) => { o[k] = v[i]; });
+  let total = 0;
+  o.dropped = {};
+  DROPS.forEach((k, i) => { total += (o.dropped[k] = v[STATS.length + i]); });
+  o.dropped.total = total;
+  return o;
+}
+
 // An array option of strings, joined by newlines (undefined when not an array).
 export function optList(o, k) {
   const v = opt(o, k);
   return Array.isArray(v) ? v.filter((x) => typeof x === 'string').join('\n') : undefined;
-}
-
-// Retry-After in ms: delay-seconds or an HTTP date; -1 when absent or unreadable.
-export function retryAfter(v) {
-  if (!v) return -1;
-  if (/^\s*\d+\s*$/.test(v)) return Number(v) * 1000;
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? -1 : Math.max(0, at - Date.now());
 }
 
 export function warn(a, b) {

@@ -20,6 +20,37 @@ pub const MAX_DEPTH: usize = 512;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+// Slicing helpers that cannot panic: a failed bounds or char-boundary check would pull
+// core's panic formatting (`Debug` for strings, Unicode tables) into the wasm build.
+
+/// `&s[a..b]`, or `""` when out of range.
+pub fn sub(s: &str, a: usize, b: usize) -> &str {
+    s.get(a..b).unwrap_or("")
+}
+
+/// `&s[a..]`, or `""` when out of range.
+pub fn tail(s: &str, a: usize) -> &str {
+    s.get(a..).unwrap_or("")
+}
+
+/// `s.split(sep)` for an ASCII separator, without core's panicking searcher.
+pub fn pieces(s: &str, sep: u8) -> impl Iterator<Item = &str> {
+    let mut rest = Some(s);
+    core::iter::from_fn(move || {
+        let r = rest?;
+        match r.bytes().position(|b| b == sep) {
+            Some(i) => {
+                rest = Some(tail(r, i + 1));
+                Some(sub(r, 0, i))
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
+}
+
 /// Appends `s` as a JSON string literal, escaped as `JSON.stringify` escapes it.
 pub fn push_str_literal(out: &mut String, s: &str) {
     out.push('"');
@@ -37,7 +68,7 @@ pub fn push_str_literal(out: &mut String, s: &str) {
             0..=0x1F => "",
             _ => continue,
         };
-        out.push_str(&s[copied..i]);
+        out.push_str(sub(s, copied, i));
         if esc.is_empty() {
             push_u_escape(out, u16::from(b));
         } else {
@@ -45,7 +76,7 @@ pub fn push_str_literal(out: &mut String, s: &str) {
         }
         copied = i + 1;
     }
-    out.push_str(&s[copied..]);
+    out.push_str(tail(s, copied));
     out.push('"');
 }
 
@@ -90,8 +121,8 @@ fn hex_val(b: u8) -> Option<u16> {
 pub(crate) fn unescape_utf16(inner: &str) -> Option<Vec<u16>> {
     let mut out = Vec::with_capacity(inner.len());
     let mut rest = inner;
-    while let Some(pos) = rest.find('\\') {
-        out.extend(rest[..pos].encode_utf16());
+    while let Some(pos) = rest.bytes().position(|b| b == b'\\') {
+        out.extend(sub(rest, 0, pos).encode_utf16());
         let b = rest.as_bytes();
         let unit = match b.get(pos + 1)? {
             b'"' => 0x22,
@@ -108,13 +139,13 @@ pub(crate) fn unescape_utf16(inner: &str) -> Option<Vec<u16>> {
                     v = (v << 4) | hex_val(*b.get(pos + 2 + i)?)?;
                 }
                 out.push(v);
-                rest = &rest[pos + 6..];
+                rest = tail(rest, pos + 6);
                 continue;
             }
             _ => return None,
         };
         out.push(unit);
-        rest = &rest[pos + 2..];
+        rest = tail(rest, pos + 2);
     }
     out.extend(rest.encode_utf16());
     Some(out)
@@ -171,7 +202,7 @@ pub fn rewrite<'t>(src: &'t str, rules: &Rules<'_>) -> Result<Cow<'t, str>, Inva
     Ok(match w.out {
         None => Cow::Borrowed(src),
         Some(mut out) => {
-            out.push_str(&src[w.copied..]);
+            out.push_str(tail(src, w.copied));
             Cow::Owned(out)
         }
     })
@@ -206,7 +237,7 @@ impl Rewriter<'_, '_> {
         let out = self
             .out
             .get_or_insert_with(|| String::with_capacity(self.src.len() + 16));
-        out.push_str(&self.src[self.copied..start]);
+        out.push_str(sub(self.src, self.copied, start));
         out.push_str(text);
         self.copied = end;
     }
@@ -254,7 +285,7 @@ impl Rewriter<'_, '_> {
                 ) {
                     self.pos += 1;
                 }
-                let token = &self.src[start..self.pos];
+                let token = sub(self.src, start, self.pos);
                 if token.len() >= 13
                     && token.bytes().all(|b| b.is_ascii_digit())
                     && is_card_number(token)
@@ -274,7 +305,7 @@ impl Rewriter<'_, '_> {
     }
 
     fn mask_string(&mut self, start: usize, end: usize, escaped: bool) {
-        let inner = &self.src[start + 1..end - 1];
+        let inner = sub(self.src, start + 1, end - 1);
         if inner.bytes().filter(u8::is_ascii_digit).count() < 13 {
             return;
         }
@@ -361,7 +392,7 @@ impl Rewriter<'_, '_> {
 
     /// Rewrites the key at `start..end` and says whether its value must be masked.
     fn key(&mut self, start: usize, end: usize, escaped: bool) -> bool {
-        let inner = &self.src[start + 1..end - 1];
+        let inner = sub(self.src, start + 1, end - 1);
         let extra = self.rules.extra_sensitive_keys;
         if !self.rules.snake_keys || (!escaped && is_plain_snake(inner.as_bytes())) {
             if !escaped {

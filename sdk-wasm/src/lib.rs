@@ -18,7 +18,6 @@
 extern crate alloc;
 
 use alloc::string::String;
-use alloc::vec::Vec;
 use core::cell::RefCell;
 
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -28,6 +27,7 @@ use wasm_bindgen::JsValue;
 mod wasm_rt;
 
 pub mod event;
+mod fifo;
 pub mod json;
 pub mod snake;
 pub mod tracker;
@@ -36,24 +36,9 @@ pub mod web;
 pub use event::Kind;
 pub use tracker::{Call, Config, Tracker};
 
-/// Calls made before `configure` are held (at most this many) and replayed by it.
-const MAX_PENDING: usize = 10_000;
-
-enum Pending {
-    Call(Call),
-    Identify {
-        user_id: Option<String>,
-        traits: Option<String>,
-        time: f64,
-        page: String,
-    },
-    Reset,
-}
-
 struct Global {
     tracker: Option<Tracker>,
-    pending: Vec<Pending>,
-    /// Calls lost outside the tracker: before `configure` (overflow) or re-entrant.
+    /// Calls lost outside the tracker: made before `configure`, or re-entrant.
     lost: u64,
 }
 
@@ -66,7 +51,6 @@ unsafe impl Sync for PageGlobal {}
 
 static GLOBAL: PageGlobal = PageGlobal(RefCell::new(Global {
     tracker: None,
-    pending: Vec::new(),
     lost: 0,
 }));
 
@@ -80,18 +64,22 @@ fn lose() {
     }
 }
 
-fn hold(p: Pending) {
-    if let Ok(mut g) = GLOBAL.0.try_borrow_mut() {
-        if g.pending.len() >= MAX_PENDING {
-            g.pending.remove(0);
-            g.lost += 1;
-        }
-        g.pending.push(p);
+/// A name or id argument: a string as it is, an integer in decimal (user ids are
+/// numbers in frontend-platform), anything else is no name.
+fn text(v: &JsValue) -> Option<String> {
+    if let Some(s) = v.as_string() {
+        return Some(s);
     }
+    let n = v.as_f64()?;
+    if !(0.0..9.0e15).contains(&n) || n != (n as u64) as f64 {
+        return None;
+    }
+    let mut s = String::new();
+    event::push_u64(&mut s, n as u64);
+    Some(s)
 }
 
-/// Captures a call on the calling path and hands it to the tracker (or holds it until
-/// `configure`).
+/// Captures a call on the calling path and hands it to the tracker.
 fn capture(
     kind: Kind,
     name: &JsValue,
@@ -105,45 +93,31 @@ fn capture(
     };
     dispatch(Call {
         kind,
-        name: web::text(name),
-        category: category.and_then(web::text),
+        name: text(name),
+        category: category.and_then(text),
         data,
         unserializable,
         snake,
         time: web::now(),
-        page: web::href(),
+        page: web::page(0),
     });
 }
 
 fn dispatch(call: Call) {
-    match tracker() {
-        Some(t) => {
-            if !t.record(call) {
-                lose();
-            }
-        }
-        None => hold(Pending::Call(call)),
+    if !tracker().is_some_and(|t| t.record(call)) {
+        lose();
     }
 }
 
 fn identify(user_id: Option<String>, traits: Option<String>, time: f64, page: String) {
-    match tracker() {
-        Some(t) => {
-            if !t.identify(user_id, traits, time, page) {
-                lose();
-            }
-        }
-        None => hold(Pending::Identify {
-            user_id,
-            traits,
-            time,
-            page,
-        }),
+    if !tracker().is_some_and(|t| t.identify(user_id, traits, time, page)) {
+        lose();
     }
 }
 
 /// Sets the endpoint and the queue's limits (see the README for every option) and
-/// starts sending; calls made before it are replayed. Calling it again changes the
+/// starts the tracker. Calls made before it are dropped (counted in `lost`): the npm
+/// entry holds them until `configure` and replays them. Calling it again changes the
 /// settings, except `storageKey`.
 #[wasm_bindgen]
 pub fn configure(options: JsValue) {
@@ -152,28 +126,8 @@ pub fn configure(options: JsValue) {
         return;
     }
     let t = Tracker::new(Config::from_js(&options));
-    let pending = match GLOBAL.0.try_borrow_mut() {
-        Ok(mut g) => {
-            g.tracker = Some(t.clone());
-            core::mem::take(&mut g.pending)
-        }
-        Err(_) => return,
-    };
-    for p in pending {
-        match p {
-            Pending::Call(call) => {
-                t.record(call);
-            }
-            Pending::Identify {
-                user_id,
-                traits,
-                time,
-                page,
-            } => {
-                t.identify(user_id, traits, time, page);
-            }
-            Pending::Reset => t.reset(),
-        }
+    if let Ok(mut g) = GLOBAL.0.try_borrow_mut() {
+        g.tracker = Some(t);
     }
 }
 
@@ -207,12 +161,8 @@ pub fn identify_authenticated_user(user_id: JsValue, traits: JsValue) -> Result<
             "UserId is required for identifyAuthenticatedUser.",
         ));
     }
-    identify(
-        web::text(&user_id),
-        web::stringify_value(&traits).ok().flatten(),
-        web::now(),
-        web::href(),
-    );
+    let traits = web::stringify_value(&traits).ok().flatten();
+    identify(text(&user_id), traits, web::now(), web::page(0));
     Ok(())
 }
 
@@ -220,12 +170,8 @@ pub fn identify_authenticated_user(user_id: JsValue, traits: JsValue) -> Result<
 /// id) and, when traits are given, sends an `identify` event with them.
 #[wasm_bindgen(js_name = identifyAnonymousUser)]
 pub fn identify_anonymous_user(traits: JsValue) -> JsValue {
-    identify(
-        None,
-        web::stringify_value(&traits).ok().flatten(),
-        web::now(),
-        web::href(),
-    );
+    let traits = web::stringify_value(&traits).ok().flatten();
+    identify(None, traits, web::now(), web::page(0));
     web::resolved()
 }
 
@@ -250,45 +196,30 @@ pub fn flush() -> JsValue {
 /// Counters: `enqueued`, `sent`, `retried`, `dropped` by reason, and the queue's state.
 #[wasm_bindgen(js_name = getStats)]
 pub fn get_stats() -> JsValue {
-    let mut json = match tracker() {
-        Some(t) => t.stats_json(),
-        None => String::new(),
-    };
-    let (configured, pending, lost) = match GLOBAL.0.try_borrow() {
-        Ok(g) => (g.tracker.is_some(), g.pending.len() as u64, g.lost),
-        Err(_) => (true, 0, 0),
-    };
-    if json.is_empty() {
-        json.push_str("{\"dropped\":{}}");
+    let lost = GLOBAL.0.try_borrow().map(|g| g.lost).unwrap_or(0);
+    match tracker() {
+        Some(t) => t.stats_with(lost),
+        None => {
+            let mut values = [0.0; tracker::STATS];
+            values[tracker::STATS - tracker::DROP_REASONS - 1] = lost as f64;
+            web::stats_object(&values, false)
+        }
     }
-    json.pop();
-    json.push_str(if configured {
-        ",\"configured\":true"
-    } else {
-        ",\"configured\":false"
-    });
-    json.push_str(",\"pending\":");
-    event::push_u64(&mut json, pending);
-    json.push_str(",\"lost\":");
-    event::push_u64(&mut json, lost);
-    json.push('}');
-    web::parse(&json)
 }
 
 /// Forgets the user id and mints a new anonymous id (Segment's `reset`, for sign-out).
 /// Queued events keep the identity they were recorded with.
 #[wasm_bindgen]
 pub fn reset() {
-    match tracker() {
-        Some(t) => t.reset(),
-        None => hold(Pending::Reset),
+    if let Some(t) = tracker() {
+        t.reset();
     }
 }
 
 /// Replays a call the JavaScript entry captured before the module was ready:
 /// `code` 0 tracking log, 1 track, 2 page, 3 identify (user), 4 identify (anonymous),
-/// 5 legacy `Logger.log`, 6 reset; `data` is the `JSON.stringify` text taken at the
-/// call, `undefined` for none, `null` when it threw.
+/// 5 legacy `Logger.log`; `data` is the `JSON.stringify` text taken at the call,
+/// `undefined` for none, `null` when it threw.
 #[wasm_bindgen(js_name = __replay)]
 pub fn replay(code: u8, name: JsValue, category: JsValue, data: JsValue, time: f64, page: JsValue) {
     let page = page.as_string().unwrap_or_default();
@@ -297,21 +228,13 @@ pub fn replay(code: u8, name: JsValue, category: JsValue, data: JsValue, time: f
         0 | 5 => Kind::TrackingLog,
         1 => Kind::Track,
         2 => Kind::Page,
-        3 | 4 => {
-            return identify(
-                if code == 3 { web::text(&name) } else { None },
-                data,
-                time,
-                page,
-            )
-        }
-        6 => return reset(),
+        3 | 4 => return identify(if code == 3 { text(&name) } else { None }, data, time, page),
         _ => return,
     };
     dispatch(Call {
         kind,
-        name: web::text(&name),
-        category: web::text(&category),
+        name: text(&name),
+        category: text(&category),
         data,
         unserializable,
         snake: code == 0,

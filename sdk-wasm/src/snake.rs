@@ -269,12 +269,11 @@ fn prepare(key: &[u16]) -> Vec<u16> {
         match c {
             0xC0..=0x17F if c != 0xD7 && c != 0xF7 => {
                 let i = usize::from(c - 0xC0) * 2;
-                out.extend(
-                    DEBURR[i..i + 2]
-                        .iter()
-                        .filter(|&&b| b != b' ')
-                        .map(|&b| u16::from(b)),
-                );
+                for b in [DEBURR.get(i), DEBURR.get(i + 1)].into_iter().flatten() {
+                    if *b != b' ' {
+                        out.push(u16::from(*b));
+                    }
+                }
             }
             0x27 | 0x2019 => {}
             _ if is_combo(c) => {}
@@ -325,7 +324,7 @@ pub fn snake_case_utf16(key: &[u16], lower: &dyn Fn(&[u16]) -> Vec<u16>) -> Vec<
         if i > 0 {
             out.push(u16::from(b'_'));
         }
-        let word = &s[start..end];
+        let word = s.get(start..end).unwrap_or(&[]);
         if word.iter().all(|&c| c < 0x80) {
             out.extend(
                 word.iter()

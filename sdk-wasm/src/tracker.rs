@@ -2,7 +2,7 @@
 //! batches, persists, sends, retries and flushes on unload — all off the calling path.
 //!
 //! The calling path (`record`) does: name check, one rewrite pass over the
-//! `JSON.stringify` text, id and timestamp, one `String` pushed on a `VecDeque`, and at
+//! `JSON.stringify` text, id and timestamp, one `String` pushed on a queue, and at
 //! most one `setTimeout` when a timer has to be armed. Everything else runs in timer
 //! and promise callbacks:
 //!
@@ -18,7 +18,6 @@
 //!   is written to storage at once, to be sent by the next page.
 
 use alloc::borrow::ToOwned;
-use alloc::collections::VecDeque;
 use alloc::rc::{Rc, Weak};
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -29,7 +28,8 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsValue;
 
 use crate::event::{id_of_line, push_u64, rfc3339_ms, to_json, uuid_v4, uuid_v7, Kind, Parts};
-use crate::json::{push_str_literal, rewrite, Rules};
+use crate::fifo::Fifo;
+use crate::json::{pieces, rewrite, Rules};
 use crate::web;
 
 /// Largest localStorage chunk written in one task.
@@ -120,39 +120,41 @@ impl Config {
             }
             self.endpoint = s.to_owned();
         }
-        let num = |key: &str| {
-            web::opt(options, key)
-                .as_f64()
-                .filter(|n| *n >= 0.0 && *n < 1e12)
-        };
-        for (key, v, min) in [
-            ("batchSize", &mut self.batch_events, 1),
-            ("batchBytes", &mut self.batch_bytes, 1024),
-            ("maxEventBytes", &mut self.max_event_bytes, 256),
-            ("maxQueueEvents", &mut self.max_queue_events, 1),
-            ("maxStorageBytes", &mut self.max_storage_bytes, 0),
-            ("unloadBytes", &mut self.unload_bytes, 0),
+        // One call for every numeric option, in this order; NaN where absent.
+        let n = web::opt_nums(
+            options,
+            "batchSize,batchBytes,maxEventBytes,maxQueueEvents,maxStorageBytes,unloadBytes,\
+             flushInterval,persistDelay,requestTimeout,maxRetries,retryBaseDelay,retryMaxDelay,maxRetryAfter",
+        );
+        let num = |i: usize| n.get(i).copied().filter(|v| *v >= 0.0 && *v < 1e12);
+        for (i, v, min) in [
+            (0, &mut self.batch_events, 1),
+            (1, &mut self.batch_bytes, 1024),
+            (2, &mut self.max_event_bytes, 256),
+            (3, &mut self.max_queue_events, 1),
+            (4, &mut self.max_storage_bytes, 0),
+            (5, &mut self.unload_bytes, 0),
         ] {
-            if let Some(n) = num(key) {
+            if let Some(n) = num(i) {
                 *v = (n as usize).max(min);
             }
         }
-        for (key, v) in [
-            ("flushInterval", &mut self.flush_interval_ms),
-            ("persistDelay", &mut self.persist_delay_ms),
-            ("requestTimeout", &mut self.request_timeout_ms),
-            ("maxRetries", &mut self.max_retries),
+        for (i, v) in [
+            (6, &mut self.flush_interval_ms),
+            (7, &mut self.persist_delay_ms),
+            (8, &mut self.request_timeout_ms),
+            (9, &mut self.max_retries),
         ] {
-            if let Some(n) = num(key) {
+            if let Some(n) = num(i) {
                 *v = n.min(2_147_483_647.0) as u32;
             }
         }
-        for (key, v) in [
-            ("retryBaseDelay", &mut self.retry_base_ms),
-            ("retryMaxDelay", &mut self.retry_max_ms),
-            ("maxRetryAfter", &mut self.max_retry_after_ms),
+        for (i, v) in [
+            (10, &mut self.retry_base_ms),
+            (11, &mut self.retry_max_ms),
+            (12, &mut self.max_retry_after_ms),
         ] {
-            if let Some(n) = num(key) {
+            if let Some(n) = num(i) {
                 *v = n;
             }
         }
@@ -163,8 +165,7 @@ impl Config {
             _ => {}
         }
         if let Some(list) = web::opt_list(options, "sensitiveKeys") {
-            self.sensitive_keys = list
-                .split('\n')
+            self.sensitive_keys = pieces(&list, b'\n')
                 .filter(|k| !k.is_empty())
                 .map(str::to_owned)
                 .collect();
@@ -197,21 +198,16 @@ pub struct Stats {
     pub storage_evicted: u64,
     pub storage_errors: u64,
     pub invalid_names: u64,
-    pub dropped: [u64; DROP_REASONS.len()],
+    pub dropped: [u64; DROP_REASONS],
 }
 
-/// Why events are dropped; `getStats().dropped` names them.
-pub const DROP_REASONS: [&str; 9] = [
-    "size_limit",
-    "invalid_name",
-    "invalid_data",
-    "rejected",
-    "http_4xx",
-    "retry_exhausted",
-    "queue_full",
-    "storage_corrupt",
-    "busy",
-];
+/// Why events are dropped. `getStats().dropped` names them in this order (the names
+/// live in host.js: `size_limit`, `invalid_name`, `invalid_data`, `rejected`, `http_4xx`,
+/// `retry_exhausted`, `queue_full`, `storage_corrupt`, `busy`).
+pub const DROP_REASONS: usize = 9;
+
+/// Values in the `getStats()` array: 13 counters, then the drop reasons.
+pub const STATS: usize = 13 + DROP_REASONS;
 
 #[derive(Debug, Clone, Copy)]
 #[repr(usize)]
@@ -256,6 +252,7 @@ const PAGEHIDE: u32 = 5;
 const ONLINE: u32 = 6;
 const RESPONSE: u32 = 7;
 
+#[derive(Default)]
 struct Queued {
     seq: u64,
     /// The event's JSON; it starts with `{"id":"<uuid>"`.
@@ -282,7 +279,7 @@ pub(crate) struct Inner {
     /// The host object of `host.js` (timers, listeners, the callback); `NULL` once stopped.
     host: JsValue,
     storage: bool,
-    queue: VecDeque<Queued>,
+    queue: Fifo<Queued>,
     queued_bytes: usize,
     next_seq: u64,
     /// Events at the front of the queue that are in the request in flight.
@@ -336,7 +333,7 @@ impl Tracker {
             cfg,
             host: JsValue::NULL,
             storage,
-            queue: VecDeque::new(),
+            queue: Fifo::new(),
             queued_bytes: 0,
             next_seq: 1,
             inflight: 0,
@@ -358,7 +355,7 @@ impl Tracker {
             stats: Stats::default(),
             user_id: None,
             anonymous_id: String::new(),
-            referrer: web::referrer(),
+            referrer: web::page(1),
             identified: false,
             warnings: 0,
             rng,
@@ -377,12 +374,13 @@ impl Tracker {
         );
         let host = web::host_new(&callback.into_js_value());
         {
-            let mut t = rc.borrow_mut();
-            t.host = host;
-            t.load_identity();
-            t.restore();
-            if !t.queue.is_empty() {
-                t.send_now();
+            if let Ok(mut t) = rc.try_borrow_mut() {
+                t.host = host;
+                t.load_identity();
+                t.restore();
+                if !t.queue.is_empty() {
+                    t.send_now();
+                }
             }
         }
         Tracker(rc)
@@ -465,12 +463,17 @@ impl Tracker {
         promise
     }
 
-    /// The counters of `getStats()`, as JSON text.
-    pub fn stats_json(&self) -> String {
-        self.0
-            .try_borrow()
-            .map(|t| t.stats_json())
-            .unwrap_or_default()
+    /// The counters of `getStats()`, as an object.
+    pub fn stats(&self) -> JsValue {
+        self.stats_with(0)
+    }
+
+    /// The counters with the page-level `lost` count.
+    pub fn stats_with(&self, lost: u64) -> JsValue {
+        match self.0.try_borrow() {
+            Ok(t) => web::stats_object(&t.stats_values(lost), true),
+            Err(_) => JsValue::UNDEFINED,
+        }
     }
 
     /// Forgets the user id and mints a new anonymous id (Segment's `reset()`).
@@ -518,7 +521,7 @@ impl Tracker {
     pub fn queued_ids(&self) -> Vec<String> {
         self.0
             .try_borrow()
-            .map(|t| t.queue.iter().map(|q| q.id().to_owned()).collect())
+            .map(|t| t.queue.live().iter().map(|q| q.id().to_owned()).collect())
             .unwrap_or_default()
     }
 }
@@ -767,7 +770,7 @@ impl Inner {
         body.push_str(&rfc3339_ms(web::now() as u64));
         body.push_str("\",\"events\":[");
         let mut n = 0;
-        for ev in self.queue.iter().skip(from) {
+        for ev in self.queue.live().iter().skip(from) {
             if n >= max_events || ((n > 0 || strict) && body.len() + ev.json.len() + 3 > max_bytes)
             {
                 break;
@@ -818,7 +821,7 @@ impl Inner {
             return;
         }
         if (200..300).contains(&status) {
-            let rejected: Vec<&str> = text.split(',').filter(|s| !s.is_empty()).collect();
+            let rejected: Vec<&str> = pieces(&text, b',').filter(|s| !s.is_empty()).collect();
             self.finish_batch(&rejected, true);
         } else if (400..500).contains(&status) && status != 429 {
             let n = self.inflight;
@@ -889,8 +892,11 @@ impl Inner {
         // Exponential backoff with "equal jitter": between half and all of the step.
         let step = self.cfg.retry_base_ms * (1u64 << (self.attempts.clamp(1, 40) - 1)) as f64;
         let mut delay = step.min(self.cfg.retry_max_ms) * (0.5 + 0.5 * self.rng.unit());
-        let after = web::retry_after(retry_after);
-        if after >= 0.0 {
+        // host.js reads `Retry-After` (seconds or HTTP date) and passes milliseconds.
+        let after = retry_after.bytes().try_fold(0f64, |ms, b| {
+            b.is_ascii_digit().then(|| ms * 10.0 + f64::from(b - b'0'))
+        });
+        if let Some(after) = after.filter(|_| !retry_after.is_empty()) {
             let after = after.min(self.cfg.max_retry_after_ms);
             self.not_before = web::now() + after;
             delay = delay.max(after);
@@ -965,14 +971,14 @@ impl Inner {
             return;
         }
         let keys = web::store_keys(&prefix);
-        for key in keys.split('\n').filter(|k| !k.is_empty()) {
+        for key in pieces(&keys, b'\n').filter(|k| !k.is_empty()) {
             let Some(text) = web::store_get(key) else {
                 continue;
             };
             let id = self.next_chunk;
             self.next_chunk += 1;
             let mut count = 0u32;
-            for line in text.split('\n') {
+            for line in pieces(&text, b'\n') {
                 if id_of_line(line).is_none() {
                     self.drop_events(Drop::StorageCorrupt, 1);
                     continue;
@@ -1019,7 +1025,7 @@ impl Inner {
         let start = self.queue.len() - self.unpersisted;
         let mut text = String::new();
         let mut count = 0usize;
-        for ev in self.queue.range(start..) {
+        for ev in self.queue.live().iter().skip(start) {
             if count > 0 && text.len() + ev.json.len() + 1 > CHUNK_BYTES {
                 break;
             }
@@ -1064,7 +1070,7 @@ impl Inner {
             self.stats.storage_errors += 1;
             self.stats.storage_evicted += count as u64;
         }
-        for ev in self.queue.range_mut(start..start + count) {
+        for ev in self.queue.live_mut().iter_mut().skip(start).take(count) {
             ev.chunk = chunk;
         }
         self.unpersisted -= count;
@@ -1072,12 +1078,14 @@ impl Inner {
     }
 
     fn evict_oldest(&mut self) {
-        if !self.chunks.is_empty() {
-            let c = self.chunks.remove(0);
-            web::store_del(&c.key);
-            self.storage_bytes -= c.bytes;
-            self.stats.storage_evicted += u64::from(c.pending);
-        }
+        let Some(first) = self.chunks.first() else {
+            return;
+        };
+        let id = first.id;
+        web::store_del(&first.key);
+        self.storage_bytes -= first.bytes;
+        self.stats.storage_evicted += u64::from(first.pending);
+        self.chunks.retain(|c| c.id != id);
     }
 
     /// An event left the queue: release its storage chunk.
@@ -1087,14 +1095,17 @@ impl Inner {
             NOT_PERSISTED => self.unpersisted = self.unpersisted.saturating_sub(1),
             NO_STORAGE => {}
             id => {
-                if let Some(i) = self.chunks.iter().position(|c| c.id == id) {
-                    let c = &mut self.chunks[i];
+                let mut emptied = false;
+                if let Some(c) = self.chunks.iter_mut().find(|c| c.id == id) {
                     c.pending -= 1;
                     if c.pending == 0 {
-                        let c = self.chunks.remove(i);
                         web::store_del(&c.key);
                         self.storage_bytes -= c.bytes;
+                        emptied = true;
                     }
+                }
+                if emptied {
+                    self.chunks.retain(|c| c.id != id);
                 }
             }
         }
@@ -1130,7 +1141,8 @@ impl Inner {
             self.stats.sent += n as u64;
             self.stats.beaconed += n as u64;
             self.stats.requests += 1;
-            for ev in self.queue.drain(from..from + n).collect::<Vec<_>>() {
+            // Take the beaconed events out from the middle (after the request in flight).
+            for ev in self.queue.take(from, n) {
                 self.settle(ev);
             }
         }
@@ -1140,43 +1152,31 @@ impl Inner {
 
     // ---- stats ---------------------------------------------------------------------
 
-    fn stats_json(&self) -> String {
+    /// The counters in host.js's `statsObject` order; `lost` is lib.rs's page-level count.
+    fn stats_values(&self, lost: u64) -> [f64; STATS] {
         let s = &self.stats;
-        let mut out = String::with_capacity(512);
-        let field = |out: &mut String, key: &str, n: u64| {
-            if !out.ends_with('{') {
-                out.push(',');
+        let persisted: u64 = self.chunks.iter().map(|c| u64::from(c.pending)).sum();
+        let head = [
+            s.enqueued,
+            s.restored,
+            s.sent,
+            s.beaconed,
+            s.retried,
+            s.requests,
+            self.queue.len() as u64,
+            self.inflight as u64,
+            persisted,
+            s.storage_evicted,
+            s.storage_errors,
+            s.invalid_names,
+            lost,
+        ];
+        let mut v = [0.0; STATS];
+        for (i, n) in head.iter().chain(s.dropped.iter()).enumerate() {
+            if let Some(slot) = v.get_mut(i) {
+                *slot = *n as f64;
             }
-            push_str_literal(out, key);
-            out.push(':');
-            push_u64(out, n);
-        };
-        out.push('{');
-        let persisted = self.chunks.iter().map(|c| u64::from(c.pending)).sum();
-        for (key, n) in [
-            ("enqueued", s.enqueued),
-            ("restored", s.restored),
-            ("sent", s.sent),
-            ("beaconed", s.beaconed),
-            ("retried", s.retried),
-            ("requests", s.requests),
-            ("queued", self.queue.len() as u64),
-            ("inflight", self.inflight as u64),
-            ("persisted", persisted),
-            ("storageEvicted", s.storage_evicted),
-            ("storageErrors", s.storage_errors),
-            ("invalidNames", s.invalid_names),
-        ] {
-            field(&mut out, key, n);
         }
-        out.push_str(",\"dropped\":{");
-        let mut total = 0;
-        for (i, reason) in DROP_REASONS.iter().enumerate() {
-            total += s.dropped[i];
-            field(&mut out, reason, s.dropped[i]);
-        }
-        field(&mut out, "total", total);
-        out.push_str("}}");
-        out
+        v
     }
 }

@@ -11,7 +11,6 @@
 use core::alloc::{GlobalAlloc, Layout};
 use core::arch::wasm32;
 use core::cell::UnsafeCell;
-use core::ptr::null_mut;
 
 const PAGE: usize = 65_536;
 /// Size classes 16 B, 32 B, … 2 GiB.
@@ -48,6 +47,7 @@ fn class(layout: Layout) -> Option<(usize, usize)> {
 }
 
 impl State {
+    /// Takes `size` bytes from the end of the heap, growing memory as needed.
     fn bump(&mut self, size: usize, align: usize) -> *mut u8 {
         let align = align.max(MIN_ALIGN);
         let mut start = (self.next + align - 1) & !(align - 1);
@@ -55,7 +55,7 @@ impl State {
             let pages = (size + align).div_ceil(PAGE).max(16);
             let prev = wasm32::memory_grow(0, pages);
             if prev == usize::MAX {
-                return null_mut();
+                out_of_memory();
             }
             let base = prev * PAGE;
             if base != self.end {
@@ -70,10 +70,24 @@ impl State {
     }
 }
 
+/// Out of memory traps here instead of returning null: Rust's alloc-error path
+/// formats a message, and the JavaScript entry catches the trap anyway.
+fn out_of_memory() -> ! {
+    wasm32::unreachable()
+}
+
+/// Tells the optimiser a block is never null, so callers' alloc-error paths go away.
+fn non_null(ptr: *mut u8) -> *mut u8 {
+    if ptr.is_null() {
+        out_of_memory();
+    }
+    ptr
+}
+
 unsafe impl GlobalAlloc for SizeClasses {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let Some((index, size)) = class(layout) else {
-            return null_mut();
+            out_of_memory();
         };
         // SAFETY: single-threaded, and no allocator call re-enters another.
         let st = unsafe { &mut *self.0.get() };
@@ -81,9 +95,9 @@ unsafe impl GlobalAlloc for SizeClasses {
         if head != 0 && head % layout.align() == 0 {
             // SAFETY: a free block holds the address of the next free block.
             st.free[index] = unsafe { *(head as *const usize) };
-            return head as *mut u8;
+            return non_null(head as *mut u8);
         }
-        st.bump(size, layout.align())
+        non_null(st.bump(size, layout.align()))
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -98,18 +112,16 @@ unsafe impl GlobalAlloc for SizeClasses {
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
-            return null_mut();
+            out_of_memory();
         };
         if class(layout).map(|c| c.0) == class(new_layout).map(|c| c.0) {
-            return ptr;
+            return non_null(ptr);
         }
-        // SAFETY: the caller's contract for `realloc`, passed on.
+        // SAFETY: the caller's contract for `realloc`, passed on; `alloc` never returns null.
         unsafe {
             let new = self.alloc(new_layout);
-            if !new.is_null() {
-                core::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
-                self.dealloc(ptr, layout);
-            }
+            core::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+            self.dealloc(ptr, layout);
             new
         }
     }

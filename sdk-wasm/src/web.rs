@@ -38,30 +38,27 @@ extern "C" {
 
     /// `Date.now()`.
     pub fn now() -> f64;
-    /// `location.href`.
-    pub fn href() -> String;
-    /// `document.referrer`.
-    pub fn referrer() -> String;
+    /// `location.href` (0) or `document.referrer` (1).
+    pub fn page(which: u32) -> String;
     /// `navigator.onLine`.
     pub fn online() -> bool;
     /// `crypto.getRandomValues(buf)`.
     pub fn random(buf: &mut [u8]);
     /// `JSON.stringify(v)`: a string, `undefined` for nothing, `null` when it threw.
     pub fn stringify(v: &JsValue) -> JsValue;
-    /// `JSON.parse(s)`.
-    pub fn parse(s: &str) -> JsValue;
-    /// A name argument as a string (`String(v)`), `None` for `undefined`/`null`.
-    pub fn text(v: &JsValue) -> Option<String>;
     /// `s.toLowerCase()`.
     pub fn lower(s: &str) -> String;
     /// `o[k]` for an object `o`, else `undefined`; never throws.
     pub fn opt(o: &JsValue, k: &str) -> JsValue;
+    /// Numeric options (`keys` comma-separated), NaN where absent or not a number.
+    #[wasm_bindgen(js_name = optNums)]
+    pub fn opt_nums(o: &JsValue, keys: &str) -> alloc::vec::Vec<f64>;
+    /// The `getStats()` object from the counters (see `Inner::stats_values`).
+    #[wasm_bindgen(js_name = statsObject)]
+    pub fn stats_object(values: &[f64], configured: bool) -> JsValue;
     /// An array-of-strings option, joined by newlines.
     #[wasm_bindgen(js_name = optList)]
     pub fn opt_list(o: &JsValue, k: &str) -> Option<String>;
-    /// `Retry-After` in ms (seconds or HTTP date); negative when unreadable.
-    #[wasm_bindgen(js_name = retryAfter)]
-    pub fn retry_after(v: &str) -> f64;
     /// `console.warn(a, b)`.
     pub fn warn(a: &str, b: &str);
     /// A promise carrying its resolve function as `.r`.

@@ -1,0 +1,110 @@
+//! The event queue: a `Vec` with a moving head.
+//!
+//! `VecDeque` would do, but its growth path formats a panic message, which drags core's
+//! formatting machinery into the wasm build; this FIFO only uses `Vec` operations whose
+//! failures are static panics, and slices through `get`.
+
+use alloc::vec::Vec;
+
+pub struct Fifo<T> {
+    items: Vec<T>,
+    /// Items before `head` are taken (left as `T::default()`).
+    head: usize,
+}
+
+impl<T: Default> Fifo<T> {
+    pub const fn new() -> Self {
+        Fifo {
+            items: Vec::new(),
+            head: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len() - self.head
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The queued items, oldest first.
+    pub fn live(&self) -> &[T] {
+        self.items.get(self.head..).unwrap_or(&[])
+    }
+
+    pub fn live_mut(&mut self) -> &mut [T] {
+        self.items.get_mut(self.head..).unwrap_or(&mut [])
+    }
+
+    pub fn front(&self) -> Option<&T> {
+        self.live().first()
+    }
+
+    pub fn push_back(&mut self, item: T) {
+        self.items.push(item);
+    }
+
+    pub fn pop_front(&mut self) -> Option<T> {
+        let item = self.items.get_mut(self.head).map(core::mem::take)?;
+        self.head += 1;
+        if self.head == self.items.len() {
+            self.items.clear();
+            self.head = 0;
+        } else if self.head >= 1024 && self.head * 2 >= self.items.len() {
+            // Drop the taken slots: O(n), amortised over at least n/2 pops.
+            self.items.rotate_left(self.head);
+            self.items.truncate(self.items.len() - self.head);
+            self.head = 0;
+        }
+        Some(item)
+    }
+
+    /// Removes and returns the item at `at` (0 = oldest).
+    pub fn remove(&mut self, at: usize) -> Option<T> {
+        let slice = self.live_mut().get_mut(at..)?;
+        if slice.is_empty() {
+            return None;
+        }
+        slice.rotate_left(1);
+        self.items.pop()
+    }
+
+    /// Removes `n` items from `at` on and returns them (in no particular order).
+    pub fn take(&mut self, at: usize, n: usize) -> Vec<T> {
+        let Some(slice) = self.live_mut().get_mut(at..) else {
+            return Vec::new();
+        };
+        let n = n.min(slice.len());
+        slice.rotate_left(n);
+        (0..n).filter_map(|_| self.items.pop()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifo_order_and_removal() {
+        let mut q: Fifo<u32> = Fifo::new();
+        for i in 0..3000 {
+            q.push_back(i);
+        }
+        for i in 0..2000 {
+            assert_eq!(q.pop_front(), Some(i));
+        }
+        assert_eq!(q.len(), 1000);
+        assert_eq!(q.front(), Some(&2000));
+        assert_eq!(q.remove(1), Some(2001));
+        let mut taken = q.take(1, 3);
+        taken.sort();
+        assert_eq!(taken, vec![2002, 2003, 2004]);
+        assert_eq!(q.live()[..3], [2000, 2005, 2006]);
+        assert_eq!(q.remove(5000), None);
+        assert_eq!(q.take(5000, 2), Vec::<u32>::new());
+        while q.pop_front().is_some() {}
+        assert!(q.is_empty());
+        assert_eq!(q.pop_front(), None);
+    }
+}
