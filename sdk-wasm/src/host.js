@@ -192,19 +192,33 @@ export function opt(o, k) {
   }
 }
 
-// Numeric options, in the order of `keys` (comma-separated); NaN where absent.
-export function optNums(o, keys) {
-  return new Float64Array(keys.split(',').map((k) => {
-    const v = opt(o, k);
-    return typeof v === 'number' ? v : NaN;
-  }));
+// The options of configure() for Rust's `Config::apply`: endpoint, nameValidation,
+// storageKey, sensitiveKeys, then the numbers, separated by U+0001; U+0002 marks an
+// absent field, U+0003 a storageKey of false/null.
+const NUMBERS = ('batchSize,batchBytes,maxEventBytes,maxQueueEvents,maxStorageBytes,unloadBytes,'
+  + 'flushInterval,persistDelay,requestTimeout,maxRetries,retryBaseDelay,retryMaxDelay,maxRetryAfter').split(',');
+export function readOptions(o) {
+  const str = (v) => (typeof v === 'string' ? v : '\u0002');
+  const key = opt(o, 'storageKey');
+  const keys = opt(o, 'sensitiveKeys');
+  return [
+    str(opt(o, 'endpoint')),
+    str(opt(o, 'nameValidation')),
+    key === false || key === null ? '\u0003' : str(key),
+    Array.isArray(keys) ? keys.filter((k) => typeof k === 'string').join('\n') : '\u0002',
+    ...NUMBERS.map((k) => {
+      const v = opt(o, k);
+      return typeof v === 'number' && v >= 0 && v < 1e12 ? String(Math.floor(v)) : '';
+    }),
+  ].join('\u0001');
 }
 
 // getStats(): the counters of tracker.rs `stats_values`, named.
 const STATS = ('enqueued,restored,sent,beaconed,retried,requests,queued,inflight,persisted,'
   + 'storageEvicted,storageErrors,invalidNames,lost').split(',');
 const DROPS = 'size_limit,invalid_name,invalid_data,rejected,http_4xx,retry_exhausted,queue_full,storage_corrupt,busy'.split(',');
-export function statsObject(v, configured) {
+export function statsObject(text, configured) {
+  const v = text.split(',').map(Number);
   const o = { configured };
   STATS.forEach((k, i) => { o[k] = v[i]; });
   let total = 0;
@@ -212,12 +226,6 @@ export function statsObject(v, configured) {
   DROPS.forEach((k, i) => { total += (o.dropped[k] = v[STATS.length + i]); });
   o.dropped.total = total;
   return o;
-}
-
-// An array option of strings, joined by newlines (undefined when not an array).
-export function optList(o, k) {
-  const v = opt(o, k);
-  return Array.isArray(v) ? v.filter((x) => typeof x === 'string').join('\n') : undefined;
 }
 
 export function warn(a, b) {

@@ -87,27 +87,6 @@ fn push_u_escape(out: &mut String, c: u16) {
     }
 }
 
-/// Appends UTF-16 code units as the inside of a JSON string literal; lone surrogates
-/// are written as `\udXXX` escapes, as `JSON.stringify` does.
-fn push_utf16_escaped(out: &mut String, units: &[u16]) {
-    for item in char::decode_utf16(units.iter().copied()) {
-        match item {
-            Ok(c) => match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                '\u{8}' => out.push_str("\\b"),
-                '\u{c}' => out.push_str("\\f"),
-                c if (c as u32) < 0x20 => push_u_escape(out, c as u16),
-                c => out.push(c),
-            },
-            Err(e) => push_u_escape(out, e.unpaired_surrogate()),
-        }
-    }
-}
-
 fn hex_val(b: u8) -> Option<u16> {
     match b {
         b'0'..=b'9' => Some(u16::from(b - b'0')),
@@ -320,10 +299,10 @@ impl Rewriter<'_, '_> {
         };
         let text = String::from_utf16_lossy(&units);
         if let Some(masked) = mask_card_numbers(&text) {
-            let units: Vec<u16> = masked.encode_utf16().collect();
+            // `text` is lossy already (a lone surrogate became U+FFFD): plain escaping.
             let mut lit = String::with_capacity(masked.len() + 2);
-            push_utf16_escaped(&mut lit, &units);
-            self.replace(start + 1, end - 1, &lit);
+            push_str_literal(&mut lit, &masked);
+            self.replace(start, end, &lit);
         }
     }
 
@@ -407,10 +386,9 @@ impl Rewriter<'_, '_> {
         let snake = snake_case_utf16(&units, self.rules.lower);
         let as_text = String::from_utf16_lossy(&snake);
         if snake != units {
+            // lodash's words never hold a lone surrogate, so `as_text` is exact.
             let mut lit = String::with_capacity(as_text.len() + 2);
-            lit.push('"');
-            push_utf16_escaped(&mut lit, &snake);
-            lit.push('"');
+            push_str_literal(&mut lit, &as_text);
             self.replace(start, end, &lit);
         }
         is_sensitive_key(&as_text, extra)
@@ -493,9 +471,6 @@ mod tests {
         let mut s = String::new();
         push_str_literal(&mut s, "a\"b\\c\nd\u{1}é");
         assert_eq!(s, "\"a\\\"b\\\\c\\nd\\u0001é\"");
-        let mut s = String::new();
-        push_utf16_escaped(&mut s, &[0x61, 0xD800, 0x62]);
-        assert_eq!(s, "a\\ud800b");
     }
 
     #[test]

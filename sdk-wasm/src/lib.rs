@@ -200,9 +200,11 @@ pub fn get_stats() -> JsValue {
     match tracker() {
         Some(t) => t.stats_with(lost),
         None => {
-            let mut values = [0.0; tracker::STATS];
-            values[tracker::STATS - tracker::DROP_REASONS - 1] = lost as f64;
-            web::stats_object(&values, false)
+            // Nothing counted yet but calls made before `configure`.
+            let mut text = String::from("0,0,0,0,0,0,0,0,0,0,0,0,");
+            event::push_u64(&mut text, lost);
+            text.push_str(",0,0,0,0,0,0,0,0,0");
+            web::stats_object(&text, false)
         }
     }
 }

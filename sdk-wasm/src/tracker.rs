@@ -50,21 +50,21 @@ pub struct Config {
     /// Base URL of the ingest server; batches go to `{endpoint}/v1/batch`. `""`: same origin.
     pub endpoint: String,
     /// Most events per batch (`batchSize`).
-    pub batch_events: usize,
+    pub batch_events: f64,
     /// Most bytes per batch body (`batchBytes`); kept under 64 KiB so any batch can be beaconed.
-    pub batch_bytes: usize,
+    pub batch_bytes: f64,
     /// Longest wait before a partial batch is sent, ms (`flushInterval`).
-    pub flush_interval_ms: u32,
+    pub flush_interval_ms: f64,
     /// Largest event, bytes of JSON (`maxEventBytes`); larger events are dropped, never truncated.
-    pub max_event_bytes: usize,
+    pub max_event_bytes: f64,
     /// Most events held in memory (`maxQueueEvents`); the oldest are dropped beyond it.
-    pub max_queue_events: usize,
+    pub max_queue_events: f64,
     /// localStorage key prefix (`storageKey`); `None` (option `false`) disables persistence.
     pub storage_key: Option<String>,
     /// Most bytes of queued events kept in localStorage (`maxStorageBytes`).
-    pub max_storage_bytes: usize,
+    pub max_storage_bytes: f64,
     /// Delay before new events are written to storage, ms (`persistDelay`).
-    pub persist_delay_ms: u32,
+    pub persist_delay_ms: f64,
     /// First retry delay, ms (`retryBaseDelay`); doubles per failure, with jitter.
     pub retry_base_ms: f64,
     /// Longest backoff delay, ms (`retryMaxDelay`); `Retry-After` may ask for more.
@@ -73,12 +73,12 @@ pub struct Config {
     pub max_retry_after_ms: f64,
     /// Failed attempts (500, 502, 504, …) before a batch is dropped (`maxRetries`).
     /// 429, 503 and network errors retry without limit.
-    pub max_retries: u32,
+    pub max_retries: f64,
     /// Abort a batch request after this many ms (`requestTimeout`); retried as a network error.
-    pub request_timeout_ms: u32,
+    pub request_timeout_ms: f64,
     /// Bytes the unload flush may hand to `sendBeacon` (`unloadBytes`); Chrome allows
     /// 64 KiB of keepalive requests in flight per page.
-    pub unload_bytes: usize,
+    pub unload_bytes: f64,
     /// Name validation (`nameValidation`: `"off"`, `"warn"`, `"reject"`).
     pub name_mode: NameMode,
     /// Password-like keys beyond the built-in list (`sensitiveKeys`).
@@ -89,20 +89,20 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             endpoint: String::new(),
-            batch_events: 100,
-            batch_bytes: 60_000,
-            flush_interval_ms: 1000,
-            max_event_bytes: 50_000,
-            max_queue_events: 100_000,
+            batch_events: 100.0,
+            batch_bytes: 60_000.0,
+            flush_interval_ms: 1000.0,
+            max_event_bytes: 50_000.0,
+            max_queue_events: 100_000.0,
             storage_key: Some("orgtracking".to_owned()),
-            max_storage_bytes: 1_000_000,
-            persist_delay_ms: 250,
+            max_storage_bytes: 1_000_000.0,
+            persist_delay_ms: 250.0,
             retry_base_ms: 1000.0,
             retry_max_ms: 60_000.0,
             max_retry_after_ms: 3_600_000.0,
-            max_retries: 10,
-            request_timeout_ms: 30_000,
-            unload_bytes: 64_000,
+            max_retries: 10.0,
+            request_timeout_ms: 30_000.0,
+            unload_bytes: 64_000.0,
             name_mode: NameMode::Warn,
             sensitive_keys: Vec::new(),
         }
@@ -113,77 +113,91 @@ impl Config {
     /// Reads the options a page passes to `configure`; absent or mistyped options keep
     /// their current value. `storageKey` is only read by [`Config::from_js`].
     pub fn apply_js(&mut self, options: &JsValue) {
-        if let Some(s) = web::opt(options, "endpoint").as_string() {
-            let mut s = s.as_str();
-            while let Some(t) = s.strip_suffix('/') {
-                s = t;
+        self.apply(&web::read_options(options), false);
+    }
+
+    /// Applies host.js's `readOptions` text: fields separated by U+0001 (endpoint,
+    /// nameValidation, storageKey, sensitiveKeys, then the numbers); U+0002 marks an
+    /// absent field, U+0003 a `storageKey` of `false`/`null`.
+    fn apply(&mut self, text: &str, with_storage_key: bool) {
+        let mut fields = pieces(text, 1);
+        let mut next = || fields.next().filter(|f| *f != "\u{2}");
+        if let Some(endpoint) = next() {
+            let mut e = endpoint;
+            while let Some(t) = e.strip_suffix('/') {
+                e = t;
             }
-            self.endpoint = s.to_owned();
+            self.endpoint = e.to_owned();
         }
-        // One call for every numeric option, in this order; NaN where absent.
-        let n = web::opt_nums(
-            options,
-            "batchSize,batchBytes,maxEventBytes,maxQueueEvents,maxStorageBytes,unloadBytes,\
-             flushInterval,persistDelay,requestTimeout,maxRetries,retryBaseDelay,retryMaxDelay,maxRetryAfter",
-        );
-        let num = |i: usize| n.get(i).copied().filter(|v| *v >= 0.0 && *v < 1e12);
-        for (i, v, min) in [
-            (0, &mut self.batch_events, 1),
-            (1, &mut self.batch_bytes, 1024),
-            (2, &mut self.max_event_bytes, 256),
-            (3, &mut self.max_queue_events, 1),
-            (4, &mut self.max_storage_bytes, 0),
-            (5, &mut self.unload_bytes, 0),
-        ] {
-            if let Some(n) = num(i) {
-                *v = (n as usize).max(min);
-            }
-        }
-        for (i, v) in [
-            (6, &mut self.flush_interval_ms),
-            (7, &mut self.persist_delay_ms),
-            (8, &mut self.request_timeout_ms),
-            (9, &mut self.max_retries),
-        ] {
-            if let Some(n) = num(i) {
-                *v = n.min(2_147_483_647.0) as u32;
-            }
-        }
-        for (i, v) in [
-            (10, &mut self.retry_base_ms),
-            (11, &mut self.retry_max_ms),
-            (12, &mut self.max_retry_after_ms),
-        ] {
-            if let Some(n) = num(i) {
-                *v = n;
-            }
-        }
-        match web::opt(options, "nameValidation").as_string().as_deref() {
+        match next() {
             Some("off") => self.name_mode = NameMode::Off,
             Some("warn") => self.name_mode = NameMode::Warn,
             Some("reject") => self.name_mode = NameMode::Reject,
             _ => {}
         }
-        if let Some(list) = web::opt_list(options, "sensitiveKeys") {
-            self.sensitive_keys = pieces(&list, b'\n')
+        match next() {
+            Some(key) if with_storage_key => {
+                self.storage_key = (!key.is_empty() && key != "\u{3}").then(|| key.to_owned());
+            }
+            _ => {}
+        }
+        if let Some(list) = next() {
+            self.sensitive_keys = pieces(list, b'\n')
                 .filter(|k| !k.is_empty())
                 .map(str::to_owned)
                 .collect();
         }
+        // The numbers, in host.js's order; whole numbers, empty where absent.
+        let numbers = [
+            &mut self.batch_events,
+            &mut self.batch_bytes,
+            &mut self.max_event_bytes,
+            &mut self.max_queue_events,
+            &mut self.max_storage_bytes,
+            &mut self.unload_bytes,
+            &mut self.flush_interval_ms,
+            &mut self.persist_delay_ms,
+            &mut self.request_timeout_ms,
+            &mut self.max_retries,
+            &mut self.retry_base_ms,
+            &mut self.retry_max_ms,
+            &mut self.max_retry_after_ms,
+        ];
+        for field in numbers {
+            if let Some(n) = next().and_then(parse_whole) {
+                *field = n;
+            }
+        }
+    }
+
+    fn batch_events(&self) -> usize {
+        (self.batch_events as usize).max(1)
+    }
+
+    fn batch_bytes(&self) -> usize {
+        (self.batch_bytes as usize).max(1024)
+    }
+
+    fn max_queue_events(&self) -> usize {
+        (self.max_queue_events as usize).max(1)
     }
 
     /// Settings from `configure(options)` over the defaults, storage key included.
     pub fn from_js(options: &JsValue) -> Config {
         let mut cfg = Config::default();
-        cfg.apply_js(options);
-        let key = web::opt(options, "storageKey");
-        if let Some(s) = key.as_string() {
-            cfg.storage_key = (!s.is_empty()).then_some(s);
-        } else if key.is_null() || key.as_bool() == Some(false) {
-            cfg.storage_key = None;
-        }
+        cfg.apply(&web::read_options(options), true);
         cfg
     }
+}
+
+/// A whole decimal number (`""` and other text: `None`).
+pub fn parse_whole(text: &str) -> Option<f64> {
+    if text.is_empty() || text.len() > 15 {
+        return None;
+    }
+    text.bytes().try_fold(0f64, |n, b| {
+        b.is_ascii_digit().then(|| n * 10.0 + f64::from(b - b'0'))
+    })
 }
 
 /// Counters `getStats()` reports.
@@ -471,7 +485,7 @@ impl Tracker {
     /// The counters with the page-level `lost` count.
     pub fn stats_with(&self, lost: u64) -> JsValue {
         match self.0.try_borrow() {
-            Ok(t) => web::stats_object(&t.stats_values(lost), true),
+            Ok(t) => web::stats_object(&t.stats_text(lost), true),
             Err(_) => JsValue::UNDEFINED,
         }
     }
@@ -686,7 +700,7 @@ impl Inner {
             user_id: self.user_id.as_deref(),
             anonymous_id: &self.anonymous_id,
         });
-        if json.len() > self.cfg.max_event_bytes {
+        if json.len() > (self.cfg.max_event_bytes as usize) {
             self.drop_events(Drop::SizeLimit, 1);
             return;
         }
@@ -696,7 +710,7 @@ impl Inner {
     }
 
     fn push(&mut self, json: String, chunk: u32) {
-        if self.queue.len() >= self.cfg.max_queue_events {
+        if self.queue.len() >= self.cfg.max_queue_events() {
             // Drop the oldest event that is not in the request in flight.
             let at = if self.inflight < self.queue.len() {
                 self.inflight
@@ -737,20 +751,21 @@ impl Inner {
             return;
         }
         if self.unpersisted > 0 && self.persist_timer.is_none() {
-            self.persist_timer = self.timer(PERSIST_TIMER, f64::from(self.cfg.persist_delay_ms));
+            self.persist_timer = self.timer(PERSIST_TIMER, self.cfg.persist_delay_ms);
         }
         let waiting = self.queue.len() - self.inflight;
         if waiting == 0 || self.inflight > 0 || self.retry_timer.is_some() || self.offline {
             return;
         }
-        let full = waiting >= self.cfg.batch_events || self.queued_bytes >= self.cfg.batch_bytes;
+        let full =
+            waiting >= self.cfg.batch_events() || self.queued_bytes >= self.cfg.batch_bytes();
         if full && !self.flush_now {
             let t = self.flush_timer.take();
             self.clear(t);
             self.flush_now = true;
             self.flush_timer = self.timer(FLUSH_TIMER, 0.0);
         } else if self.flush_timer.is_none() {
-            self.flush_timer = self.timer(FLUSH_TIMER, f64::from(self.cfg.flush_interval_ms));
+            self.flush_timer = self.timer(FLUSH_TIMER, self.cfg.flush_interval_ms);
         }
     }
 
@@ -801,7 +816,7 @@ impl Inner {
             return;
         }
         self.offline = false;
-        let (n, body) = self.batch(0, self.cfg.batch_events, self.cfg.batch_bytes, false);
+        let (n, body) = self.batch(0, self.cfg.batch_events(), self.cfg.batch_bytes(), false);
         self.token = self.token.wrapping_add(1);
         self.inflight = n;
         self.stats.requests += 1;
@@ -810,7 +825,7 @@ impl Inner {
             &self.url(),
             &body,
             self.token,
-            self.cfg.request_timeout_ms,
+            self.cfg.request_timeout_ms as u32,
         );
     }
 
@@ -858,8 +873,8 @@ impl Inner {
 
     fn after_batch(&mut self) {
         let waiting = self.queue.len();
-        if waiting >= self.cfg.batch_events
-            || self.queued_bytes >= self.cfg.batch_bytes
+        if waiting >= self.cfg.batch_events()
+            || self.queued_bytes >= self.cfg.batch_bytes()
             || (!self.waiters.is_empty() && waiting > 0)
         {
             self.send_now();
@@ -874,7 +889,7 @@ impl Inner {
         self.attempts = self.attempts.saturating_add(1);
         if counts {
             self.server_failures += 1;
-            if self.server_failures > self.cfg.max_retries {
+            if f64::from(self.server_failures) > self.cfg.max_retries {
                 self.server_failures = 0;
                 self.attempts = 0;
                 for _ in 0..n {
@@ -893,10 +908,7 @@ impl Inner {
         let step = self.cfg.retry_base_ms * (1u64 << (self.attempts.clamp(1, 40) - 1)) as f64;
         let mut delay = step.min(self.cfg.retry_max_ms) * (0.5 + 0.5 * self.rng.unit());
         // host.js reads `Retry-After` (seconds or HTTP date) and passes milliseconds.
-        let after = retry_after.bytes().try_fold(0f64, |ms, b| {
-            b.is_ascii_digit().then(|| ms * 10.0 + f64::from(b - b'0'))
-        });
-        if let Some(after) = after.filter(|_| !retry_after.is_empty()) {
+        if let Some(after) = parse_whole(retry_after) {
             let after = after.min(self.cfg.max_retry_after_ms);
             self.not_before = web::now() + after;
             delay = delay.max(after);
@@ -1040,9 +1052,9 @@ impl Inner {
         key.push_str(&self.instance);
         key.push('.');
         push_u64(&mut key, u64::from(self.next_chunk));
-        let fits = text.len() <= self.cfg.max_storage_bytes;
+        let fits = text.len() <= (self.cfg.max_storage_bytes as usize);
         while fits
-            && self.storage_bytes + text.len() > self.cfg.max_storage_bytes
+            && self.storage_bytes + text.len() > (self.cfg.max_storage_bytes as usize)
             && !self.chunks.is_empty()
         {
             self.evict_oldest();
@@ -1125,13 +1137,13 @@ impl Inner {
             self.inflight = 0;
         }
         let from = self.inflight;
-        let mut budget = self.cfg.unload_bytes;
+        let mut budget = self.cfg.unload_bytes as usize;
         let url = self.url();
         while from < self.queue.len() && budget > 0 {
             let (n, body) = self.batch(
                 from,
-                self.cfg.batch_events,
-                self.cfg.batch_bytes.min(budget),
+                self.cfg.batch_events(),
+                self.cfg.batch_bytes().min(budget),
                 true,
             );
             if n == 0 || !web::host_beacon(&url, &body) {
@@ -1152,8 +1164,9 @@ impl Inner {
 
     // ---- stats ---------------------------------------------------------------------
 
-    /// The counters in host.js's `statsObject` order; `lost` is lib.rs's page-level count.
-    fn stats_values(&self, lost: u64) -> [f64; STATS] {
+    /// The counters, comma-separated, in host.js's `statsObject` order; `lost` is
+    /// lib.rs's page-level count.
+    fn stats_text(&self, lost: u64) -> String {
         let s = &self.stats;
         let persisted: u64 = self.chunks.iter().map(|c| u64::from(c.pending)).sum();
         let head = [
@@ -1171,12 +1184,13 @@ impl Inner {
             s.invalid_names,
             lost,
         ];
-        let mut v = [0.0; STATS];
-        for (i, n) in head.iter().chain(s.dropped.iter()).enumerate() {
-            if let Some(slot) = v.get_mut(i) {
-                *slot = *n as f64;
+        let mut out = String::with_capacity(STATS * 4);
+        for n in head.iter().chain(s.dropped.iter()) {
+            if !out.is_empty() {
+                out.push(',');
             }
+            push_u64(&mut out, *n);
         }
-        v
+        out
     }
 }

@@ -50,15 +50,12 @@ extern "C" {
     pub fn lower(s: &str) -> String;
     /// `o[k]` for an object `o`, else `undefined`; never throws.
     pub fn opt(o: &JsValue, k: &str) -> JsValue;
-    /// Numeric options (`keys` comma-separated), NaN where absent or not a number.
-    #[wasm_bindgen(js_name = optNums)]
-    pub fn opt_nums(o: &JsValue, keys: &str) -> alloc::vec::Vec<f64>;
-    /// The `getStats()` object from the counters (see `Inner::stats_values`).
+    /// The options of `configure`, as text (see `Config::apply`).
+    #[wasm_bindgen(js_name = readOptions)]
+    pub fn read_options(o: &JsValue) -> String;
+    /// The `getStats()` object from the comma-separated counters.
     #[wasm_bindgen(js_name = statsObject)]
-    pub fn stats_object(values: &[f64], configured: bool) -> JsValue;
-    /// An array-of-strings option, joined by newlines.
-    #[wasm_bindgen(js_name = optList)]
-    pub fn opt_list(o: &JsValue, k: &str) -> Option<String>;
+    pub fn stats_object(values: &str, configured: bool) -> JsValue;
     /// `console.warn(a, b)`.
     pub fn warn(a: &str, b: &str);
     /// A promise carrying its resolve function as `.r`.

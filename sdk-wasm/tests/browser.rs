@@ -115,8 +115,8 @@ impl Scenario {
         Config {
             endpoint: format!("{}/s/{}", server(), self.name),
             storage_key: Some(format!("t-{}", self.name)),
-            flush_interval_ms: 50,
-            persist_delay_ms: 10,
+            flush_interval_ms: 50.0,
+            persist_delay_ms: 10.0,
             retry_base_ms: 50.0,
             retry_max_ms: 2000.0,
             ..Config::default()
@@ -216,8 +216,8 @@ async fn flushed(t: &Tracker) {
 async fn batches_by_count_then_by_time() {
     let sc = Scenario::new("count").await;
     let t = Tracker::new(Config {
-        batch_events: 5,
-        flush_interval_ms: 300,
+        batch_events: 5.0,
+        flush_interval_ms: 300.0,
         ..sc.config()
     });
     for i in 0..12 {
@@ -274,8 +274,8 @@ async fn batches_by_count_then_by_time() {
 async fn batches_by_bytes() {
     let sc = Scenario::new("bytes").await;
     let t = Tracker::new(Config {
-        batch_bytes: 2000,
-        flush_interval_ms: 20,
+        batch_bytes: 2000.0,
+        flush_interval_ms: 20.0,
         ..sc.config()
     });
     let filler = "x".repeat(500);
@@ -351,9 +351,9 @@ async fn storage_is_bounded_oldest_first() {
     sc.script(r#"[{"status": 503, "headers": {"Retry-After": "60"}}]"#)
         .await;
     let t = Tracker::new(Config {
-        max_storage_bytes: 3000,
-        batch_events: 1000,
-        flush_interval_ms: 10,
+        max_storage_bytes: 3000.0,
+        batch_events: 1000.0,
+        flush_interval_ms: 10.0,
         ..sc.config()
     });
     let filler = "y".repeat(400);
@@ -457,7 +457,7 @@ async fn gives_up_after_max_retries_on_500() {
     sc.script(r#"[{"status": 500}, {"status": 500}, {"status": 500}]"#)
         .await;
     let t = Tracker::new(Config {
-        max_retries: 2,
+        max_retries: 2.0,
         retry_base_ms: 20.0,
         ..sc.config()
     });
@@ -512,7 +512,7 @@ async fn retries_network_errors_and_survives_offline() {
     let t = Tracker::new(Config {
         endpoint: "http://127.0.0.1:9".into(),
         storage_key: None,
-        flush_interval_ms: 10,
+        flush_interval_ms: 10.0,
         retry_base_ms: 30.0,
         retry_max_ms: 60.0,
         ..Config::default()
@@ -549,8 +549,8 @@ async fn retries_network_errors_and_survives_offline() {
 async fn unload_beacons_within_the_keepalive_budget_and_persists_the_rest() {
     let sc = Scenario::new("unload").await;
     let t = Tracker::new(Config {
-        flush_interval_ms: 60_000,
-        persist_delay_ms: 60_000,
+        flush_interval_ms: 60_000.0,
+        persist_delay_ms: 60_000.0,
         ..sc.config()
     });
     let filler = "z".repeat(900);
@@ -598,7 +598,7 @@ async fn unload_beacons_within_the_keepalive_budget_and_persists_the_rest() {
 async fn visibility_hidden_flushes_too() {
     let sc = Scenario::new("hidden").await;
     let t = Tracker::new(Config {
-        flush_interval_ms: 60_000,
+        flush_interval_ms: 60_000.0,
         ..sc.config()
     });
     track(&t, 0);
@@ -616,7 +616,7 @@ async fn applies_the_server_rules_before_queueing() {
     let sc = Scenario::new("rules").await;
     let t = Tracker::new(Config {
         name_mode: NameMode::Reject,
-        max_event_bytes: 2000,
+        max_event_bytes: 2000.0,
         ..sc.config()
     });
     t.record(call(
