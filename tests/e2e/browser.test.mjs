@@ -1,6 +1,7 @@
 // The system as users use it: headless Chromium, the MFE and legacy-page examples,
 // and a real ingest server process on loopback.
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 
 import { assertEventMatches } from './matches.mjs';
@@ -9,13 +10,51 @@ import {
 } from './harness.mjs';
 
 const COURSE = 'course-v1:edX+DemoX+Demo_Course';
+const WRITE_KEY = 'e2e-segment-write-key';
 let server;
 let mfe;
+let segment;
 let chromium;
+
+/** A stand-in for Segment's HTTP Tracking API: checks the write key, keeps the messages. */
+function fakeSegment() {
+  const messages = [];
+  const http = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk) => { body += chunk; });
+    req.on('end', () => {
+      const auth = `Basic ${Buffer.from(`${WRITE_KEY}:`).toString('base64')}`;
+      if (req.method !== 'POST' || req.url !== '/v1/batch' || req.headers.authorization !== auth) {
+        res.writeHead(401).end('{"success": false}');
+        return;
+      }
+      messages.push(...JSON.parse(body).batch);
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"success": true}');
+    });
+  });
+  return new Promise((r) => http.listen(0, '127.0.0.1', () => r({ http, messages, url: `http://127.0.0.1:${http.address().port}` })));
+}
+
+const routing = (segmentUrl) => `
+[routing.backends.tracking_logs]
+processors = [{ type = "event_types", keep = ["tracking_log"] }, { type = "internal_events" }, { type = "legacy_field_mapping" }]
+[routing.backends.tracking_logs.backends.logger]
+type = "tracking_log"
+[routing.backends.segment]
+processors = [{ type = "segment_filter", allowlist = [] }, { type = "google_analytics" }]
+[routing.backends.segment.backends.api]
+type = "segment"
+endpoint = "${segmentUrl}"
+flush_ms = 100
+`;
 
 before(async () => {
   mfe = await serveMfe();
-  server = await startServer(`[security]\nallowed_origins = ["${mfe.url}"]\n[limits]\nrate_per_second = 0`);
+  segment = await fakeSegment();
+  server = await startServer(
+    `[security]\nallowed_origins = ["${mfe.url}"]\n[limits]\nrate_per_second = 0\n${routing(segment.url)}`,
+    { TRACKING_SEGMENT_WRITE_KEY: WRITE_KEY },
+  );
   chromium = await launch();
 });
 
@@ -23,6 +62,7 @@ after(async () => {
   await chromium?.close();
   await stopServer(server);
   mfe?.http.close();
+  segment?.http.close();
 });
 
 /** A fresh browser profile (own cookies and localStorage) with a signed-in learner. */
@@ -80,6 +120,35 @@ describe('micro-frontend', () => {
     );
     assert.equal(typeof line.event, 'string', 'browser payloads are JSON strings in the tracking log');
     assert.match(line.session, /^$|^[0-9a-f]{32}$/);
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  test('sendTrackEvent reaches Segment, not the research log', async () => {
+    const { context, page, errors, url } = await newLearnerPage('segment');
+    await page.goto(url);
+    await page.waitForFunction(() => document.getElementById('status').textContent === 'ready');
+    await page.click('#upgrade');
+    const deadline = Date.now() + 20000;
+    let message;
+    while (!message && Date.now() < deadline) {
+      message = segment.messages.find((m) => m.event === 'edx.bi.ecommerce.upsell_links_clicked' && m.context?.page?.url === url);
+      if (!message) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(message, `Segment received: ${JSON.stringify(segment.messages)}`);
+    assertEventMatches(
+      {
+        type: 'track', event: 'edx.bi.ecommerce.upsell_links_clicked', userId: '42',
+        properties: { linkCategory: 'green_upgrade', linkName: 'course_outline', label: 'course-v1:edX+E2E+segment', nonInteraction: 1 },
+        context: { ip: '127.0.0.1', page: { url, path: new URL(url).pathname } },
+      },
+      message,
+      { stringPayload: false, rootExtraFields: true, contextExtraFields: true, payloadExtraFields: false },
+    );
+    assert.match(message.messageId, /^[0-9a-f-]{36}$/);
+    // The page view went to Segment too; neither reached the research tracking log.
+    assert.ok(segment.messages.some((m) => m.type === 'page' && m.context?.page?.url === url));
+    assert.equal(linesOf('segment').length, 0);
     assert.deepEqual(errors, []);
     await context.close();
   });
