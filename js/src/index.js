@@ -34,7 +34,7 @@ const snapshot = (v) => {
 
 const href = () => {
   try {
-    return String(location.href);
+    return String(document.URL);
   } catch (e) {
     return '';
   }

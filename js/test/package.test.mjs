@@ -84,6 +84,39 @@ test('calls made before the module is ready are captured and replayed in order',
   await page.close();
 });
 
+test('configure options reach the tracker; calls before configure wait for it', async () => {
+  const page = await esmPage();
+  await page.evaluate(() => window.T.ready());
+  const before = await page.evaluate(() => {
+    const { T } = window;
+    localStorage.clear();
+    // Ready but not configured yet: held by the entry, not dropped.
+    T.sendTrackEvent('edx.test.options.early', { n: 0 });
+    const stats = T.getStats();
+    T.configure({
+      endpoint: '/s/options/', batchSize: 3, flushInterval: 60000, storageKey: false,
+      sensitiveKeys: ['pin'], nameValidation: 'reject', maxEventBytes: 2000,
+    });
+    for (let i = 1; i <= 5; i++) T.sendTrackEvent('edx.test.options.sent', { n: i, pin: 1234 });
+    T.sendTrackEvent('Not A Name', {});
+    T.sendTrackEvent('edx.test.options.big', { f: 'x'.repeat(3000) });
+    return stats;
+  });
+  assert.equal(before.configured, false);
+  assert.equal(before.pending, 1);
+  const events = await until(() => eventsIn('options').length >= 6 && eventsIn('options'));
+  assert.deepEqual(events.map((e) => e.data.n), [0, 1, 2, 3, 4, 5]);
+  assert.ok(events.slice(1).every((e) => e.data.pin === '********'), 'sensitiveKeys masks `pin`');
+  const requests = srv.scenario('options').requests.map((r) => JSON.parse(r.body).events.length);
+  assert.deepEqual(requests, [3, 3], 'batchSize 3, trailing slash of the endpoint ignored');
+  const stats = await page.evaluate(() => ({ stats: window.T.getStats(), keys: Object.keys(localStorage) }));
+  assert.equal(stats.stats.dropped.invalid_name, 1);
+  assert.equal(stats.stats.dropped.size_limit, 1);
+  assert.equal(stats.stats.configured, true);
+  assert.deepEqual(stats.keys, [], 'storageKey: false writes nothing');
+  await page.close();
+});
+
 test('a module that cannot load: calls are counted and dropped, never thrown', async () => {
   srv.hooks.push(async (req, res, url) => {
     if (!url.pathname.endsWith('.wasm')) return false;

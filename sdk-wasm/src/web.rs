@@ -38,7 +38,7 @@ extern "C" {
 
     /// `Date.now()`.
     pub fn now() -> f64;
-    /// `location.href` (0) or `document.referrer` (1).
+    /// `document.URL` (`location.href`) (0) or `document.referrer` (1).
     pub fn page(which: u32) -> String;
     /// `navigator.onLine`.
     pub fn online() -> bool;
