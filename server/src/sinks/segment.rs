@@ -14,6 +14,7 @@
 //! sent as HTTP Basic auth; it is never logged. Logs carry statuses and counts, never
 //! an event or a response body (the dead-letter file, mode 0640, holds those).
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -609,6 +610,8 @@ pub struct SegmentSink {
     dead_letter: DeadLetter,
     checkpoint: Checkpoint,
     stopping_since: Option<Instant>,
+    /// When a dead letter of each reason was last logged.
+    warned: HashMap<&'static str, Instant>,
 }
 
 impl SegmentSink {
@@ -628,7 +631,7 @@ impl SegmentSink {
         context.positions.set(&name, checkpoint.seq);
         let dead_letter = DeadLetter::new(options.dead_letter.clone());
         tracing::info!(sink = %name, url = %options.batch_url, from = checkpoint.seq, "segment sink starting");
-        Ok(SegmentSink { name, options, chain, context, client, dead_letter, checkpoint, stopping_since: None })
+        Ok(SegmentSink { name, options, chain, context, client, dead_letter, checkpoint, stopping_since: None, warned: HashMap::new() })
     }
 
     pub fn name(&self) -> &str {
@@ -803,7 +806,13 @@ impl SegmentSink {
         entry.insert("event".into(), Value::Object(message.clone()));
         self.dead_letter.write(&Value::Object(entry))?;
         if response.is_none() {
-            tracing::warn!(sink = %self.name, reason = why.reason, "{}; the event is in the dead-letter file", why.detail);
+            // One line per reason every 10 seconds at most; the metric counts them all.
+            let now = Instant::now();
+            let quiet = self.warned.get(why.reason).is_some_and(|at| now.duration_since(*at) < Duration::from_secs(10));
+            if !quiet {
+                self.warned.insert(why.reason, now);
+                tracing::warn!(sink = %self.name, reason = why.reason, path = %self.options.dead_letter.display(), "{}; the event is in the dead-letter file (more within 10 s are counted, not logged)", why.detail);
+            }
         }
         self.context.metrics.sink_dead_lettered.with_label_values(&[&self.name, why.reason]).inc();
         Ok(())
