@@ -193,7 +193,8 @@ test('the legacy bundle: data- attributes, window.Logger.log reaches the server'
     'identifyAnonymousUser', 'flush', 'getStats', 'reset']) {
     assert.ok(listened.api.includes(fn), fn);
   }
-  const events = await until(() => eventsIn('legacy').length >= 2 && eventsIn('legacy'));
+  // identify (data-user-id), play_video, seq_goto
+  const events = await until(() => eventsIn('legacy').length >= 3 && eventsIn('legacy'));
   assert.ok(events, 'Logger.log events reached the server');
   const play = events.find((e) => e.name === 'play_video');
   assert.equal(play.type, 'tracking_log');
@@ -202,6 +203,7 @@ test('the legacy bundle: data- attributes, window.Logger.log reaches the server'
   assert.equal(play.user_id, '7', 'data-user-id identifies the user');
   assert.ok(play.page.endsWith('/legacy.html'));
   assert.ok(events.find((e) => e.name === 'seq_goto'));
+  assert.equal(events.find((e) => e.type === 'identify').user_id, '7');
   const request = srv.scenario('legacy').requests[0];
   assert.match(request.contentType, /^text\/plain/);
   assert.deepEqual(page.errors, []);

@@ -101,7 +101,7 @@ fn word_lower(s: &[u16], p: usize) -> Option<usize> {
         p
     };
     let end = run(s, start, is_lower);
-    (end > start && at(s, end).is_none_or(|c| is_break(c) || is_upper(c))).then_some(end)
+    (end > start && at(s, end).map_or(true, |c| is_break(c) || is_upper(c))).then_some(end)
 }
 
 /// `rsMiscUpper+ (?=rsBreak|rsUpper rsMiscLower|$)`, backtracking from the longest run.

@@ -69,6 +69,7 @@ extern "C" {
 }
 
 /// `JSON.stringify(value)` as text: `Ok(None)` for `undefined`, `Err` when it threw.
+#[allow(clippy::result_unit_err)]
 pub fn stringify_value(value: &JsValue) -> Result<Option<String>, ()> {
     if value.is_undefined() {
         return Ok(None);
@@ -92,6 +93,12 @@ pub fn lower_case(word: &[u16]) -> alloc::vec::Vec<u16> {
 pub struct Random {
     buf: [u8; 256],
     pos: usize,
+}
+
+impl Default for Random {
+    fn default() -> Self {
+        Random::new()
+    }
 }
 
 impl Random {
