@@ -28,11 +28,11 @@ mkdir -p "$JS/dist"
 WASM="$JS/dist/tracking_bg.wasm"
 cp "$JS/pkg/tracking_bg.wasm" "$WASM"
 # panic_immediate_abort for stable Rust: core's panic-message formatting traps at once
-# (the panic handler discards messages anyway); see wasm-fix.py. Needs the name section.
-python3 "$JS/wasm-fix.py" stub-panics "$WASM"
+# (the panic handler discards messages anyway); see wasm-fix.mjs. Needs the name section.
+node "$JS/wasm-fix.mjs" stub-panics "$WASM"
 wasm-opt -Oz --converge --zero-filled-memory --strip-debug --strip-producers --strip-target-features "$WASM" -o "$WASM"
 # binaryen 108 (Debian bookworm) re-points wasm-bindgen's externref table export; undo that.
-python3 "$JS/wasm-fix.py" fix-exports "$WASM"
+node "$JS/wasm-fix.mjs" fix-exports "$WASM"
 
 ESBUILD="$JS/node_modules/.bin/esbuild"
 COMMON="--bundle --minify --log-level=warning --log-override:empty-import-meta=silent --log-override:duplicate-object-key=silent"
