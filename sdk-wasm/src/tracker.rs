@@ -636,12 +636,17 @@ impl Inner {
             self.drop_events(Drop::InvalidData, 1);
             return;
         }
-        let name = call.name.as_deref();
-        if matches!(call.kind, Kind::Track | Kind::TrackingLog)
-            && self.cfg.name_mode != NameMode::Off
-        {
-            let n = name.unwrap_or("");
-            let ok = check_name(n).is_ok() || (call.kind == Kind::TrackingLog && is_legacy_name(n));
+        let name = call.name.as_deref().filter(|n| !n.is_empty());
+        if matches!(call.kind, Kind::Track | Kind::TrackingLog) {
+            // The server requires a name for these, whatever the validation mode.
+            let Some(n) = name else {
+                self.stats.invalid_names += 1;
+                self.drop_events(Drop::InvalidName, 1);
+                return;
+            };
+            let ok = self.cfg.name_mode == NameMode::Off
+                || check_name(n).is_ok()
+                || (call.kind == Kind::TrackingLog && is_legacy_name(n));
             if !ok {
                 self.stats.invalid_names += 1;
                 if self.cfg.name_mode == NameMode::Reject {
@@ -662,9 +667,19 @@ impl Inner {
                 "Identify must be called before other tracking events.",
             );
         }
+        // `data` is an object on the wire: none is `{}`, and anything else (an array,
+        // the string a legacy page logs) is kept as `{"data": value}`.
+        let wrapped;
         let raw = match call.data.as_deref() {
             None | Some("null") => "{}",
-            Some(j) if call.kind != Kind::TrackingLog && !j.starts_with('{') => "{}",
+            Some(j) if !j.starts_with('{') => {
+                let mut w = String::with_capacity(j.len() + 9);
+                w.push_str("{\"data\":");
+                w.push_str(j);
+                w.push('}');
+                wrapped = w;
+                &wrapped
+            }
             Some(j) => j,
         };
         let lower = web::lower_case;
