@@ -13,7 +13,17 @@
 const noop = () => {};
 
 export function hostNew(cb) {
-  const h = { cb, t: new Set(), l: [] };
+  const h = { t: new Set(), l: [] };
+  // A trap inside the tracker must not surface as an uncaught error on the page (error
+  // trackers report those): it stops the tracker's callbacks instead.
+  h.cb = (...args) => {
+    try {
+      cb(...args);
+    } catch (e) {
+      h.cb = noop;
+      h.error = e;
+    }
+  };
   const on = (target, type, f) => {
     try {
       target.addEventListener(type, f);
