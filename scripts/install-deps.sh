@@ -45,7 +45,10 @@ bindgen_version=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/version = |"/, 
 if [ -n "$bindgen_version" ]; then
   if ! have wasm-bindgen || [ "$(wasm-bindgen --version | awk '{print $2}')" != "$bindgen_version" ]; then
     echo "install-deps: cargo install wasm-bindgen-cli $bindgen_version"
-    cargo install --locked --quiet wasm-bindgen-cli --version "$bindgen_version"
+    # --locked pins wasm-bindgen-cli's own lock file, which can name a crate version the
+    # registry no longer serves; fall back to a fresh resolution then.
+    cargo install --locked --quiet wasm-bindgen-cli --version "$bindgen_version" \
+      || cargo install --quiet wasm-bindgen-cli --version "$bindgen_version"
   fi
 fi
 if ! have wasm-pack; then

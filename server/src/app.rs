@@ -149,12 +149,14 @@ fn cors(allowed: &[String]) -> actix_cors::Cors {
         .allowed_origin_fn(move |origin, _| origin.to_str().is_ok_and(|o| allowed.iter().any(|a| a == o)))
         .allowed_methods(["GET", "POST"])
         .allowed_headers(["content-type", "content-encoding", "authorization"])
+        // The SDK on another origin must read Retry-After to honour it.
+        .expose_headers(["retry-after"])
         .supports_credentials()
         .max_age(3600)
 }
 
 /// Resolves on SIGTERM or SIGINT.
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(term) => term,
         Err(error) => {

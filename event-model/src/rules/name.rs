@@ -52,7 +52,7 @@ pub fn check_name(name: &str) -> Result<(), NameProblem> {
         return Err(NameProblem::TooLong);
     }
     let mut parts = 0;
-    for part in name.split('.') {
+    for part in name.as_bytes().split(|&b| b == b'.') {
         parts += 1;
         if !is_snake_word(part) {
             return Err(NameProblem::BadPart);
@@ -74,7 +74,7 @@ pub fn is_legacy_name(name: &str) -> bool {
     if name.starts_with('/') {
         return !name.chars().any(|c| c.is_control() || c.is_whitespace());
     }
-    name.split('.').all(is_snake_word) || is_loose_legacy_word(name)
+    name.as_bytes().split(|&b| b == b'.').all(is_snake_word) || is_loose_legacy_word(name)
 }
 
 /// Whether `prefix` marks `name` as an internal (BI) event, e.g. `edx.bi.`.
@@ -82,8 +82,8 @@ pub fn has_internal_prefix(name: &str, prefix: &str) -> bool {
     !prefix.is_empty() && name.starts_with(prefix)
 }
 
-fn is_snake_word(part: &str) -> bool {
-    let mut bytes = part.bytes();
+fn is_snake_word(part: &[u8]) -> bool {
+    let mut bytes = part.iter().copied();
     matches!(bytes.next(), Some(b'a'..=b'z'))
         && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
 }

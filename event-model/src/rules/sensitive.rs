@@ -65,16 +65,18 @@ pub fn mask_card_numbers(text: &str) -> Option<String> {
             continue;
         }
         let end = card_run_end(bytes, i);
-        if is_card_number(&text[i..end]) {
+        // `get` instead of indexing: the browser build links no panicking slicing
+        // (the indices are always on ASCII digit boundaries).
+        if is_card_number(text.get(i..end).unwrap_or("")) {
             let buf = out.get_or_insert_with(|| String::with_capacity(text.len()));
-            buf.push_str(&text[copied..i]);
+            buf.push_str(text.get(copied..i).unwrap_or(""));
             buf.push_str(MASK);
             copied = end;
         }
         i = end.max(i + 1);
     }
     out.map(|mut buf| {
-        buf.push_str(&text[copied..]);
+        buf.push_str(text.get(copied..).unwrap_or(""));
         buf
     })
 }
