@@ -2,6 +2,8 @@
 import * as tracking from '/sdk/index.js';
 
 tracking.configure({ endpoint: '', flushInterval: 200 });
+// As frontend-platform does at start-up: identify first, then track.
+tracking.identifyAnonymousUser();
 
 const log = document.getElementById('log');
 const stats = document.getElementById('stats');
