@@ -467,6 +467,8 @@ impl NatsSink {
                     .map_err(|e| format!("connecting to NATS: {e}"))?;
                 let js = jetstream::ContextBuilder::new()
                     .timeout(self.options.ack_timeout)
+                    // Publishes given up on hold their in-flight slot until this passes.
+                    .ack_timeout(self.options.ack_timeout)
                     .max_ack_inflight(self.options.batch)
                     .backpressure_on_inflight(true)
                     .build(client);
@@ -489,6 +491,9 @@ impl NatsSink {
                 lag.set(self.context.wal.committed_seq().saturating_sub(self.checkpoint.seq) as i64);
                 continue;
             };
+            // While the acknowledgements are awaited (through an outage, too), the lag
+            // counts from the checkpoint.
+            lag.set(self.context.wal.committed_seq().saturating_sub(self.checkpoint.seq) as i64);
             let outgoing: Vec<Outgoing> = batch.into_iter().filter_map(|(_, record)| self.prepare(record)).collect();
             let count = outgoing.len() as u64;
             if let Err(error) = publish_all(&js, outgoing).await {
@@ -530,9 +535,8 @@ async fn publish_all(js: &jetstream::Context, outgoing: Vec<Outgoing>) -> Result
         let publish = PublishMessage::build().message_id(&message.id).payload(message.payload.into());
         acks.push(js.send_publish(message.subject, publish).await.map_err(|e| format!("publishing: {e}"))?);
     }
-    for ack in acks {
-        ack.await.map_err(|e| format!("publish not acknowledged: {e}"))?;
-    }
+    // Awaited together: each acknowledgement's timeout runs from when it is polled.
+    futures_util::future::try_join_all(acks.into_iter().map(std::future::IntoFuture::into_future)).await.map_err(|e| format!("publish not acknowledged: {e}"))?;
     Ok(())
 }
 
