@@ -40,6 +40,8 @@ pub struct ServerConfig {
     pub security: SecuritySection,
     /// The routing tree (event-model's TOML form); sinks: `tracking_log`.
     pub routing: Option<toml::Table>,
+    /// `tracking-server relay`: the JetStream stream and consumer it reads.
+    pub relay: crate::relay::RelayConfig,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +57,7 @@ impl Default for ServerConfig {
             ingest: IngestSection::default(),
             security: SecuritySection::default(),
             routing: None,
+            relay: crate::relay::RelayConfig::default(),
         }
     }
 }

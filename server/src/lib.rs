@@ -16,5 +16,6 @@ pub mod emit;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod relay;
 pub mod sinks;
 pub mod state;

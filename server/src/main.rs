@@ -27,6 +27,9 @@ struct Cli {
 enum Command {
     /// Run the ingest server (the default).
     Serve,
+    /// Consume the JetStream stream the ingest nodes publish to, into this node's
+    /// log and sinks (the `[relay]` section).
+    Relay,
     /// Convert modern events (JSON lines on stdin) to tracking-log lines on stdout.
     Convert {
         #[arg(long, value_enum)]
@@ -57,6 +60,7 @@ fn main() -> anyhow::Result<()> {
     let config = load_config(cli.config.as_ref())?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => actix_web::rt::System::new().block_on(tracking_server::app::serve(config)),
+        Command::Relay => actix_web::rt::System::new().block_on(tracking_server::relay::serve(config)),
         Command::Convert { to: Format::Legacy } => {
             let routing = config.routing()?;
             let (chain, options) = tracking_server::convert::tracking_log_pipeline(&routing)?;

@@ -25,6 +25,12 @@ pub struct Metrics {
     pub wal_bytes: IntGauge,
     pub wal_committed: IntGauge,
     pub request_seconds: HistogramVec,
+    /// `relay` mode: stream messages by outcome (stored, duplicate, unreadable).
+    pub relay_messages: IntCounterVec,
+    /// `relay` mode: NATS or log failures, retried.
+    pub relay_errors: IntCounter,
+    /// `relay` mode: stream messages not yet delivered to the relay's consumer.
+    pub relay_pending: IntGauge,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -48,6 +54,8 @@ impl Metrics {
         registry.register(Box::new(wal_bytes.clone())).expect("metric registered once");
         let wal_committed = IntGauge::new("tracking_wal_committed_seq", "Next sequence number of the write-ahead log").expect("valid metric");
         registry.register(Box::new(wal_committed.clone())).expect("metric registered once");
+        let relay_pending = IntGauge::new("tracking_relay_pending_messages", "Stream messages not yet delivered to the relay's consumer").expect("valid metric");
+        registry.register(Box::new(relay_pending.clone())).expect("metric registered once");
         let buckets = vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
         let request_seconds = HistogramVec::new(
             HistogramOpts::new("tracking_http_request_duration_seconds", "Time to answer a request").buckets(buckets),
@@ -71,6 +79,9 @@ impl Metrics {
             wal_bytes,
             wal_committed,
             request_seconds,
+            relay_messages: counter_vec(&registry, "tracking_relay_messages_total", "Stream messages the relay took, by outcome", &["outcome"]),
+            relay_errors: counter(&registry, "tracking_relay_errors_total", "Relay failures (NATS or the log), retried"),
+            relay_pending,
             registry,
         }
     }

@@ -3,7 +3,7 @@
 
 mod batch;
 mod demo;
-mod health;
+pub(crate) mod health;
 mod legacy_event;
 mod reply;
 mod server_events;
