@@ -51,4 +51,5 @@ test-e2e:
 bench: deps-bench sdk
 	$(CARGO) bench -p event-model --bench emit
 	$(CARGO) bench -p tracking-server --bench ingest
+	$(CARGO) bench -p tracking-server --bench jetstream
 	cd js && npm run bench

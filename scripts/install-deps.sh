@@ -36,8 +36,9 @@ have npm || apt_install npm
 case "$mode" in
   # Browser tests (wasm-bindgen-test, playwright-core) and the JetStream sink tests.
   test) apt_install chromium chromium-driver nats-server ;;
-  # The SDK benchmark runs in headless Chromium; wrk drives the /event load test.
-  bench) apt_install chromium chromium-driver wrk ;;
+  # The SDK benchmark runs in headless Chromium; wrk drives the /event load test;
+  # the JetStream benchmark runs a real nats-server.
+  bench) apt_install chromium chromium-driver wrk nats-server ;;
 esac
 
 # The wasm-bindgen CLI must match the wasm-bindgen crate in Cargo.lock exactly.

@@ -1,0 +1,305 @@
+//! End-to-end throughput through JetStream: ingest → write-ahead log → `nats` sink →
+//! stream → `relay` → the relay's log → its tracking log, beside the single-node
+//! direct path (ingest → log → tracking log) measured in the same run with the same
+//! load. A real `nats-server -js` on loopback, real server and relay processes.
+//!
+//! Run with `make bench` or `cargo bench -p tracking-server --bench jetstream`
+//! (BENCH_SECONDS=N of load per phase, BENCH_CONNECTIONS=N clients).
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const EVENTS_PER_BATCH: usize = 50;
+const TRACKING_LOG_SINK: &str = "root/tracking_logs/logger";
+const JETSTREAM_SINK: &str = "root/jetstream";
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn nats_server_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("NATS_SERVER") {
+        return path.into();
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
+        .map(|dir| dir.join("nats-server"))
+        .find(|p| p.is_file())
+        .expect("nats-server is not installed (scripts/install-deps.sh test installs it; or set NATS_SERVER)")
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A batch as the SDK sends it: tracking-log events from a course page, unique ids.
+fn batch_body(n: u64) -> String {
+    let mut body = String::with_capacity(24 * 1024);
+    body.push_str(r#"{"sent_at":"2026-11-22T10:01:02.123Z","events":["#);
+    for i in 0..EVENTS_PER_BATCH {
+        if i > 0 {
+            body.push(',');
+        }
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let _ = write!(
+            body,
+            r#"{{"id":"019a0000-0000-7000-8{:03x}-{:012x}","type":"tracking_log","name":"edx.ui.lms.sequence.next_selected","data":{{"current_tab":{i},"tab_count":12,"target_tab":{},"widget_placement":"top","id":"block-v1:edX+DemoX+Demo_Course+type@sequential+block@{n:x}","course_id":"course-v1:edX+DemoX+Demo_Course"}},"page":"https://lms.example.com/courses/course-v1:edX+DemoX+Demo_Course/courseware/week_1/sequence_{n}/","referrer":"https://lms.example.com/dashboard"}}"#,
+            (id >> 48) & 0xfff,
+            id & 0xffff_ffff_ffff,
+            i + 1
+        );
+    }
+    body.push_str("]}");
+    body
+}
+
+/// CPU seconds a process has used (user + system).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// A child process that prints `listening on <url>`.
+struct Process {
+    child: Child,
+    url: String,
+}
+
+impl Process {
+    fn start(config: &PathBuf, args: &[&str]) -> Process {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tracking-server"))
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .env("TRACKING_LOG", "error")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = loop {
+            let line = lines.next().expect("tracking-server exited").unwrap();
+            if let Some(url) = line.strip_prefix("listening on ") {
+                break url.to_owned();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Process { child, url }
+    }
+
+    fn metric(&self, sample: &str) -> f64 {
+        let text = ureq::get(&format!("{}/metrics", self.url)).call().ok().and_then(|r| r.into_string().ok()).unwrap_or_default();
+        text.lines().find_map(|l| l.strip_prefix(sample).and_then(|r| r.strip_prefix(' '))).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
+    }
+
+    fn delivered(&self, sink: &str) -> f64 {
+        self.metric(&format!("tracking_sink_delivered_total{{sink=\"{sink}\"}}"))
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Nats {
+    child: Child,
+    url: String,
+}
+
+impl Nats {
+    fn start(dir: &std::path::Path) -> Nats {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = dir.join("nats.log");
+        let child = Command::new(nats_server_bin())
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(dir.join("jetstream"))
+            .arg("-l")
+            .arg(&log)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting nats-server");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !std::fs::read_to_string(&log).unwrap_or_default().contains("Server is ready") {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Nats { child, url: format!("nats://127.0.0.1:{port}") }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_config(dir: &std::path::Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, format!("listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\ndemo = false\n[limits]\nrate_per_second = 0\n{body}", dir.join(name).display())).unwrap();
+    path
+}
+
+const TRACKING_LOG_ROUTING: &str = r#"
+[routing.backends.tracking_logs]
+processors = [
+  { type = "event_types", keep = ["tracking_log"] },
+  { type = "internal_events", mode = "exclude" },
+  { type = "legacy_field_mapping" },
+]
+[routing.backends.tracking_logs.backends.logger]
+type = "tracking_log"
+"#;
+
+/// Posts batches from `connections` threads for `seconds`; returns the events accepted.
+fn load(url: &str, connections: usize, seconds: f64) -> u64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..connections)
+        .map(|t| {
+            let (stop, accepted, url) = (stop.clone(), accepted.clone(), format!("{url}/v1/batch"));
+            std::thread::spawn(move || {
+                let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
+                let mut n = t as u64 * 1_000_000;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    match agent.post(&url).set("Content-Type", "text/plain;charset=UTF-8").send_string(&batch_body(n)) {
+                        Ok(response) => {
+                            let text = response.into_string().unwrap_or_default();
+                            accepted.fetch_add(text.matches("\"accepted\"").count() as u64, Ordering::Relaxed);
+                        }
+                        Err(error) => eprintln!("request failed: {error}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    accepted.load(Ordering::Relaxed)
+}
+
+/// What a phase measured.
+struct Phase {
+    accepted: u64,
+    load_seconds: f64,
+    /// From the start of the load until the last event is in the final tracking log.
+    total_seconds: f64,
+    /// Events still on their way when the load stopped.
+    backlog_at_stop: f64,
+    max_publish_lag: f64,
+    max_relay_pending: f64,
+    /// CPU seconds each process used from the start of the load until done.
+    cpu: Vec<(&'static str, f64)>,
+}
+
+/// Drives the load while sampling lag, then waits until `done()` reaches the
+/// accepted count.
+fn phase(ingest: &Process, relay: Option<&Process>, processes: &[(&'static str, u32)], connections: usize, seconds: f64) -> Phase {
+    let sampling = Arc::new(AtomicBool::new(true));
+    let samples = {
+        let (sampling, ingest_url, relay_url) = (sampling.clone(), ingest.url.clone(), relay.map(|r| r.url.clone()));
+        std::thread::spawn(move || {
+            let get = |url: &str, sample: &str| {
+                let text = ureq::get(&format!("{url}/metrics")).call().ok().and_then(|r| r.into_string().ok()).unwrap_or_default();
+                text.lines().find_map(|l| l.strip_prefix(sample).and_then(|r| r.strip_prefix(' '))).and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(0.0)
+            };
+            let (mut lag, mut pending) = (0f64, 0f64);
+            while sampling.load(Ordering::Relaxed) {
+                if let Some(relay_url) = &relay_url {
+                    lag = lag.max(get(&ingest_url, &format!("tracking_sink_lag_events{{sink=\"{JETSTREAM_SINK}\"}}")));
+                    pending = pending.max(get(relay_url, "tracking_relay_pending_messages"));
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            (lag, pending)
+        })
+    };
+    let final_log = relay.unwrap_or(ingest);
+    let before = final_log.delivered(TRACKING_LOG_SINK);
+    let cpu_before: Vec<f64> = processes.iter().map(|(_, pid)| cpu_seconds(*pid)).collect();
+    let started = Instant::now();
+    let accepted = load(&ingest.url, connections, seconds);
+    let load_seconds = started.elapsed().as_secs_f64();
+    let backlog_at_stop = accepted as f64 - (final_log.delivered(TRACKING_LOG_SINK) - before);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while final_log.delivered(TRACKING_LOG_SINK) - before < accepted as f64 {
+        assert!(Instant::now() < deadline, "the tracking log did not catch up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let total_seconds = started.elapsed().as_secs_f64();
+    let cpu = processes.iter().zip(cpu_before).map(|((name, pid), before)| (*name, cpu_seconds(*pid) - before)).collect();
+    sampling.store(false, Ordering::Relaxed);
+    let (max_publish_lag, max_relay_pending) = samples.join().unwrap();
+    Phase { accepted, load_seconds, total_seconds, backlog_at_stop, max_publish_lag, max_relay_pending, cpu }
+}
+
+fn main() {
+    let seconds = env_or("BENCH_SECONDS", 10) as f64;
+    let connections = env_or("BENCH_CONNECTIONS", 16) as usize;
+    println!("JetStream end to end vs single node: batches of {EVENTS_PER_BATCH} tracking-log events, durable commit (fsync), {connections} connections, {seconds} s of load per phase");
+    println!("  (nats-server, the ingest node, the relay and the load generator share this machine's cores)");
+    let dir = tempfile::tempdir().unwrap();
+
+    // Single node, direct: ingest → log → tracking log.
+    let direct = {
+        let ingest = Process::start(&write_config(dir.path(), "direct", TRACKING_LOG_ROUTING), &[]);
+        load(&ingest.url, connections, 1.0); // warm-up
+        phase(&ingest, None, &[("ingest", ingest.child.id())], connections, seconds)
+    };
+
+    // Through JetStream: ingest → log → stream → relay → its log → tracking log.
+    let nats = Nats::start(dir.path());
+    let ingest_routing = format!("{TRACKING_LOG_ROUTING}\n[routing.backends.jetstream]\ntype = \"nats\"\nurl = \"{}\"\n", nats.url);
+    let ingest = Process::start(&write_config(dir.path(), "ingest", &ingest_routing), &[]);
+    let relay = Process::start(&write_config(dir.path(), "relay", &format!("[relay]\nurl = \"{}\"\n", nats.url)), &["relay"]);
+    load(&ingest.url, connections, 1.0); // warm-up
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while relay.metric("tracking_relay_pending_messages") > 0.0 || relay.metric("tracking_relay_messages_total{outcome=\"stored\"}") < ingest.delivered(JETSTREAM_SINK) {
+        assert!(Instant::now() < deadline, "the warm-up did not drain");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let through = phase(&ingest, Some(&relay), &[("ingest", ingest.child.id()), ("nats-server", nats.child.id()), ("relay", relay.child.id())], connections, seconds);
+    let published = ingest.delivered(JETSTREAM_SINK);
+
+    let rate = |p: &Phase| p.accepted as f64 / p.load_seconds;
+    let end_to_end = |p: &Phase| p.accepted as f64 / p.total_seconds;
+    println!(
+        "  single node, direct          ingest {:>8.0} events/s   end to end (into tracking.log) {:>8.0} events/s   backlog when the load stopped {:>7.0}, drained in {:.2} s",
+        rate(&direct),
+        end_to_end(&direct),
+        direct.backlog_at_stop.max(0.0),
+        direct.total_seconds - direct.load_seconds
+    );
+    println!(
+        "  through JetStream + relay    ingest {:>8.0} events/s   end to end (into the relay's tracking.log) {:>8.0} events/s   backlog when the load stopped {:>7.0}, drained in {:.2} s",
+        rate(&through),
+        end_to_end(&through),
+        through.backlog_at_stop.max(0.0),
+        through.total_seconds - through.load_seconds
+    );
+    println!(
+        "  lag during the load: JetStream sink max {:.0} events behind the ingest log; relay consumer max {:.0} messages pending",
+        through.max_publish_lag, through.max_relay_pending
+    );
+    for (label, p) in [("single node", &direct), ("JetStream", &through)] {
+        let cpu: Vec<String> = p.cpu.iter().map(|(name, s)| format!("{name} {:.2}", s / p.total_seconds)).collect();
+        println!("  CPU cores used until done, {label}: {}", cpu.join(", "));
+    }
+    println!("  events published to the stream in this run (warm-up included): {published:.0}");
+    println!("  ratio end to end JetStream / direct: {:.2}", end_to_end(&through) / end_to_end(&direct));
+    println!("  reproduce: cargo bench -p tracking-server --bench jetstream   (BENCH_SECONDS, BENCH_CONNECTIONS; NATS_SERVER=path)");
+}
