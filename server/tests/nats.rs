@@ -282,3 +282,16 @@ fn a_retry_after_the_duplicate_window_is_dropped_by_the_relay() {
     assert_eq!(relay.lines(), relayed);
     assert_eq!(relayed, a.lines(), "the relay's lines are node A's (the first copy of each event)");
 }
+
+#[test]
+fn a_stream_deleted_under_a_running_node_is_created_again() {
+    let nats = Nats::start();
+    let server = Server::start(&ingest_config(&nats.url(), "ack_timeout_secs = 1"));
+    assert_eq!(server.batch(&json!({"events": [{"id": id(1), "name": "edx.test.before.sent"}]})).0, 200);
+    assert_eq!(wait_for_messages(&nats.url(), "TRACKING", 1, MINUTE).len(), 1);
+    delete_stream(&nats.url(), "TRACKING");
+    assert_eq!(server.batch(&json!({"events": [{"id": id(2), "name": "edx.test.after.sent"}]})).0, 200);
+    let messages = wait_for_messages(&nats.url(), "TRACKING", 1, MINUTE);
+    assert_eq!(messages.iter().map(|m| m.msg_id.clone().unwrap()).collect::<Vec<_>>(), [id(2)], "the new stream holds what came after");
+    assert_eq!(stream_info(&nats.url(), "TRACKING").unwrap().config.subjects, ["tracking.>"]);
+}

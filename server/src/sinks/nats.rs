@@ -13,6 +13,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::{self, message::PublishMessage, stream};
 use async_nats::ServerAddr;
 use event_model::config::Chain;
@@ -498,7 +499,11 @@ impl NatsSink {
             let count = outgoing.len() as u64;
             if let Err(error) = publish_all(&js, outgoing).await {
                 retried.inc_by(count);
-                return Err(error);
+                if error.kind() == PublishErrorKind::StreamNotFound {
+                    // Deleted, or no leader yet: check (and create) it again first.
+                    *connection = None;
+                }
+                return Err(format!("publishing: {error}"));
             }
             self.checkpoint.seq = last_seq + 1;
             self.context.checkpoints.save(&checkpoint_key(&self.name), &self.checkpoint).map_err(|e| e.to_string())?;
@@ -529,14 +534,14 @@ impl NatsSink {
 }
 
 /// Publishes every message, pipelined, then waits for every acknowledgement.
-async fn publish_all(js: &jetstream::Context, outgoing: Vec<Outgoing>) -> Result<(), String> {
+async fn publish_all(js: &jetstream::Context, outgoing: Vec<Outgoing>) -> Result<(), PublishError> {
     let mut acks = Vec::with_capacity(outgoing.len());
     for message in outgoing {
         let publish = PublishMessage::build().message_id(&message.id).payload(message.payload.into());
-        acks.push(js.send_publish(message.subject, publish).await.map_err(|e| format!("publishing: {e}"))?);
+        acks.push(js.send_publish(message.subject, publish).await?);
     }
     // Awaited together: each acknowledgement's timeout runs from when it is polled.
-    futures_util::future::try_join_all(acks.into_iter().map(std::future::IntoFuture::into_future)).await.map_err(|e| format!("publish not acknowledged: {e}"))?;
+    futures_util::future::try_join_all(acks.into_iter().map(std::future::IntoFuture::into_future)).await?;
     Ok(())
 }
 

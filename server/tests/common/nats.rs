@@ -191,6 +191,11 @@ pub fn create_stream(urls: &str, config: stream::Config) {
     block_on(async { jetstream(urls).await.create_stream(config).await.expect("creating the stream") });
 }
 
+/// Deletes a stream.
+pub fn delete_stream(urls: &str, name: &str) {
+    block_on(async { jetstream(urls).await.delete_stream(name).await.expect("deleting the stream") });
+}
+
 /// A message as the stream holds it.
 #[derive(Debug, Clone)]
 pub struct StoredMessage {
