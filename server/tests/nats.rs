@@ -102,6 +102,7 @@ fn the_same_event_sent_to_two_ingest_nodes_is_stored_once() {
 
 #[test]
 fn nats_stopped_and_restarted_mid_load_loses_no_acknowledged_event() {
+    // Stopped with SIGTERM, then killed with SIGKILL, restarted on the same store each time.
     let mut nats = Nats::start();
     let server = Server::start(&ingest_config(&nats.url(), "ack_timeout_secs = 2"));
     let load = Load::start(&server.url, 3);
@@ -115,8 +116,15 @@ fn nats_stopped_and_restarted_mid_load_loses_no_acknowledged_event() {
     assert!(lag > 0.0, "the lag shows what waits for NATS");
     nats.restart();
     std::thread::sleep(Duration::from_millis(1500));
+    let after = load.count();
+    assert!(after > before + during + 100, "load after the restart");
+    // Once more, without a chance to flush: SIGKILL.
+    nats.kill9();
+    std::thread::sleep(Duration::from_millis(1500));
+    nats.restart();
+    std::thread::sleep(Duration::from_millis(1500));
     let acked = load.finish();
-    assert!(acked.len() > before + during + 100, "load after the restart");
+    assert!(acked.len() > after + 100, "load after the second restart");
 
     let messages = wait_for_messages(&nats.url(), "TRACKING", acked.len(), MINUTE);
     assert_each_once(&acked, &messages);
