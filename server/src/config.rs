@@ -38,7 +38,7 @@ pub struct ServerConfig {
     pub limits: LimitsSection,
     pub ingest: IngestSection,
     pub security: SecuritySection,
-    /// The routing tree (event-model's TOML form); sinks: `tracking_log`.
+    /// The routing tree (event-model's TOML form); sinks: `tracking_log`, `segment`, `nats`.
     pub routing: Option<toml::Table>,
     /// `tracking-server relay`: the JetStream stream and consumer it reads.
     pub relay: crate::relay::RelayConfig,

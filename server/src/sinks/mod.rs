@@ -58,6 +58,31 @@ pub struct SinkContext {
 }
 
 impl SinkContext {
+    /// Loads a sink's stored checkpoint (named after its branch path).
+    pub fn load_checkpoint<T: serde::de::DeserializeOwned>(&self, sink: &str) -> Result<Option<T>, SinkError> {
+        self.checkpoints.load(&checkpoint_key(sink)).map_err(|e| SinkError::Wal { path: sink.to_owned(), message: e.to_string() })
+    }
+
+    /// Stores a sink's checkpoint atomically.
+    pub fn save_checkpoint<T: serde::Serialize>(&self, sink: &str, checkpoint: &T) -> Result<(), crate::wal::WalError> {
+        self.checkpoints.save(&checkpoint_key(sink), checkpoint)
+    }
+
+    /// The log position a sink resumes at, registered as its position: the stored
+    /// one, or the oldest record for a new sink. A checkpoint past the end of the log
+    /// (only with a non-fsync commit policy, whose unsynced tail a crash lost after
+    /// the sink had passed it) resumes at the end.
+    pub fn resume_at(&self, sink: &str, stored: Option<u64>) -> u64 {
+        let mut seq = stored.unwrap_or_else(|| self.wal.first_seq());
+        let committed = self.wal.committed_seq();
+        if seq > committed {
+            tracing::warn!(sink, checkpoint = seq, committed, "the log ends before this sink's checkpoint; resuming at its end");
+            seq = committed;
+        }
+        self.positions.set(sink, seq);
+        seq
+    }
+
     /// Records that `sink` has durably passed `seq`, and removes log segments every
     /// sink has passed.
     pub fn passed(&self, sink: &str, seq: u64) {
@@ -68,6 +93,11 @@ impl SinkContext {
             }
         }
     }
+}
+
+/// The checkpoint file of a sink: its branch path with dots.
+fn checkpoint_key(sink_path: &str) -> String {
+    sink_path.replace('/', ".")
 }
 
 /// The running sinks.

@@ -394,18 +394,11 @@ impl NatsSink {
     /// subjects or replicas is a configuration error reported now. An unreachable
     /// NATS is not: the sink keeps trying while ingest goes on.
     pub fn open(name: String, options: Options, chain: Chain, context: SinkContext) -> Result<Self, SinkError> {
-        let stored: Option<Checkpoint> =
-            context.checkpoints.load(&checkpoint_key(&name)).map_err(|e| SinkError::Wal { path: name.clone(), message: e.to_string() })?;
-        let mut checkpoint = stored.unwrap_or(Checkpoint { seq: context.wal.first_seq() });
-        let committed = context.wal.committed_seq();
-        if checkpoint.seq > committed {
-            tracing::warn!(sink = %name, checkpoint = checkpoint.seq, committed, "the log ends before this sink's checkpoint; resuming at its end");
-            checkpoint.seq = committed;
-        }
+        let stored: Option<Checkpoint> = context.load_checkpoint(&name)?;
         if let Err(StreamProblem::Refused(message)) = check_stream_at_start(&name, &options) {
             return Err(SinkError::Options { path: name, message });
         }
-        context.positions.set(&name, checkpoint.seq);
+        let checkpoint = Checkpoint { seq: context.resume_at(&name, stored.map(|c| c.seq)) };
         Ok(NatsSink { name, options, chain, context, checkpoint })
     }
 
@@ -506,7 +499,7 @@ impl NatsSink {
                 return Err(format!("publishing: {error}"));
             }
             self.checkpoint.seq = last_seq + 1;
-            self.context.checkpoints.save(&checkpoint_key(&self.name), &self.checkpoint).map_err(|e| e.to_string())?;
+            self.context.save_checkpoint(&self.name, &self.checkpoint).map_err(|e| e.to_string())?;
             self.context.passed(&self.name, self.checkpoint.seq);
             delivered.inc_by(count);
             lag.set(self.context.wal.committed_seq().saturating_sub(self.checkpoint.seq) as i64);
@@ -571,10 +564,6 @@ fn check_stream_at_start(name: &str, options: &Options) -> Result<(), StreamProb
         tracing::warn!(sink = %name, %message, "NATS JetStream is not available yet; events wait in the log and are published once it is");
     }
     result
-}
-
-fn checkpoint_key(sink_path: &str) -> String {
-    sink_path.replace('/', ".")
 }
 
 #[cfg(test)]

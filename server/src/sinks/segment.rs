@@ -620,15 +620,8 @@ impl SegmentSink {
     pub fn open(name: String, options: Options, chain: Chain, context: SinkContext) -> Result<Self, SinkError> {
         let key = WriteKey::from_env(&options.write_key_env).map_err(|message| SinkError::Options { path: name.clone(), message })?;
         let client = Client::new(options.batch_url.clone(), &key, options.timeout);
-        let stored: Option<Checkpoint> =
-            context.checkpoints.load(&checkpoint_key(&name)).map_err(|e| SinkError::Wal { path: name.clone(), message: e.to_string() })?;
-        let mut checkpoint = stored.unwrap_or(Checkpoint { seq: context.wal.first_seq() });
-        let committed = context.wal.committed_seq();
-        if checkpoint.seq > committed {
-            tracing::warn!(sink = %name, checkpoint = checkpoint.seq, committed, "the log ends before this sink's checkpoint; resuming at its end");
-            checkpoint.seq = committed;
-        }
-        context.positions.set(&name, checkpoint.seq);
+        let stored: Option<Checkpoint> = context.load_checkpoint(&name)?;
+        let checkpoint = Checkpoint { seq: context.resume_at(&name, stored.map(|c| c.seq)) };
         let dead_letter = DeadLetter::new(options.dead_letter.clone());
         tracing::info!(sink = %name, url = %options.batch_url, from = checkpoint.seq, "segment sink starting");
         Ok(SegmentSink { name, options, chain, context, client, dead_letter, checkpoint, stopping_since: None, warned: HashMap::new() })
@@ -824,16 +817,12 @@ impl SegmentSink {
         self.dead_letter.sync()?;
         if seq != self.checkpoint.seq {
             self.checkpoint.seq = seq;
-            self.context.checkpoints.save(&checkpoint_key(&self.name), &self.checkpoint)?;
+            self.context.save_checkpoint(&self.name, &self.checkpoint)?;
         }
         self.context.passed(&self.name, seq);
         self.update_lag();
         Ok(())
     }
-}
-
-fn checkpoint_key(sink_path: &str) -> String {
-    sink_path.replace('/', ".")
 }
 
 #[cfg(test)]

@@ -148,25 +148,13 @@ pub struct TrackingLogSink {
 impl TrackingLogSink {
     /// Loads the sink's checkpoint (a new sink starts at the oldest record in the log).
     pub fn open(name: String, options: Options, chain: Chain, context: SinkContext) -> Result<Self, SinkError> {
-        let key = checkpoint_key(&name);
-        let stored: Option<Checkpoint> =
-            context.checkpoints.load(&key).map_err(|e| SinkError::Wal { path: name.clone(), message: e.to_string() })?;
-        let checkpoint = match stored {
-            Some(c) => c,
-            None => {
-                let len = std::fs::metadata(&options.path).map(|m| m.len()).unwrap_or(0);
-                Checkpoint { seq: context.wal.first_seq(), file_len: len, opened_at: unix_now() }
-            }
-        };
-        let mut checkpoint = checkpoint;
-        let committed = context.wal.committed_seq();
-        if checkpoint.seq > committed {
-            // Only with a non-fsync commit policy: the log lost its unsynced tail in a
-            // crash that the sink had already written out.
-            tracing::warn!(sink = %name, checkpoint = checkpoint.seq, committed, "the log ends before this sink's checkpoint; resuming at its end");
-            checkpoint.seq = committed;
-        }
-        context.positions.set(&name, checkpoint.seq);
+        let stored: Option<Checkpoint> = context.load_checkpoint(&name)?;
+        let mut checkpoint = stored.unwrap_or_else(|| {
+            // A new sink appends to whatever file is already there.
+            let len = std::fs::metadata(&options.path).map(|m| m.len()).unwrap_or(0);
+            Checkpoint { seq: 0, file_len: len, opened_at: unix_now() }
+        });
+        checkpoint.seq = context.resume_at(&name, stored.map(|c| c.seq));
         Ok(TrackingLogSink { name, options, chain, context, checkpoint })
     }
 
@@ -244,7 +232,7 @@ impl TrackingLogSink {
     fn save(&mut self, seq: u64, file_len: u64) -> Result<(), Box<dyn std::error::Error>> {
         self.checkpoint.seq = seq;
         self.checkpoint.file_len = file_len;
-        self.context.checkpoints.save(&checkpoint_key(&self.name), &self.checkpoint)?;
+        self.context.save_checkpoint(&self.name, &self.checkpoint)?;
         self.context.passed(&self.name, seq);
         Ok(())
     }
@@ -278,10 +266,6 @@ impl TrackingLogSink {
         self.save(seq, 0)?;
         Ok(())
     }
-}
-
-fn checkpoint_key(sink_path: &str) -> String {
-    sink_path.replace('/', ".")
 }
 
 /// `tracking.log-20261122-100102`, with `.N` added if that name is taken.
