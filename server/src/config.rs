@@ -204,8 +204,13 @@ impl ServerConfig {
         toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
     }
 
-    /// Applies `TRACKING_LISTEN` and `TRACKING_DATA_DIR`.
+    /// Applies `TRACKING_LISTEN`, `TRACKING_DATA_DIR` and `TRACKING_ALLOWED_ORIGINS`
+    /// (comma-separated origins added to `[security] allowed_origins`).
     pub fn apply_env(&mut self) {
+        if let Ok(origins) = std::env::var("TRACKING_ALLOWED_ORIGINS") {
+            let more = origins.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned);
+            self.security.allowed_origins.extend(more);
+        }
         if let Ok(listen) = std::env::var("TRACKING_LISTEN") {
             self.listen = listen;
         }
