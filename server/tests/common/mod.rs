@@ -80,24 +80,12 @@ impl Server {
 
     /// SIGKILL: no chance to flush anything.
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-            child.wait().unwrap();
-        }
+        kill9(&mut self.child);
     }
 
     /// SIGTERM, then wait for a clean exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("running");
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "server did not stop after SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        terminate(self.child.take().expect("running"), "server")
     }
 
     /// Starts the same server again on the same data (a new port).
@@ -144,6 +132,27 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
+    }
+}
+
+/// SIGKILLs a child process, if there is one, and reaps it.
+pub fn kill9(child: &mut Option<Child>) {
+    if let Some(mut child) = child.take() {
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        child.wait().unwrap();
+    }
+}
+
+/// Sends SIGTERM and waits (at most a minute) for `what` to exit.
+pub fn terminate(mut child: Child, what: &str) -> std::process::ExitStatus {
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{what} did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -386,24 +386,12 @@ impl Relay {
     }
 
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-            child.wait().unwrap();
-        }
+        super::common::kill9(&mut self.child);
     }
 
     /// SIGTERM, then wait for a clean exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("running");
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the relay did not stop after SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        super::common::terminate(self.child.take().expect("running"), "the relay")
     }
 
     pub fn log_path(&self) -> PathBuf {
