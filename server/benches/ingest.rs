@@ -11,9 +11,11 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod common;
+
+use common::Process;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -61,8 +63,10 @@ fn form_body(n: u64) -> String {
     )
 }
 
+/// The server under test, on a port the system chooses, with its data in a
+/// temporary directory.
 struct ServerProcess {
-    child: Child,
+    process: Process,
     url: String,
     _dir: tempfile::TempDir,
 }
@@ -76,37 +80,14 @@ impl ServerProcess {
             format!("listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\ndemo = false\n[limits]\nrate_per_second = 0\n", dir.path().join("data").display()),
         )
         .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tracking-server"))
-            .arg("--config")
-            .arg(&config)
-            .env("TRACKING_LOG", "error")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let url = loop {
-            let line = lines.next().expect("server exited").unwrap();
-            if let Some(url) = line.strip_prefix("listening on ") {
-                break url.to_owned();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        ServerProcess { child, url, _dir: dir }
+        let process = Process::start(&config, &[]);
+        let url = process.url.clone();
+        ServerProcess { process, url, _dir: dir }
     }
 
     /// CPU seconds used by the server so far (user + system).
     fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
-        let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-        ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.cpu_seconds()
     }
 }
 
