@@ -169,3 +169,32 @@ fn convert_writes_what_the_sink_writes() {
     assert!(stderr.contains("line 6: rejected: line_too_long"), "{stderr}");
     assert!(stderr.contains("line 7: rejected: invalid_json"), "{stderr}");
 }
+
+#[test]
+fn rotation_by_age() {
+    let server = Server::start(
+        "[routing.backends.tracking_logs]\nprocessors = [{ type = \"legacy_field_mapping\" }]\n[routing.backends.tracking_logs.backends.logger]\ntype = \"tracking_log\"\npath = \"tracking.log\"\nrotate_secs = 1",
+    );
+    server.batch(&json!({"events": [{"name": "edx.test.rotate.first"}]}));
+    server.wait_for_lines(1);
+    // The live file turns one second old with a line in it: the idle sink moves it aside.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let rotated = loop {
+        let rotated: Vec<_> = std::fs::read_dir(&server.data)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("tracking.log-"))
+            .collect();
+        if !rotated.is_empty() || Instant::now() > deadline {
+            break rotated;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(rotated.len(), 1, "the first file was rotated by age");
+    assert_eq!(read_lines(&rotated[0]).len(), 1);
+    server.batch(&json!({"events": [{"name": "edx.test.rotate.second"}]}));
+    let live = server.wait_for_lines(1);
+    assert_eq!(parse(&live[0])["event_type"], "edx.test.rotate.second");
+    let mode = std::fs::metadata(server.log_path()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+}
