@@ -13,8 +13,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod common;
 
-use common::Process;
-use std::fmt::Write as _;
+use common::{batch_body, env_or, Process, EVENTS_PER_BATCH};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,40 +21,6 @@ use std::time::{Duration, Instant};
 
 use tracking_server::ingest::{event_from_batch_item, parse_batch, IngestRules};
 use tracking_server::wal::{CommitPolicy, Wal, WalConfig};
-
-const EVENTS_PER_BATCH: usize = 50;
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// Unique ids, cheaply: a UUID v7 layout with a process-wide counter.
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-fn write_id(out: &mut String) {
-    let n = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    let _ = write!(out, "019a0000-0000-7000-8{:03x}-{:012x}", (n >> 48) & 0xfff, n & 0xffff_ffff_ffff);
-}
-
-/// A batch as the SDK sends it: tracking-log events from a course page.
-fn batch_body(n: u64) -> String {
-    let mut body = String::with_capacity(24 * 1024);
-    body.push_str(r#"{"sent_at":"2026-11-22T10:01:02.123Z","events":["#);
-    for i in 0..EVENTS_PER_BATCH {
-        if i > 0 {
-            body.push(',');
-        }
-        body.push_str(r#"{"id":""#);
-        write_id(&mut body);
-        let _ = write!(
-            body,
-            r#"","type":"tracking_log","name":"edx.ui.lms.sequence.next_selected","timestamp":"2026-11-22T10:01:02.{i:03}Z","data":{{"current_tab":{i},"tab_count":12,"target_tab":{},"widget_placement":"top","id":"block-v1:edX+DemoX+Demo_Course+type@sequential+block@{n:x}","course_id":"course-v1:edX+DemoX+Demo_Course","user_agent_hint":"Mozilla/5.0 (X11; Linux x86_64)"}},"page":"https://lms.example.com/courses/course-v1:edX+DemoX+Demo_Course/courseware/week_1/sequence_{n}/","referrer":"https://lms.example.com/dashboard"}}"#,
-            i + 1
-        );
-    }
-    body.push_str("]}");
-    body
-}
 
 fn form_body(n: u64) -> String {
     format!(

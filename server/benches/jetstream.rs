@@ -8,21 +8,16 @@
 
 mod common;
 
-use common::{cpu_seconds, Process};
-use std::fmt::Write as _;
+use common::{batch_body, cpu_seconds, env_or, Process, EVENTS_PER_BATCH};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const EVENTS_PER_BATCH: usize = 50;
 const TRACKING_LOG_SINK: &str = "root/tracking_logs/logger";
 const JETSTREAM_SINK: &str = "root/jetstream";
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 fn nats_server_bin() -> PathBuf {
     if let Some(path) = std::env::var_os("NATS_SERVER") {
@@ -37,28 +32,6 @@ fn nats_server_bin() -> PathBuf {
         .expect("nats-server is not installed (scripts/install-deps.sh test installs it; or set NATS_SERVER)")
 }
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-/// A batch as the SDK sends it: tracking-log events from a course page, unique ids.
-fn batch_body(n: u64) -> String {
-    let mut body = String::with_capacity(24 * 1024);
-    body.push_str(r#"{"sent_at":"2026-11-22T10:01:02.123Z","events":["#);
-    for i in 0..EVENTS_PER_BATCH {
-        if i > 0 {
-            body.push(',');
-        }
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let _ = write!(
-            body,
-            r#"{{"id":"019a0000-0000-7000-8{:03x}-{:012x}","type":"tracking_log","name":"edx.ui.lms.sequence.next_selected","data":{{"current_tab":{i},"tab_count":12,"target_tab":{},"widget_placement":"top","id":"block-v1:edX+DemoX+Demo_Course+type@sequential+block@{n:x}","course_id":"course-v1:edX+DemoX+Demo_Course"}},"page":"https://lms.example.com/courses/course-v1:edX+DemoX+Demo_Course/courseware/week_1/sequence_{n}/","referrer":"https://lms.example.com/dashboard"}}"#,
-            (id >> 48) & 0xfff,
-            id & 0xffff_ffff_ffff,
-            i + 1
-        );
-    }
-    body.push_str("]}");
-    body
-}
 
 struct Nats {
     child: Child,

@@ -1,7 +1,10 @@
-//! What the benchmarks share: a `tracking-server` child process and CPU accounting.
+//! What the benchmarks share: the batches they send, a `tracking-server` child
+//! process, and CPU accounting.
 #![allow(dead_code)]
 
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -60,4 +63,39 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Batches carry this many events.
+pub const EVENTS_PER_BATCH: usize = 50;
+
+pub fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Unique ids, cheaply: a UUID v7 layout with a process-wide counter.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+fn write_id(out: &mut String) {
+    let n = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let _ = write!(out, "019a0000-0000-7000-8{:03x}-{:012x}", (n >> 48) & 0xfff, n & 0xffff_ffff_ffff);
+}
+
+/// A batch as the SDK sends it: tracking-log events from a course page, unique ids.
+pub fn batch_body(n: u64) -> String {
+    let mut body = String::with_capacity(24 * 1024);
+    body.push_str(r#"{"sent_at":"2026-11-22T10:01:02.123Z","events":["#);
+    for i in 0..EVENTS_PER_BATCH {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(r#"{"id":""#);
+        write_id(&mut body);
+        let _ = write!(
+            body,
+            r#"","type":"tracking_log","name":"edx.ui.lms.sequence.next_selected","timestamp":"2026-11-22T10:01:02.{i:03}Z","data":{{"current_tab":{i},"tab_count":12,"target_tab":{},"widget_placement":"top","id":"block-v1:edX+DemoX+Demo_Course+type@sequential+block@{n:x}","course_id":"course-v1:edX+DemoX+Demo_Course","user_agent_hint":"Mozilla/5.0 (X11; Linux x86_64)"}},"page":"https://lms.example.com/courses/course-v1:edX+DemoX+Demo_Course/courseware/week_1/sequence_{n}/","referrer":"https://lms.example.com/dashboard"}}"#,
+            i + 1
+        );
+    }
+    body.push_str("]}");
+    body
 }
