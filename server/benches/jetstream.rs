@@ -8,6 +8,7 @@
 
 mod common;
 
+use tracking_server::config::default_routing_section;
 use common::{batch_body, cpu_seconds, env_or, Process, EVENTS_PER_BATCH};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -72,17 +73,6 @@ fn write_config(dir: &std::path::Path, name: &str, body: &str) -> PathBuf {
     std::fs::write(&path, format!("listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\ndemo = false\n[limits]\nrate_per_second = 0\n{body}", dir.join(name).display())).unwrap();
     path
 }
-
-const TRACKING_LOG_ROUTING: &str = r#"
-[routing.backends.tracking_logs]
-processors = [
-  { type = "event_types", keep = ["tracking_log"] },
-  { type = "internal_events", mode = "exclude" },
-  { type = "legacy_field_mapping" },
-]
-[routing.backends.tracking_logs.backends.logger]
-type = "tracking_log"
-"#;
 
 /// Posts batches from `connections` threads for `seconds`; returns the events accepted.
 fn load(url: &str, connections: usize, seconds: f64) -> u64 {
@@ -179,14 +169,14 @@ fn main() {
 
     // Single node, direct: ingest → log → tracking log.
     let direct = {
-        let ingest = Process::start(&write_config(dir.path(), "direct", TRACKING_LOG_ROUTING), &[]);
+        let ingest = Process::start(&write_config(dir.path(), "direct", &default_routing_section()), &[]);
         load(&ingest.url, connections, 1.0); // warm-up
         phase(&ingest, None, &[("ingest", ingest.child.id())], connections, seconds)
     };
 
     // Through JetStream: ingest → log → stream → relay → its log → tracking log.
     let nats = Nats::start(dir.path());
-    let ingest_routing = format!("{TRACKING_LOG_ROUTING}\n[routing.backends.jetstream]\ntype = \"nats\"\nurl = \"{}\"\n", nats.url);
+    let ingest_routing = format!("{}\n[routing.backends.jetstream]\ntype = \"nats\"\nurl = \"{}\"\n", default_routing_section(), nats.url);
     let ingest = Process::start(&write_config(dir.path(), "ingest", &ingest_routing), &[]);
     let relay = Process::start(&write_config(dir.path(), "relay", &format!("[relay]\nurl = \"{}\"\n", nats.url)), &["relay"]);
     load(&ingest.url, connections, 1.0); // warm-up

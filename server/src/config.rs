@@ -21,6 +21,12 @@ type = "tracking_log"
 path = "tracking.log"
 "#;
 
+/// [`DEFAULT_ROUTING`] as the `[routing]` part of a server configuration, for a
+/// configuration that adds branches (Segment, JetStream) beside the default one.
+pub fn default_routing_section() -> String {
+    DEFAULT_ROUTING.replace("[backends.", "[routing.backends.")
+}
+
 /// Everything the server reads from its configuration file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -241,6 +247,8 @@ mod tests {
         assert!(toml::from_str::<ServerConfig>("lisen = 1").is_err());
         let routing = ServerConfig::default().routing().unwrap();
         assert_eq!(routing.sinks()[0].kind, "tracking_log");
+        let with_section: ServerConfig = toml::from_str(&default_routing_section()).unwrap();
+        assert_eq!(with_section.routing().unwrap().sinks()[0].path, "root/tracking_logs/logger");
     }
 
     #[test]

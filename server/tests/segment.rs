@@ -26,17 +26,10 @@ const COURSE_PAGE: &str = "https://lms.example.com/courses/course-v1:edX+DemoX+D
 
 /// The default tracking-log branch plus a Segment branch, as the README shows it.
 fn config(segment_url: &str, sink_options: &str) -> String {
+    let default_routing = tracking_server::config::default_routing_section();
     format!(
         r#"
-[routing.backends.tracking_logs]
-processors = [
-  {{ type = "event_types", keep = ["tracking_log"] }},
-  {{ type = "internal_events", mode = "exclude" }},
-  {{ type = "legacy_field_mapping" }},
-]
-[routing.backends.tracking_logs.backends.logger]
-type = "tracking_log"
-path = "tracking.log"
+{default_routing}
 
 [routing.backends.segment]
 processors = [{{ type = "segment_filter", allowlist = ["{ALLOWED}"] }}, {{ type = "google_analytics" }}]

@@ -277,19 +277,12 @@ pub fn wait_for_metric(base_url: &str, sample: &str, value: f64, timeout: Durati
 
 /// The routing of an ingest node: the default tracking log, and every event to JetStream.
 pub fn ingest_config(nats_urls: &str, nats_options: &str) -> String {
+    let default_routing = tracking_server::config::default_routing_section();
     format!(
         r#"
 [limits]
 rate_per_second = 0
-[routing.backends.tracking_logs]
-processors = [
-  {{ type = "event_types", keep = ["tracking_log"] }},
-  {{ type = "internal_events", mode = "exclude" }},
-  {{ type = "legacy_field_mapping" }},
-]
-[routing.backends.tracking_logs.backends.logger]
-type = "tracking_log"
-path = "tracking.log"
+{default_routing}
 [routing.backends.jetstream]
 type = "nats"
 url = "{nats_urls}"
