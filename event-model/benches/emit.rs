@@ -13,18 +13,21 @@ use event_model::routing::{Backend, BackendError, Router};
 use event_model::{json, legacy, Event, Tracker};
 
 /// Writes each event as a tracking-log line into a buffered file.
-struct LineFile(Mutex<BufWriter<File>>);
+struct LineFile(Mutex<(String, BufWriter<File>)>);
 
 impl Backend for LineFile {
     fn send(&self, event: &Event) -> Result<(), BackendError> {
-        let mut out = self.0.lock().unwrap();
-        legacy::write(&mut *out, event).map_err(|e| BackendError(e.to_string()))?;
-        out.write_all(b"\n").map_err(|e| BackendError(e.to_string()))
+        let mut guard = self.0.lock().unwrap();
+        let (line, out) = &mut *guard;
+        line.clear();
+        legacy::write_line(event, line);
+        line.push('\n');
+        out.write_all(line.as_bytes()).map_err(|e| BackendError(e.to_string()))
     }
 }
 
 fn line_file(path: &std::path::Path) -> LineFile {
-    LineFile(Mutex::new(BufWriter::with_capacity(1 << 16, File::create(path).unwrap())))
+    LineFile(Mutex::new((String::with_capacity(1024), BufWriter::with_capacity(1 << 16, File::create(path).unwrap()))))
 }
 
 fn main() {

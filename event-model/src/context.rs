@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use serde_json::{Map, Value};
+use crate::text::Fields;
 
 /// A context operation that cannot be done.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -19,10 +19,12 @@ pub enum ContextError {
     NoTaskScope,
 }
 
-/// The named contexts entered so far, in entry order.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// The named contexts entered so far, in entry order, and their merge (kept until
+/// the next enter or exit: events are emitted far more often than contexts change).
+#[derive(Debug, Clone, Default)]
 pub struct ContextStack {
-    entries: Vec<(String, Map<String, Value>)>,
+    entries: Vec<(String, Fields)>,
+    resolved: Option<Fields>,
 }
 
 impl ContextStack {
@@ -32,7 +34,8 @@ impl ContextStack {
     }
 
     /// Enters `name`. Re-entering a name replaces its value and keeps its position.
-    pub fn enter(&mut self, name: &str, context: Map<String, Value>) {
+    pub fn enter(&mut self, name: &str, context: Fields) {
+        self.resolved = None;
         match self.entries.iter_mut().find(|(n, _)| n == name) {
             Some((_, slot)) => *slot = context,
             None => self.entries.push((name.to_owned(), context)),
@@ -40,23 +43,27 @@ impl ContextStack {
     }
 
     /// Exits `name`; exiting a name that was never entered is an error.
-    pub fn exit(&mut self, name: &str) -> Result<Map<String, Value>, ContextError> {
+    pub fn exit(&mut self, name: &str) -> Result<Fields, ContextError> {
         let at = self
             .entries
             .iter()
             .position(|(n, _)| n == name)
             .ok_or_else(|| ContextError::UnknownContext(name.to_owned()))?;
+        self.resolved = None;
         Ok(self.entries.remove(at).1)
     }
 
-    /// All entered contexts merged in entry order; later keys win.
-    pub fn resolve(&self) -> Map<String, Value> {
-        let mut merged = Map::new();
-        for (_, context) in &self.entries {
-            for (k, v) in context {
-                merged.insert(k.clone(), v.clone());
-            }
+    /// All entered contexts merged in entry order; later keys win (keeping the place
+    /// where a key first appeared, as Python's `dict.update` does).
+    pub fn resolve(&mut self) -> Fields {
+        if let Some(resolved) = &self.resolved {
+            return resolved.clone();
         }
+        let mut merged = Fields::with_capacity(self.entries.iter().map(|(_, c)| c.len()).sum());
+        for (_, context) in &self.entries {
+            merged.update(context);
+        }
+        self.resolved = Some(merged.clone());
         merged
     }
 
@@ -190,10 +197,10 @@ mod task {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
-    fn obj(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
+    fn obj(v: Value) -> Fields {
+        Fields::from_map(v.as_object().unwrap())
     }
 
     #[test]
@@ -201,8 +208,10 @@ mod tests {
         let mut s = ContextStack::new();
         s.enter("a", obj(json!({"x": 1, "y": 1})));
         s.enter("b", obj(json!({"y": 2, "z": 2})));
-        assert_eq!(Value::Object(s.resolve()), json!({"x": 1, "y": 2, "z": 2}));
+        assert_eq!(s.resolve().to_value(), json!({"x": 1, "y": 2, "z": 2}));
         assert_eq!(s.resolve().keys().collect::<Vec<_>>(), ["x", "y", "z"]);
+        s.exit("b").unwrap();
+        assert_eq!(s.resolve().to_value(), json!({"x": 1, "y": 1}), "the merge is made again after an exit");
     }
 
     #[test]
@@ -221,7 +230,7 @@ mod tests {
     fn exit_unknown_fails() {
         let mut s = ContextStack::new();
         assert_eq!(s.exit("nope"), Err(ContextError::UnknownContext("nope".into())));
-        s.enter("a", Map::new());
+        s.enter("a", Fields::new());
         assert!(s.exit("a").is_ok());
         assert!(s.exit("a").is_err());
     }

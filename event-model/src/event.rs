@@ -1,9 +1,14 @@
-//! The event: an ordered JSON object, as the Python original passes dicts around.
+//! The event: ordered members, as the Python original passes dicts around, whose
+//! values stay JSON text until a processor needs more.
+
+use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
+use crate::rules::json::{object_members, Dialect};
+use crate::text::{key_text, sub_text, Fields, Json, Text};
 use crate::timestamp;
 
 /// The name given to events emitted without one.
@@ -11,14 +16,14 @@ pub const UNKNOWN_EVENT_NAME: &str = "unknown";
 
 /// An event in flight.
 ///
-/// It is an ordered JSON object so that processors can reshape it as the Python
-/// processors do (the legacy mapping moves fields to the top level, the Google
-/// Analytics processor adds `label`) and the serializer keeps insertion order.
-/// A new event has the keys `name`, `timestamp`, `data`, `context` and `id`, in that
-/// order; `id` is a UUID v7 that survives to every sink and de-duplicates retries.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "Value", into = "Map<String, Value>")]
-pub struct Event(Map<String, Value>);
+/// Its members are ordered so that processors can reshape it as the Python processors
+/// do (the legacy mapping moves fields to the top level, the Google Analytics processor
+/// adds `label`) and writers keep insertion order. A new event has the members `name`,
+/// `timestamp`, `data`, `context` and `id`, in that order; `id` is a UUID v7 that
+/// survives to every sink and de-duplicates retries. Values are [`Json`]: text that is
+/// copied or transcoded, never parsed, unless a processor asks for its structure.
+#[derive(Clone, PartialEq)]
+pub struct Event(Fields);
 
 /// Why a JSON value is not an event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,90 +40,109 @@ pub enum EventError {
 
 impl Event {
     /// A new event, born now, with a fresh UUID v7.
-    pub fn new(name: impl Into<String>, data: Value, context: Map<String, Value>) -> Event {
-        Event::with_parts(name, timestamp::format(timestamp::now()), data, context, Some(Uuid::now_v7()))
+    pub fn new(name: &str, data: impl Into<Json>, context: impl Into<Fields>) -> Event {
+        Event::with_parts(name, &timestamp::format(timestamp::now()), data.into(), context.into(), Some(Uuid::now_v7()))
     }
 
     /// An event from its parts; `timestamp` must already be in the form of
-    /// [`timestamp::format`]. `Null` data becomes `{}` and an empty name `"unknown"`.
-    pub fn with_parts(
-        name: impl Into<String>,
-        timestamp: String,
-        data: Value,
-        context: Map<String, Value>,
-        id: Option<Uuid>,
-    ) -> Event {
-        let mut name = name.into();
-        if name.is_empty() {
-            name = UNKNOWN_EVENT_NAME.to_owned();
-        }
-        let data = if data.is_null() { Value::Object(Map::new()) } else { data };
-        let mut map = Map::with_capacity(5);
-        map.insert("name".into(), Value::String(name));
-        map.insert("timestamp".into(), Value::String(timestamp));
-        map.insert("data".into(), data);
-        map.insert("context".into(), Value::Object(context));
+    /// [`timestamp::format`]. `null` data becomes `{}` and an empty name `"unknown"`.
+    pub fn with_parts(name: &str, timestamp: &str, data: Json, context: Fields, id: Option<Uuid>) -> Event {
+        let name = if name.is_empty() { UNKNOWN_EVENT_NAME } else { name };
+        let data = if data.is_null() { Json::Object(Fields::new()) } else { data };
+        let mut fields = Fields::with_capacity(5);
+        fields.push_new(Text::from_static("name"), Json::str(name));
+        fields.push_new(Text::from_static("timestamp"), Json::str(timestamp));
+        fields.push_new(Text::from_static("data"), data);
+        fields.push_new(Text::from_static("context"), Json::Object(context));
         if let Some(id) = id {
-            map.insert("id".into(), Value::String(id.to_string()));
+            let mut buf = Uuid::encode_buffer();
+            let mut lit = String::with_capacity(38);
+            lit.push('"');
+            lit.push_str(id.as_hyphenated().encode_lower(&mut buf));
+            lit.push('"');
+            fields.push_new(Text::from_static("id"), Json::from_checked(Text::from(lit)));
         }
-        Event(map)
+        Event(fields)
+    }
+
+    /// An event whose members are taken as they are (read back from storage this
+    /// crate wrote), without the checks and normalization of [`Event::from_value`].
+    pub fn from_fields(fields: Fields) -> Event {
+        Event(fields)
     }
 
     /// Reads an event in the modern shape (`name`, `timestamp`, `data`, `context`,
     /// optional `id`), e.g. a line of an archive. Timestamps are normalized to the
-    /// Python form; other top-level keys are kept after the known ones.
+    /// Python form; other top-level members are kept after the known ones.
     pub fn from_value(value: Value) -> Result<Event, EventError> {
-        let Value::Object(mut map) = value else { return Err(EventError::NotAnObject) };
-        let name = match map.shift_remove("name") {
-            None | Some(Value::Null) => UNKNOWN_EVENT_NAME.to_owned(),
-            Some(Value::String(s)) => s,
-            Some(_) => return Err(EventError::WrongType { field: "name", expected: "a string" }),
+        let Value::Object(map) = value else { return Err(EventError::NotAnObject) };
+        let fields = Fields::from_map(&map);
+        Event::normalize(fields)
+    }
+
+    /// [`Event::from_value`] for JSON text, without building a tree.
+    pub fn parse(text: &str) -> Result<Event, EventError> {
+        let text = Text::from(text);
+        let members = object_members(&text, Dialect::Python).map_err(|_| EventError::NotAnObject)?;
+        let mut fields = Fields::with_capacity(members.len());
+        for (key, (a, b)) in members {
+            fields.insert(key_text(&text, key), Json::from_checked(sub_text(&text, a, b)));
+        }
+        Event::normalize(fields)
+    }
+
+    fn normalize(mut fields: Fields) -> Result<Event, EventError> {
+        let name = match fields.remove("name") {
+            None => UNKNOWN_EVENT_NAME.to_owned(),
+            Some(v) if v.is_null() => UNKNOWN_EVENT_NAME.to_owned(),
+            Some(v) => v.as_str().ok_or(EventError::WrongType { field: "name", expected: "a string" })?.into_owned(),
         };
-        let timestamp = match map.shift_remove("timestamp") {
-            None | Some(Value::Null) => timestamp::format(timestamp::now()),
-            Some(Value::String(s)) => timestamp::normalize(&s).map_err(|_| EventError::BadTimestamp)?,
-            Some(_) => return Err(EventError::WrongType { field: "timestamp", expected: "a string" }),
+        let timestamp = match fields.remove("timestamp") {
+            None => timestamp::format(timestamp::now()),
+            Some(v) if v.is_null() => timestamp::format(timestamp::now()),
+            Some(v) => {
+                let s = v.as_str().ok_or(EventError::WrongType { field: "timestamp", expected: "a string" })?;
+                timestamp::normalize(&s).map_err(|_| EventError::BadTimestamp)?
+            }
         };
-        let data = map.shift_remove("data").unwrap_or(Value::Null);
-        let context = match map.shift_remove("context") {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(c)) => c,
-            Some(_) => return Err(EventError::WrongType { field: "context", expected: "an object" }),
+        let data = fields.remove("data").unwrap_or(Json::NULL);
+        let context = match fields.remove("context") {
+            None => Fields::new(),
+            Some(v) if v.is_null() => Fields::new(),
+            Some(v) => v.to_fields().ok_or(EventError::WrongType { field: "context", expected: "an object" })?,
         };
-        let id = match map.shift_remove("id") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(Uuid::parse_str(&s).map_err(|_| EventError::BadId)?),
-            Some(_) => return Err(EventError::WrongType { field: "id", expected: "a string" }),
+        let id = match fields.remove("id") {
+            None => None,
+            Some(v) if v.is_null() => None,
+            Some(v) => {
+                let s = v.as_str().ok_or(EventError::WrongType { field: "id", expected: "a string" })?;
+                Some(Uuid::parse_str(&s).map_err(|_| EventError::BadId)?)
+            }
         };
-        let mut event = Event::with_parts(name, timestamp, data, context, id);
-        event.0.extend(map);
+        let mut event = Event::with_parts(&name, &timestamp, data, context, id);
+        for (k, v) in fields.iter() {
+            event.0.insert(k.clone(), v.clone());
+        }
         Ok(event)
     }
 
-    /// An event read back from storage this crate wrote (a write-ahead log record):
-    /// the map is taken as it is, without the checks and normalization of
-    /// [`Event::from_value`].
-    pub fn from_stored(map: Map<String, Value>) -> Event {
-        Event(map)
-    }
-
     /// The event name (`unknown` if a processor removed it).
-    pub fn name(&self) -> &str {
-        self.0.get("name").and_then(Value::as_str).unwrap_or(UNKNOWN_EVENT_NAME)
+    pub fn name(&self) -> Cow<'_, str> {
+        self.0.get("name").and_then(Json::as_str).unwrap_or(Cow::Borrowed(UNKNOWN_EVENT_NAME))
     }
 
     /// The event id as written (a UUID), if the event has one.
-    pub fn id(&self) -> Option<&str> {
-        self.0.get("id").and_then(Value::as_str)
+    pub fn id(&self) -> Option<Cow<'_, str>> {
+        self.0.get("id").and_then(Json::as_str)
     }
 
     /// The payload (`data`, or `event` once the legacy mapping has run).
-    pub fn data(&self) -> Option<&Value> {
+    pub fn data(&self) -> Option<&Json> {
         self.0.get("data").or_else(|| self.0.get("event"))
     }
 
     /// The payload, mutable (`data`, or `event` once the legacy mapping has run).
-    pub fn data_mut(&mut self) -> Option<&mut Value> {
+    pub fn data_mut(&mut self) -> Option<&mut Json> {
         if self.0.contains_key("data") {
             self.0.get_mut("data")
         } else {
@@ -126,46 +150,85 @@ impl Event {
         }
     }
 
+    /// A top-level member.
+    pub fn get(&self, key: &str) -> Option<&Json> {
+        self.0.get(key)
+    }
+
+    /// The string value of a top-level member, if it is a string.
+    pub fn get_str(&self, key: &str) -> Option<Cow<'_, str>> {
+        self.0.get_str(key)
+    }
+
     /// The resolved context (empty if there is none).
-    pub fn context(&self) -> &Map<String, Value> {
-        static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+    pub fn context(&self) -> &Fields {
+        static EMPTY: Fields = Fields::EMPTY;
         match self.0.get("context") {
-            Some(Value::Object(c)) => c,
-            _ => EMPTY.get_or_init(Map::new),
+            Some(Json::Object(c)) => c,
+            _ => &EMPTY,
         }
     }
 
     /// The context, mutable; created (or replaced if it is not an object) on demand.
-    pub fn context_mut(&mut self) -> &mut Map<String, Value> {
-        let slot = self.0.entry("context").or_insert_with(|| Value::Object(Map::new()));
-        if !slot.is_object() {
-            *slot = Value::Object(Map::new());
+    pub fn context_mut(&mut self) -> &mut Fields {
+        if !matches!(self.0.get("context"), Some(Json::Object(_))) {
+            let fields = self.0.get("context").and_then(Json::to_fields).unwrap_or_default();
+            self.0.insert(Text::from_static("context"), Json::Object(fields));
         }
-        match slot {
-            Value::Object(c) => c,
+        match self.0.get_mut("context") {
+            Some(Json::Object(c)) => c,
             _ => unreachable!("just made an object"),
         }
     }
 
-    /// The whole event as an ordered map.
-    pub fn as_map(&self) -> &Map<String, Value> {
+    /// All members, in order.
+    pub fn fields(&self) -> &Fields {
         &self.0
     }
 
-    /// The whole event as an ordered map, mutable: processors reshape events here.
-    pub fn as_map_mut(&mut self) -> &mut Map<String, Value> {
+    /// All members, mutable: processors reshape events here.
+    pub fn fields_mut(&mut self) -> &mut Fields {
         &mut self.0
     }
 
-    /// The event as a JSON object.
-    pub fn into_value(self) -> Value {
-        Value::Object(self.0)
+    /// The event as a tree (lone surrogates become U+FFFD).
+    pub fn to_value(&self) -> Value {
+        self.0.to_value()
+    }
+
+    /// Appends the event as compact JSON.
+    pub fn write_compact(&self, out: &mut String) {
+        self.0.write_compact(out)
+    }
+
+    /// The event as compact JSON.
+    pub fn to_compact(&self) -> String {
+        let mut out = String::with_capacity(512);
+        self.0.write_compact(&mut out);
+        out
     }
 }
 
-impl From<Event> for Map<String, Value> {
-    fn from(event: Event) -> Self {
-        event.0
+impl std::fmt::Debug for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_compact())
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match serde_json::value::RawValue::from_string(self.to_compact()) {
+            Ok(raw) => raw.serialize(serializer),
+            // Python's `NaN`, which JSON cannot carry: through a tree.
+            Err(_) => self.to_value().serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        Event::from_value(value).map_err(serde::de::Error::custom)
     }
 }
 
@@ -183,27 +246,41 @@ mod tests {
 
     #[test]
     fn new_event_has_modern_shape_and_v7_id() {
-        let e = Event::new("edx.test.thing.happened", Value::Null, Map::new());
-        let keys: Vec<_> = e.as_map().keys().cloned().collect();
+        let e = Event::new("edx.test.thing.happened", Json::NULL, Fields::new());
+        let keys: Vec<_> = e.fields().keys().collect();
         assert_eq!(keys, ["name", "timestamp", "data", "context", "id"]);
-        assert_eq!(e.data(), Some(&json!({})));
-        assert_eq!(Uuid::parse_str(e.id().unwrap()).unwrap().get_version_num(), 7);
-        assert_ne!(e.id(), Event::new("x", Value::Null, Map::new()).id());
+        assert_eq!(e.data().unwrap(), &json!({}));
+        assert_eq!(Uuid::parse_str(&e.id().unwrap()).unwrap().get_version_num(), 7);
+        assert_ne!(e.id(), Event::new("x", Json::NULL, Fields::new()).id());
     }
 
     #[test]
     fn reads_modern_shape() {
-        let e = Event::from_value(json!({"context": {"a": 1}, "name": "n.o.a", "extra": true,
-            "timestamp": "2026-11-22T10:01:02.5Z"}))
-        .unwrap();
-        assert_eq!(
-            serde_json::to_string(&e).unwrap(),
-            r#"{"name":"n.o.a","timestamp":"2026-11-22T10:01:02.500000+00:00","data":{},"context":{"a":1},"extra":true}"#
-        );
+        let e = Event::from_value(json!({"context": {"a": 1}, "name": "n.o.a", "extra": true, "timestamp": "2026-11-22T10:01:02.5Z"})).unwrap();
+        assert_eq!(e.to_compact(), r#"{"name":"n.o.a","timestamp":"2026-11-22T10:01:02.500000+00:00","data":{},"context":{"a":1},"extra":true}"#);
         assert_eq!(Event::from_value(json!([])), Err(EventError::NotAnObject));
         assert_eq!(Event::from_value(json!({"id": "nope"})), Err(EventError::BadId));
         assert_eq!(Event::from_value(json!({"timestamp": "soon"})), Err(EventError::BadTimestamp));
         assert!(matches!(Event::from_value(json!({"name": 3})), Err(EventError::WrongType { field: "name", .. })));
         assert_eq!(Event::from_value(json!({})).unwrap().name(), UNKNOWN_EVENT_NAME);
+    }
+
+    #[test]
+    fn parses_text_without_a_tree() {
+        let text = r#"{"name":"a.b.c","data":{"s":"\ud83d"},"context":{"k":"v"},"id":"0192f3a0-7b1c-7d2e-8f3a-0123456789ab","timestamp":"2026-11-22T10:01:02Z"}"#;
+        let e = Event::parse(text).unwrap();
+        assert_eq!(e.data().unwrap().to_compact(), r#"{"s":"\ud83d"}"#, "the lone surrogate is kept");
+        assert_eq!(e.context().get_str("k").unwrap(), "v");
+        assert_eq!(e.id().unwrap(), "0192f3a0-7b1c-7d2e-8f3a-0123456789ab");
+        assert_eq!(e.get_str("timestamp").unwrap(), "2026-11-22T10:01:02+00:00");
+        assert!(Event::parse("[1]").is_err());
+    }
+
+    #[test]
+    fn serde_round_trip() {
+        let e = Event::from_value(json!({"name": "a.b.c", "data": {"x": [1, 2]}, "timestamp": "2026-11-22T10:01:02Z"})).unwrap();
+        let text = serde_json::to_string(&e).unwrap();
+        let back: Event = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, e);
     }
 }

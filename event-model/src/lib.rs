@@ -54,6 +54,8 @@ pub mod routing;
 #[cfg(feature = "model")]
 pub mod testing;
 #[cfg(feature = "model")]
+pub mod text;
+#[cfg(feature = "model")]
 pub mod timestamp;
 #[cfg(feature = "model")]
 mod tracker;
@@ -62,5 +64,7 @@ mod tracker;
 pub use event::{Event, EventError, UNKNOWN_EVENT_NAME};
 #[cfg(feature = "model")]
 pub use serde_json::{json, Map, Value};
+#[cfg(feature = "model")]
+pub use text::{Fields, Json, Text};
 #[cfg(feature = "model")]
 pub use tracker::{default_tracker, emit, get_tracker, register_tracker, EmitError, Tracker, DEFAULT_TRACKER_NAME};

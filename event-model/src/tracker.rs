@@ -4,10 +4,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::context::{self, ContextError, ContextStack, ContextStore, ThreadStore};
 use crate::routing::{Backend, BackendError};
+use crate::text::{Fields, Json};
 use crate::Event;
 
 /// The name of the default tracker.
@@ -51,10 +52,10 @@ impl Tracker {
     /// scope a task-local tracker emits with an empty context (a background job).
     pub fn emit(&self, name: &str, data: Value) -> Result<Event, EmitError> {
         let context = match self.resolve_context() {
-            Err(ContextError::NoTaskScope) => Map::new(),
+            Err(ContextError::NoTaskScope) => Fields::new(),
             other => other?,
         };
-        let event = Event::new(name, data, context);
+        let event = Event::new(name, Json::from_value(&data), context);
         self.backend.send(&event)?;
         Ok(event)
     }
@@ -65,14 +66,15 @@ impl Tracker {
     }
 
     /// All entered contexts merged in entry order.
-    pub fn resolve_context(&self) -> Result<Map<String, Value>, ContextError> {
+    pub fn resolve_context(&self) -> Result<Fields, ContextError> {
         self.with_stack(|s| s.resolve())
     }
 
     /// Enters a named context (a JSON object); re-entering replaces it in place.
     pub fn enter_context(&self, name: &str, context: Value) -> Result<(), ContextError> {
         let Value::Object(map) = context else { return Err(ContextError::NotAnObject) };
-        self.with_stack(|s| s.enter(name, map))
+        let fields = Fields::from_map(&map);
+        self.with_stack(|s| s.enter(name, fields))
     }
 
     /// Exits a named context; an unknown name is an error.

@@ -22,9 +22,9 @@ fn resolved_context_merges_in_entry_order() {
     }
     tracker.emit("edx.test.event.emitted", Value::Null).unwrap();
     let events = memory.events();
-    assert_eq!(Value::Object(events[0].context().clone()), json!({"a": 1, "shared": "inner", "b": 2}));
-    assert_eq!(Value::Object(events[1].context().clone()), json!({"a": 1, "shared": "outer"}), "guard exited `inner`");
-    assert_eq!(events[1].data(), Some(&json!({})));
+    assert_eq!(events[0].context().to_value(), json!({"a": 1, "shared": "inner", "b": 2}));
+    assert_eq!(events[1].context().to_value(), json!({"a": 1, "shared": "outer"}), "guard exited `inner`");
+    assert_eq!(events[1].data().unwrap(), &json!({}));
 }
 
 #[test]
@@ -71,7 +71,7 @@ async fn task_local_contexts_do_not_leak_between_tasks() {
     let events = memory.events();
     assert_eq!(events.len(), 40);
     for event in &events {
-        assert_eq!(event.context()["task"], event.data().unwrap()["task"], "context of another task leaked in");
+        assert_eq!(event.context()["task"], event.data().unwrap().to_value()["task"], "context of another task leaked in");
         assert_eq!(event.context().len(), 1);
     }
     // Outside any task scope there is no context to use.

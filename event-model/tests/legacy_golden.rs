@@ -27,14 +27,14 @@ fn legacy_key_order() {
     }))
     .unwrap();
     LegacyFieldMapping::map(&mut event);
-    let keys: Vec<_> = event.as_map().keys().map(String::as_str).collect();
+    let keys: Vec<_> = event.fields().keys().collect();
     assert_eq!(
         keys,
         ["name", "context", "username", "session", "ip", "agent", "host", "referer", "accept_language", "event", "time", "event_type", "event_source", "page", "id"]
     );
     // Browser data becomes a JSON string written the Python way.
-    assert_eq!(event.as_map()["event"], Value::String(r#"{"x": 1}"#.into()));
-    assert_eq!(event.as_map()["context"], serde_json::json!({}));
+    assert_eq!(event.to_value()["event"], Value::String(r#"{"x": 1}"#.into()));
+    assert_eq!(event.to_value()["context"], serde_json::json!({}));
 }
 
 #[test]
@@ -45,7 +45,7 @@ fn server_event_keeps_object_payload_and_context_overrides() {
     }))
     .unwrap();
     LegacyFieldMapping::map(&mut event);
-    let map = event.as_map();
+    let map = event.to_value();
     assert_eq!(map["event"], serde_json::json!({"x": 1}));
     assert_eq!(map["time"], "2020-01-01T00:00:00+00:00");
     assert_eq!(map["event_type"], "legacy_type");

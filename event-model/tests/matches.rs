@@ -87,7 +87,7 @@ fn capture_helpers() {
     });
     let found = capture.wait_for_events(1, Duration::from_secs(5), |e| e.name() == "edx.test.two.happened");
     handle.join().unwrap();
-    assert_eq!(found[0].data(), Some(&json!({"n": 2})));
+    assert_eq!(found[0].data().unwrap(), &json!({"n": 2}));
     capture.assert_events_match(
         &[json!({"name": "edx.test.one.happened", "data": {"n": 1}}), json!({"name": "edx.test.two.happened", "data": {"n": 2}})],
         Tolerate::default(),

@@ -4,7 +4,7 @@ use event_model::processor::Verdict;
 use event_model::processors::*;
 use event_model::routing::{Outcome, Router};
 use event_model::testing::InMemoryBackend;
-use event_model::{json, Event, Map, Value};
+use event_model::{json, Event, Json, Value};
 
 fn event(name: &str, data: Value, context: Value) -> Event {
     Event::new(name, data, context.as_object().cloned().unwrap_or_default())
@@ -127,10 +127,11 @@ fn google_analytics_adds_label_and_non_interaction() {
     let with_course = event("a.b.c", Value::Null, json!({"course_id": "course-v1:edX+DemoX+Demo"}));
     let without = event("a.b.c", Value::Null, json!({}));
     let (kept, _) = run(GoogleAnalytics, &[with_course, without]);
-    assert_eq!(kept[0].as_map()["label"], json!("course-v1:edX+DemoX+Demo"));
-    assert_eq!(kept[0].as_map()["nonInteraction"], json!(1));
-    assert!(!kept[1].as_map().contains_key("label"));
-    assert_eq!(kept[1].as_map()["nonInteraction"], json!(1));
+    assert_eq!(kept[0].to_value()["label"], json!("course-v1:edX+DemoX+Demo"));
+    assert_eq!(kept[0].to_value()["courserun_key"], json!("course-v1:edX+DemoX+Demo"));
+    assert_eq!(kept[0].to_value()["nonInteraction"], json!(1));
+    assert!(kept[1].get("label").is_none());
+    assert_eq!(kept[1].to_value()["nonInteraction"], json!(1));
 }
 
 #[test]
@@ -140,7 +141,7 @@ fn course_context_from_page_url() {
     let set = event("a.b.c", Value::Null, json!({"page": "/courses/course-v1:A+B+C/", "course_id": "course-v1:X+Y+Z"}));
     let none = event("a.b.c", Value::Null, json!({"page": "/dashboard"}));
     let (kept, _) = run(CourseContextFromUrl::default(), &[lms, mfe, set, none]);
-    let pick = |e: &Event| (e.context().get("course_id").cloned(), e.context().get("org_id").cloned());
+    let pick = |e: &Event| (e.context().get("course_id").map(Json::to_value), e.context().get("org_id").map(Json::to_value));
     assert_eq!(pick(&kept[0]), (Some(json!("course-v1:MITx+6.002x+2026")), Some(json!("MITx"))));
     assert_eq!(pick(&kept[1]), (Some(json!("course-v1:edX+DemoX+Demo")), Some(json!("edX"))));
     assert_eq!(pick(&kept[2]), (Some(json!("course-v1:X+Y+Z")), None), "an existing course_id wins");
@@ -151,7 +152,7 @@ fn course_context_from_page_url() {
 fn legacy_mapping_as_a_processor() {
     let e = event("edx.test.a.b", json!({"k": "v"}), json!({"username": "u", "event_source": "browser", "page": "/p"}));
     let (kept, _) = run(LegacyFieldMapping, &[e]);
-    let map: &Map<String, Value> = kept[0].as_map();
+    let map = kept[0].to_value();
     assert_eq!(map["event"], json!(r#"{"k": "v"}"#));
     assert_eq!(map["page"], json!("/p"));
     assert_eq!(map["username"], json!("u"));

@@ -6,7 +6,7 @@ use event_model::config::{ConfigError, RoutingConfig};
 use event_model::processor::{processor_fn, ProcessError, Verdict};
 use event_model::routing::{Backend, BackendError, Outcome, Router};
 use event_model::testing::InMemoryBackend;
-use event_model::{json, Event, Value};
+use event_model::{json, Event};
 
 struct Failing;
 impl Backend for Failing {
@@ -33,7 +33,7 @@ fn each_branch_gets_its_own_copy() {
     let changed = InMemoryBackend::new();
     let untouched = InMemoryBackend::new();
     let mutate = processor_fn("mutate", |e: &mut Event| {
-        e.as_map_mut().insert("data".into(), json!({"v": "changed"}));
+        e.fields_mut().insert("data", event_model::Json::from_value(&json!({"v": "changed"})));
         e.context_mut().clear();
         Ok(Verdict::Keep)
     });
@@ -43,7 +43,7 @@ fn each_branch_gets_its_own_copy() {
         .build();
     let original = sample();
     router.send(&original).unwrap();
-    assert_eq!(changed.events()[0].data(), Some(&json!({"v": "changed"})));
+    assert_eq!(changed.events()[0].data().unwrap(), &json!({"v": "changed"}));
     assert_eq!(untouched.events(), vec![original.clone()], "a processor in one branch changed another branch's event");
 }
 
@@ -67,7 +67,7 @@ fn a_failing_processor_is_counted_and_the_chain_goes_on() {
     let router = Router::builder()
         .processor(processor_fn("broken", |_e: &mut Event| Err(ProcessError("bug".into()))))
         .processor(processor_fn("tag", |e: &mut Event| {
-            e.context_mut().insert("tagged".into(), Value::Bool(true));
+            e.context_mut().insert("tagged", event_model::Json::TRUE);
             Ok(Verdict::Keep)
         }))
         .backend("out", out.clone())
@@ -112,16 +112,16 @@ fn routing_tree_from_toml() {
         })
         .unwrap();
     for name in ["edx.bi.user.account.registered", "edx.video.played", "Bad Name!"] {
-        router.send(&Event::new(name, json!({"password": "p"}), Default::default())).unwrap();
+        router.send(&Event::new(name, json!({"password": "p"}), event_model::Fields::new())).unwrap();
     }
     let log = built["root/tracking_logs/logger"].events();
     assert_eq!(log.len(), 1);
-    assert_eq!(log[0].as_map()["event_type"], json!("edx.video.played"));
-    assert_eq!(log[0].as_map()["event"], json!({"password": "********"}));
+    assert_eq!(log[0].to_value()["event_type"], json!("edx.video.played"));
+    assert_eq!(log[0].to_value()["event"], json!({"password": "********"}));
     let segment = built["root/segment/segment"].events();
     assert_eq!(segment.len(), 1);
     assert_eq!(segment[0].name(), "edx.bi.user.account.registered");
-    assert_eq!(segment[0].as_map()["nonInteraction"], json!(1));
+    assert_eq!(segment[0].to_value()["nonInteraction"], json!(1));
     let counters = router.counters();
     assert_eq!(counters.get("internal_events", Outcome::Dropped, "internal_event"), 1);
     assert_eq!(counters.get("name_validator", Outcome::Dropped, "name_bad_part"), 1);
@@ -166,12 +166,12 @@ type = "memory"
     let pipelines = config.pipelines(&counters).unwrap();
     let paths: Vec<_> = pipelines.iter().map(|p| p.spec.path.as_str()).collect();
     assert_eq!(paths, ["root/everything", "root/logs/file"]);
-    let mut tracked = Event::new("edx.ui.button.clicked", json!({"password": "x"}), Default::default());
-    tracked.as_map_mut().insert("type".into(), json!("track"));
-    let server = Event::new("edx.course.enrollment.activated", json!({"password": "x"}), Default::default());
+    let mut tracked = Event::new("edx.ui.button.clicked", json!({"password": "x"}), event_model::Fields::new());
+    tracked.fields_mut().insert("type", event_model::Json::str("track"));
+    let server = Event::new("edx.course.enrollment.activated", json!({"password": "x"}), event_model::Fields::new());
 
     let everything = &pipelines[0].chain;
-    assert_eq!(everything.process(tracked.clone()).unwrap().data(), Some(&json!({"password": "********"})));
+    assert_eq!(everything.process(tracked.clone()).unwrap().data().unwrap(), &json!({"password": "********"}));
     let file = &pipelines[1].chain;
     assert_eq!(file.process(tracked).unwrap_err().reason, "event_type_not_routed");
     let line = event_model::legacy::to_line(&file.process(server).unwrap());

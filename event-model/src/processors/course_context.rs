@@ -1,6 +1,6 @@
 //! Adds `course_id` and `org_id` to the context from the page URL.
 
-use serde_json::Value;
+use crate::text::Json;
 
 use crate::processor::{ProcessError, Processor, Verdict};
 use crate::rules::course::course_from_url;
@@ -27,16 +27,16 @@ impl Processor for CourseContextFromUrl {
 
     fn process(&self, event: &mut Event) -> Result<Verdict, ProcessError> {
         let context = event.context();
-        let already_set = context.get("course_id").and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+        let already_set = context.get_str("course_id").is_some_and(|s| !s.is_empty());
         if already_set {
             return Ok(Verdict::Keep);
         }
-        let Some(found) = context.get(&self.url_field).and_then(Value::as_str).and_then(course_from_url) else {
+        let Some(found) = context.get_str(&self.url_field).and_then(|url| course_from_url(&url)) else {
             return Ok(Verdict::Keep);
         };
         let context = event.context_mut();
-        context.insert("course_id".to_owned(), Value::String(found.course_id));
-        context.insert("org_id".to_owned(), Value::String(found.org_id));
+        context.insert("course_id", Json::str(&found.course_id));
+        context.insert("org_id", Json::str(&found.org_id));
         Ok(Verdict::Keep)
     }
 }

@@ -3,8 +3,6 @@
 
 use std::collections::HashSet;
 
-use serde_json::Value;
-
 use crate::processor::{ProcessError, Processor, Rejection, Verdict};
 use crate::Event;
 
@@ -14,8 +12,8 @@ pub const TRACKING_LOG_TYPE: &str = "tracking_log";
 
 /// The API type of an event: its top-level `type` (`track`, `page`, `identify`), or
 /// [`TRACKING_LOG_TYPE`] when it has none.
-pub fn event_type(event: &Event) -> &str {
-    event.as_map().get("type").and_then(Value::as_str).unwrap_or(TRACKING_LOG_TYPE)
+pub fn event_type(event: &Event) -> std::borrow::Cow<'_, str> {
+    event.get_str("type").unwrap_or(std::borrow::Cow::Borrowed(TRACKING_LOG_TYPE))
 }
 
 /// Keeps only events whose [`event_type`] is listed.
@@ -36,7 +34,7 @@ impl Processor for EventTypes {
     }
 
     fn process(&self, event: &mut Event) -> Result<Verdict, ProcessError> {
-        Ok(if self.keep.contains(event_type(event)) {
+        Ok(if self.keep.contains(event_type(event).as_ref()) {
             Verdict::Keep
         } else {
             Verdict::Drop(Rejection::new("event_type_not_routed", "this branch does not take events of this type"))

@@ -29,7 +29,7 @@ impl Processor for NameAllowlist {
     }
 
     fn process(&self, event: &mut Event) -> Result<Verdict, ProcessError> {
-        Ok(if self.allows(event.name()) {
+        Ok(if self.allows(&event.name()) {
             Verdict::Keep
         } else {
             Verdict::Drop(Rejection::new("name_not_allowed", "event name is not on the allowlist"))
@@ -89,7 +89,7 @@ impl Processor for RegexFilter {
     }
 
     fn process(&self, event: &mut Event) -> Result<Verdict, ProcessError> {
-        let matched = self.matches(event.name());
+        let matched = self.matches(&event.name());
         Ok(match (self.mode, matched) {
             (FilterMode::Allow, true) | (FilterMode::Block, false) => Verdict::Keep,
             (FilterMode::Allow, false) => Verdict::Drop(Rejection::new("name_not_matched", "event name matches no allow pattern")),

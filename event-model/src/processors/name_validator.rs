@@ -48,7 +48,7 @@ impl Processor for NameValidator {
         if self.mode == NameMode::Off {
             return Ok(Verdict::Keep);
         }
-        Ok(match (self.check(event.name()), self.mode) {
+        Ok(match (self.check(&event.name()), self.mode) {
             (None, _) => Verdict::Keep,
             (Some(why), NameMode::Reject) => Verdict::Drop(why),
             (Some(why), _) => Verdict::Warn(why),

@@ -1,13 +1,15 @@
 //! Masks passwords and payment card numbers anywhere in the payload.
 
-use serde_json::Value;
-
 use crate::processor::{ProcessError, Processor, Verdict};
-use crate::rules::sensitive::{is_card_number, is_sensitive_key, mask_card_numbers, MASK};
+use crate::rules::json::{rewrite, Dialect, Rules};
+use crate::rules::sensitive::{is_sensitive_key, MASK};
+use crate::text::{Json, Text};
 use crate::Event;
 
 /// Replaces the values of password-like keys, and card numbers that pass the Luhn
-/// check, with `"********"` at every depth of `data` (or `event` in legacy shape).
+/// check, with `"********"` at every depth of `data` (or `event` in legacy shape), in
+/// one pass over the JSON text ([`rules::json::rewrite`](crate::rules::json::rewrite),
+/// which the browser SDK runs too). Text with nothing to mask is left as it is.
 #[derive(Debug, Clone, Default)]
 pub struct Scrubber {
     /// Keys masked in addition to the built-in password keys.
@@ -19,39 +21,34 @@ impl Scrubber {
         Scrubber { extra_keys }
     }
 
-    /// Masks sensitive values in `value`; returns how many were masked.
-    pub fn scrub(&self, value: &mut Value) -> usize {
+    /// Masks sensitive values in `value`; returns whether anything changed.
+    pub fn scrub(&self, value: &mut Json) -> bool {
         match value {
-            Value::Object(map) => map
-                .iter_mut()
-                .map(|(key, v)| {
-                    if is_sensitive_key(key, &self.extra_keys) && !v.is_null() {
-                        *v = Value::String(MASK.to_owned());
-                        1
-                    } else {
-                        self.scrub(v)
+            Json::Text(text) => {
+                let rules = Rules { scrub: true, extra_sensitive_keys: &self.extra_keys, rename: None, dialect: Dialect::Python };
+                match rewrite(text, &rules) {
+                    Ok(std::borrow::Cow::Owned(new)) => {
+                        *value = Json::from_checked(Text::from(new));
+                        true
                     }
-                })
-                .sum(),
-            Value::Array(items) => items.iter_mut().map(|v| self.scrub(v)).sum(),
-            Value::String(s) => match mask_card_numbers(s) {
-                Some(masked) => {
-                    *s = masked;
-                    1
-                }
-                None => 0,
-            },
-            Value::Number(n) => {
-                // Card numbers have 13 to 19 digits; most numbers are far smaller.
-                let Some(whole) = n.as_u64().filter(|v| *v >= 1_000_000_000_000) else { return 0 };
-                if is_card_number(&whole.to_string()) {
-                    *value = Value::String(MASK.to_owned());
-                    1
-                } else {
-                    0
+                    _ => false,
                 }
             }
-            Value::Null | Value::Bool(_) => 0,
+            Json::Object(fields) => {
+                let keys: Vec<Text> = fields.iter().map(|(k, _)| k.clone()).collect();
+                let mut changed = false;
+                for key in keys {
+                    let Some(member) = fields.get_mut(&key) else { continue };
+                    if is_sensitive_key(&key, &self.extra_keys) && !member.is_null() {
+                        *member = Json::str(MASK);
+                        changed = true;
+                    } else {
+                        changed |= self.scrub(member);
+                    }
+                }
+                changed
+            }
+            Json::Dumped(inner) => self.scrub(inner),
         }
     }
 }

@@ -25,9 +25,9 @@ impl SegmentFilter {
 
     /// Why `event` does not go to Segment, if it does not.
     pub fn check(&self, event: &Event) -> Option<Rejection> {
-        match event_type(event) {
+        match event_type(event).as_ref() {
             t if SEGMENT_TYPES.contains(&t) => None,
-            TRACKING_LOG_TYPE if self.allowlist.contains(event.name()) => None,
+            TRACKING_LOG_TYPE if self.allowlist.contains(event.name().as_ref()) => None,
             TRACKING_LOG_TYPE => Some(Rejection::new("not_on_segment_allowlist", "tracking-log event whose name is not on the Segment allowlist")),
             _ => Some(Rejection::new("event_type_not_for_segment", "events of this type do not go to Segment")),
         }
@@ -51,12 +51,12 @@ impl Processor for SegmentFilter {
 mod tests {
     use super::*;
     use crate::routing::{Counters, Outcome, Router};
-    use crate::{json, Map, Value};
+    use crate::text::{Fields, Json};
 
     fn event(name: &str, kind: Option<&str>) -> Event {
-        let mut e = Event::new(name, json!({"a": 1}), Map::new());
+        let mut e = Event::new(name, Json::parse(r#"{"a":1}"#).unwrap(), Fields::new());
         if let Some(kind) = kind {
-            e.as_map_mut().insert("type".into(), Value::String(kind.into()));
+            e.fields_mut().insert("type", Json::str(kind));
         }
         e
     }

@@ -1,11 +1,10 @@
 //! Rejects events whose serialized form is too large; never truncates.
 
-use crate::legacy::serialized_len;
 use crate::processor::{ProcessError, Processor, Rejection, Verdict};
 use crate::Event;
 
-/// The default limit, in bytes of serialized JSON.
-pub const DEFAULT_MAX_EVENT_BYTES: usize = 50_000;
+/// The default limit, in bytes of the event serialized as the tracking log writes it.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = crate::rules::event::MAX_EVENT_BYTES;
 
 /// Drops events longer than `max_bytes` once serialized, with a reason.
 #[derive(Debug, Clone)]
@@ -38,7 +37,7 @@ impl Processor for SizeLimit {
     }
 
     fn process(&self, event: &mut Event) -> Result<Verdict, ProcessError> {
-        Ok(match self.check_len(serialized_len(event)) {
+        Ok(match self.check_len(crate::legacy::serialized_len(event)) {
             Some(why) => Verdict::Drop(why),
             None => Verdict::Keep,
         })

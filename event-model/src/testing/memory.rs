@@ -81,7 +81,7 @@ impl Capture {
     #[track_caller]
     pub fn assert_no_events_emitted(&self) {
         let events = self.events();
-        assert!(events.is_empty(), "expected no events, got {}: {:?}", events.len(), events.iter().map(Event::name).collect::<Vec<_>>());
+        assert!(events.is_empty(), "expected no events, got {}: {:?}", events.len(), events.iter().map(|e| e.name().into_owned()).collect::<Vec<_>>());
     }
 
     /// Waits up to `timeout` for `count` events that satisfy `predicate` and returns
@@ -104,7 +104,7 @@ impl Capture {
             problems.push(format!("expected {} events, captured {}", expected.len(), events.len()));
         }
         for (i, (e, a)) in expected.iter().zip(&events).enumerate() {
-            for d in event_differences(e, &a.clone().into_value(), tolerate) {
+            for d in event_differences(e, &a.to_value(), tolerate) {
                 problems.push(format!("event {i}: {d}"));
             }
         }

@@ -1,0 +1,893 @@
+//! JSON text without a JSON library: one validating pass over an event's JSON that
+//! can also rewrite it (mask sensitive values, rename keys), shared by the browser SDK
+//! and the server so both accept and refuse exactly the same text.
+//!
+//! What is valid here is RFC 8259 JSON with two deliberate choices, both Python's:
+//! a `\uD800`–`\uDFFF` escape without its pair (a *lone surrogate*, which
+//! `JSON.stringify` writes for a string cut in the middle of an emoji) is accepted and
+//! kept as written, and nesting deeper than [`MAX_DEPTH`] is refused. The legacy
+//! `/event` endpoint also takes what Python's `json.loads` takes on top
+//! ([`Dialect::Python`]: `NaN`, `Infinity`, `-Infinity`).
+//!
+//! Nothing here panics: bounds are checked with `get`, so the browser build links no
+//! panic formatting.
+
+use alloc::borrow::Cow;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::rules::sensitive::{is_card_number, is_sensitive_key, mask_card_numbers, MASK};
+
+/// How deep arrays and objects may nest inside an event's `data` (`{}` is depth 1).
+/// Deeper data is refused with [`Invalid::TooDeep`] by the browser and the server alike.
+pub const MAX_DEPTH: usize = 64;
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Which JSON is accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// RFC 8259 (what `JSON.stringify` writes), lone surrogate escapes allowed.
+    #[default]
+    Strict,
+    /// Python's `json.loads`: also `NaN`, `Infinity` and `-Infinity`.
+    Python,
+}
+
+/// Why JSON text was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalid {
+    /// Not JSON at byte `at` (a raw control character in a string, a bad escape, a
+    /// bad number, a missing bracket, trailing text, ...).
+    Syntax { at: usize },
+    /// Nested deeper than [`MAX_DEPTH`].
+    TooDeep,
+}
+
+impl Invalid {
+    /// A stable reason code for replies and metrics.
+    pub fn code(self) -> &'static str {
+        match self {
+            Invalid::Syntax { .. } => "invalid_json",
+            Invalid::TooDeep => "too_deep",
+        }
+    }
+}
+
+/// A string literal found by the scanner: its span (quotes included) and whether it
+/// holds escapes (when it does not, the text between the quotes is the string).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StrSpan {
+    pub start: usize,
+    pub end: usize,
+    pub escaped: bool,
+}
+
+impl StrSpan {
+    /// The text between the quotes, as written.
+    pub fn inner<'t>(&self, src: &'t str) -> &'t str {
+        sub(src, self.start + 1, self.end.saturating_sub(1))
+    }
+
+    /// The string's value; a lone surrogate becomes U+FFFD.
+    pub fn decode<'t>(&self, src: &'t str) -> Cow<'t, str> {
+        let inner = self.inner(src);
+        if self.escaped {
+            Cow::Owned(decode_lossy(inner))
+        } else {
+            Cow::Borrowed(inner)
+        }
+    }
+}
+
+// Slicing helpers that cannot panic (see the module documentation).
+
+/// `&s[a..b]`, or `""` when out of range.
+pub fn sub(s: &str, a: usize, b: usize) -> &str {
+    s.get(a..b).unwrap_or("")
+}
+
+/// `&s[a..]`, or `""` when out of range.
+pub fn tail(s: &str, a: usize) -> &str {
+    s.get(a..).unwrap_or("")
+}
+
+/// A cursor over JSON text that checks what it passes.
+pub struct Scanner<'t> {
+    src: &'t str,
+    pos: usize,
+    dialect: Dialect,
+}
+
+impl<'t> Scanner<'t> {
+    pub fn new(src: &'t str, dialect: Dialect) -> Self {
+        Scanner { src, pos: 0, dialect }
+    }
+
+    /// The text being scanned.
+    pub fn src(&self) -> &'t str {
+        self.src
+    }
+
+    /// The byte offset of the cursor.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    fn bytes(&self) -> &'t [u8] {
+        self.src.as_bytes()
+    }
+
+    /// The byte at the cursor.
+    pub fn peek(&self) -> Option<u8> {
+        self.bytes().get(self.pos).copied()
+    }
+
+    fn error(&self) -> Invalid {
+        Invalid::Syntax { at: self.pos }
+    }
+
+    /// Skips JSON whitespace (space, tab, line feed, carriage return).
+    pub fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+            self.pos += 1;
+        }
+    }
+
+    /// Skips whitespace, then takes `b` if it is next.
+    pub fn eat(&mut self, b: u8) -> bool {
+        self.ws();
+        if self.peek() == Some(b) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Skips whitespace, then requires `b`.
+    pub fn expect(&mut self, b: u8) -> Result<(), Invalid> {
+        if self.eat(b) {
+            Ok(())
+        } else {
+            Err(self.error())
+        }
+    }
+
+    /// Whether only whitespace is left.
+    pub fn at_end(&mut self) -> bool {
+        self.ws();
+        self.pos >= self.src.len()
+    }
+
+    /// A string literal at the cursor (after whitespace), checked: no raw control
+    /// character, only JSON's escapes, four hex digits after `\u`.
+    pub fn string(&mut self) -> Result<StrSpan, Invalid> {
+        self.ws();
+        let start = self.pos;
+        let bytes = self.bytes();
+        if bytes.get(start) != Some(&b'"') {
+            return Err(self.error());
+        }
+        let mut i = start + 1;
+        let mut escaped = false;
+        loop {
+            i = find_special(bytes, i);
+            match bytes.get(i) {
+                None => {
+                    self.pos = i;
+                    return Err(self.error());
+                }
+                Some(b'"') => break,
+                Some(b'\\') => {
+                    escaped = true;
+                    match bytes.get(i + 1) {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
+                        Some(b'u') => {
+                            let hex = bytes.get(i + 2..i + 6).unwrap_or(&[]);
+                            if hex.len() != 4 || !hex.iter().all(u8::is_ascii_hexdigit) {
+                                self.pos = i;
+                                return Err(self.error());
+                            }
+                            i += 6;
+                        }
+                        _ => {
+                            self.pos = i;
+                            return Err(self.error());
+                        }
+                    }
+                }
+                Some(&b) if b < 0x20 => {
+                    self.pos = i;
+                    return Err(self.error());
+                }
+                Some(_) => i += 1,
+            }
+        }
+        self.pos = i + 1;
+        Ok(StrSpan { start, end: i + 1, escaped })
+    }
+
+    /// A number at the cursor: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, and
+    /// in [`Dialect::Python`] also `NaN`, `Infinity`, `-Infinity`. Returns its span.
+    fn number(&mut self) -> Result<(usize, usize), Invalid> {
+        let start = self.pos;
+        let bytes = self.bytes();
+        let mut i = start;
+        if bytes.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        if self.dialect == Dialect::Python && bytes.get(i..i + 8) == Some(b"Infinity") {
+            self.pos = i + 8;
+            return Ok((start, self.pos));
+        }
+        let digits = |i: &mut usize| {
+            let from = *i;
+            while bytes.get(*i).is_some_and(u8::is_ascii_digit) {
+                *i += 1;
+            }
+            *i > from
+        };
+        match bytes.get(i) {
+            Some(b'0') => i += 1,
+            Some(b'1'..=b'9') => {
+                digits(&mut i);
+            }
+            _ => {
+                self.pos = i;
+                return Err(self.error());
+            }
+        }
+        if bytes.get(i) == Some(&b'.') {
+            i += 1;
+            if !digits(&mut i) {
+                self.pos = i;
+                return Err(self.error());
+            }
+        }
+        if matches!(bytes.get(i), Some(b'e' | b'E')) {
+            i += 1;
+            if matches!(bytes.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            if !digits(&mut i) {
+                self.pos = i;
+                return Err(self.error());
+            }
+        }
+        self.pos = i;
+        Ok((start, i))
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<(), Invalid> {
+        if self.bytes().get(self.pos..self.pos + word.len()) == Some(word) {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            Err(self.error())
+        }
+    }
+
+    /// Checks and passes one value of any kind (after whitespace); `depth` is the
+    /// nesting of the value's container (0 for a top-level value). Returns its span.
+    pub fn value(&mut self, depth: usize) -> Result<(usize, usize), Invalid> {
+        self.ws();
+        let start = self.pos;
+        match self.peek() {
+            Some(b'{') => self.object(depth + 1, &mut |s, _, d| s.value(d).map(drop))?,
+            Some(b'[') => self.array(depth + 1, &mut |s, d| s.value(d).map(drop))?,
+            Some(b'"') => {
+                self.string()?;
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                self.number()?;
+            }
+            Some(b't') => self.literal(b"true")?,
+            Some(b'f') => self.literal(b"false")?,
+            Some(b'n') => self.literal(b"null")?,
+            Some(b'N') if self.dialect == Dialect::Python => self.literal(b"NaN")?,
+            Some(b'I') if self.dialect == Dialect::Python => self.literal(b"Infinity")?,
+            _ => return Err(self.error()),
+        }
+        Ok((start, self.pos))
+    }
+
+    /// Checks an object at the cursor (`depth` is its own nesting, 1 for a top-level
+    /// object), calling `member` with each key and the scanner positioned on the value;
+    /// `member` must pass the value (e.g. with [`Scanner::value`]).
+    pub fn object(
+        &mut self,
+        depth: usize,
+        member: &mut dyn FnMut(&mut Self, StrSpan, usize) -> Result<(), Invalid>,
+    ) -> Result<(), Invalid> {
+        if depth > MAX_DEPTH {
+            return Err(Invalid::TooDeep);
+        }
+        self.expect(b'{')?;
+        if self.eat(b'}') {
+            return Ok(());
+        }
+        loop {
+            let key = self.string()?;
+            self.expect(b':')?;
+            member(self, key, depth)?;
+            if self.eat(b',') {
+                continue;
+            }
+            return self.expect(b'}');
+        }
+    }
+
+    /// Checks an array at the cursor, calling `item` with the scanner positioned on
+    /// each item; `item` must pass the item.
+    pub fn array(
+        &mut self,
+        depth: usize,
+        item: &mut dyn FnMut(&mut Self, usize) -> Result<(), Invalid>,
+    ) -> Result<(), Invalid> {
+        if depth > MAX_DEPTH {
+            return Err(Invalid::TooDeep);
+        }
+        self.expect(b'[')?;
+        if self.eat(b']') {
+            return Ok(());
+        }
+        loop {
+            item(self, depth)?;
+            if self.eat(b',') {
+                continue;
+            }
+            return self.expect(b']');
+        }
+    }
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// Eight bytes at `i` as a word, if there are eight.
+fn word(bytes: &[u8], i: usize) -> Option<u64> {
+    let chunk = bytes.get(i..i + 8)?;
+    <[u8; 8]>::try_from(chunk).ok().map(u64::from_le_bytes)
+}
+
+/// The high bit of each byte of `w` that is below `n` (`n` ≤ 128); exact up to the
+/// first such byte, which is all the callers look at.
+fn below(w: u64, n: u8) -> u64 {
+    w.wrapping_sub(ONES * u64::from(n)) & !w & HIGH
+}
+
+/// The offset of the first byte at or after `i` that ends a run of plain string
+/// characters: `"`, `\` or a control character (or the length). Eight bytes at a time.
+pub fn find_special(bytes: &[u8], mut i: usize) -> usize {
+    while let Some(w) = word(bytes, i) {
+        let found = below(w ^ (ONES * u64::from(b'"')), 1) | below(w ^ (ONES * u64::from(b'\\')), 1) | below(w, 0x20);
+        if found != 0 {
+            return i + (found.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&b) = bytes.get(i) {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            return i;
+        }
+        i += 1;
+    }
+    i
+}
+
+/// Whether every byte is printable ASCII (`' '` to `'~'`): text that Python's
+/// `ensure_ascii` writes as it is.
+pub fn is_printable_ascii(bytes: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(w) = word(bytes, i) {
+        if below(w, 0x20) | ((w.wrapping_add(ONES) | w) & HIGH) != 0 {
+            return false;
+        }
+        i += 8;
+    }
+    bytes.get(i..).unwrap_or(&[]).iter().all(|b| (b' '..=b'~').contains(b))
+}
+
+/// Checks that `text` is exactly one JSON value (whitespace around it allowed).
+pub fn validate(text: &str, dialect: Dialect) -> Result<(), Invalid> {
+    let mut s = Scanner::new(text, dialect);
+    s.value(0)?;
+    if s.at_end() {
+        Ok(())
+    } else {
+        Err(Invalid::Syntax { at: s.pos() })
+    }
+}
+
+/// The members of the JSON object `text` as (key, value span) pairs, in order,
+/// without looking inside the values beyond checking them.
+pub fn object_members(text: &str, dialect: Dialect) -> Result<Vec<(StrSpan, (usize, usize))>, Invalid> {
+    let mut s = Scanner::new(text, dialect);
+    let mut members = Vec::new();
+    s.object(1, &mut |s, key, depth| {
+        let span = s.value(depth)?;
+        members.push((key, span));
+        Ok(())
+    })?;
+    if !s.at_end() {
+        return Err(Invalid::Syntax { at: s.pos() });
+    }
+    Ok(members)
+}
+
+/// Appends `s` as a JSON string literal, escaped as `JSON.stringify` escapes it:
+/// `"`, `\` and control characters; everything else as it is.
+pub fn push_str_literal(out: &mut String, s: &str) {
+    out.push('"');
+    push_str_escaped(out, s);
+    out.push('"');
+}
+
+/// Appends the inside of a JSON string literal for `s` (see [`push_str_literal`]).
+pub fn push_str_escaped(out: &mut String, s: &str) {
+    let bytes = s.as_bytes();
+    let mut copied = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0C => "\\f",
+            0..=0x1F => "",
+            _ => continue,
+        };
+        out.push_str(sub(s, copied, i));
+        if esc.is_empty() {
+            push_u_escape(out, u16::from(b));
+        } else {
+            out.push_str(esc);
+        }
+        copied = i + 1;
+    }
+    out.push_str(tail(s, copied));
+}
+
+/// Appends `\uXXXX` (lowercase hex) for a UTF-16 code unit.
+pub fn push_u_escape(out: &mut String, unit: u16) {
+    out.push_str("\\u");
+    for shift in [12, 8, 4, 0] {
+        out.push(char::from(HEX[usize::from((unit >> shift) & 0xF)]));
+    }
+}
+
+fn hex_val(b: u8) -> Option<u16> {
+    match b {
+        b'0'..=b'9' => Some(u16::from(b - b'0')),
+        b'a'..=b'f' => Some(u16::from(b - b'a' + 10)),
+        b'A'..=b'F' => Some(u16::from(b - b'A' + 10)),
+        _ => None,
+    }
+}
+
+/// One piece of a decoded JSON string: a character, or a UTF-16 surrogate without
+/// its pair, which no Rust `char` can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Char(char),
+    Lone(u16),
+}
+
+/// Decodes the inside of a checked JSON string literal, calling `f` for each
+/// character (escaped surrogate pairs joined; a lone surrogate as [`Unit::Lone`]).
+pub fn decode_units(inner: &str, mut f: impl FnMut(Unit)) {
+    let mut rest = inner;
+    while let Some(pos) = rest.bytes().position(|b| b == b'\\') {
+        for c in sub(rest, 0, pos).chars() {
+            f(Unit::Char(c));
+        }
+        let b = rest.as_bytes();
+        let simple = match b.get(pos + 1) {
+            Some(b'"') => Some('"'),
+            Some(b'\\') => Some('\\'),
+            Some(b'/') => Some('/'),
+            Some(b'b') => Some('\u{8}'),
+            Some(b'f') => Some('\u{c}'),
+            Some(b'n') => Some('\n'),
+            Some(b'r') => Some('\r'),
+            Some(b't') => Some('\t'),
+            _ => None,
+        };
+        if let Some(c) = simple {
+            f(Unit::Char(c));
+            rest = tail(rest, pos + 2);
+            continue;
+        }
+        let unit = |at: usize| -> Option<u16> {
+            let h = b.get(at..at + 4)?;
+            if b.get(at - 2) != Some(&b'\\') || b.get(at - 1) != Some(&b'u') {
+                return None;
+            }
+            Some((hex_val(h[0])? << 12) | (hex_val(h[1])? << 8) | (hex_val(h[2])? << 4) | hex_val(h[3])?)
+        };
+        let Some(first) = unit(pos + 2) else {
+            // Not a checked literal: stop rather than guess.
+            return;
+        };
+        if (0xD800..0xDC00).contains(&first) {
+            if let Some(second) = unit(pos + 8).filter(|u| (0xDC00..0xE000).contains(u)) {
+                let c = 0x10000 + ((u32::from(first) - 0xD800) << 10) + (u32::from(second) - 0xDC00);
+                f(char::from_u32(c).map_or(Unit::Lone(first), Unit::Char));
+                rest = tail(rest, pos + 12);
+                continue;
+            }
+        }
+        match char::from_u32(u32::from(first)) {
+            Some(c) => f(Unit::Char(c)),
+            None => f(Unit::Lone(first)),
+        }
+        rest = tail(rest, pos + 6);
+    }
+    for c in rest.chars() {
+        f(Unit::Char(c));
+    }
+}
+
+/// The value of the inside of a checked JSON string literal; a lone surrogate becomes
+/// U+FFFD (where a Rust string is needed: names to match, keys to compare).
+pub fn decode_lossy(inner: &str) -> String {
+    let mut out = String::with_capacity(inner.len());
+    decode_units(inner, |u| {
+        out.push(match u {
+            Unit::Char(c) => c,
+            Unit::Lone(_) => char::REPLACEMENT_CHARACTER,
+        })
+    });
+    out
+}
+
+/// The UTF-16 code units of the inside of a checked JSON string literal.
+pub fn decode_utf16(inner: &str) -> Vec<u16> {
+    let mut out = Vec::with_capacity(inner.len());
+    decode_units(inner, |u| match u {
+        Unit::Char(c) => {
+            let mut buf = [0u16; 2];
+            out.extend_from_slice(c.encode_utf16(&mut buf));
+        }
+        Unit::Lone(unit) => out.push(unit),
+    });
+    out
+}
+
+/// Renames keys while [`rewrite`] passes them (the browser SDK snake-cases the keys of
+/// tracking-log events with it).
+pub trait KeyRename {
+    /// The new key for the key whose literal inside is `inner` (`escaped` when it holds
+    /// escapes), or `None` to keep it.
+    fn rename(&self, inner: &str, escaped: bool) -> Option<String>;
+}
+
+/// What [`rewrite`] does besides checking.
+pub struct Rules<'a> {
+    /// Mask sensitive values: password-like keys and card numbers.
+    pub scrub: bool,
+    /// Password-like keys beyond the built-in ones.
+    pub extra_sensitive_keys: &'a [String],
+    /// Renames every key, at every depth, before it is checked for sensitivity.
+    pub rename: Option<&'a dyn KeyRename>,
+    pub dialect: Dialect,
+}
+
+impl Default for Rules<'_> {
+    fn default() -> Self {
+        Rules { scrub: true, extra_sensitive_keys: &[], rename: None, dialect: Dialect::Strict }
+    }
+}
+
+/// Checks `src` as one JSON value (see the module documentation) and applies `rules`:
+/// the value of a password-like key becomes `"********"` whatever it was, card numbers
+/// inside strings are masked, a number that is itself a card number becomes
+/// `"********"`, and keys are renamed. Returns the input itself when nothing changed,
+/// which is the common case.
+pub fn rewrite<'t>(src: &'t str, rules: &Rules<'_>) -> Result<Cow<'t, str>, Invalid> {
+    let mut w = Rewriter { s: Scanner::new(src, rules.dialect), out: None, copied: 0, passive: false, rules };
+    w.value(0)?;
+    if !w.s.at_end() {
+        return Err(Invalid::Syntax { at: w.s.pos() });
+    }
+    Ok(match w.out {
+        None => Cow::Borrowed(src),
+        Some(mut out) => {
+            out.push_str(tail(src, w.copied));
+            Cow::Owned(out)
+        }
+    })
+}
+
+struct Rewriter<'t, 'r> {
+    s: Scanner<'t>,
+    out: Option<String>,
+    copied: usize,
+    /// Inside a value that is replaced whole: check, do not rewrite.
+    passive: bool,
+    rules: &'r Rules<'r>,
+}
+
+impl Rewriter<'_, '_> {
+    /// Replaces `src[start..end]` with `text` in the output.
+    fn replace(&mut self, start: usize, end: usize, text: &str) {
+        if self.passive {
+            return;
+        }
+        let src = self.s.src();
+        let out = self.out.get_or_insert_with(|| String::with_capacity(src.len() + 16));
+        out.push_str(sub(src, self.copied, start));
+        out.push_str(text);
+        self.copied = end;
+    }
+
+    fn value(&mut self, depth: usize) -> Result<(), Invalid> {
+        self.s.ws();
+        match self.s.peek() {
+            Some(b'{') => self.object(depth + 1),
+            Some(b'[') => self.array(depth + 1),
+            Some(b'"') => {
+                let span = self.s.string()?;
+                if self.rules.scrub {
+                    self.mask_string(span);
+                }
+                Ok(())
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                let (start, end) = self.s.number()?;
+                let token = sub(self.s.src(), start, end);
+                if self.rules.scrub && token.len() >= 13 && token.bytes().all(|b| b.is_ascii_digit()) && is_card_number(token) {
+                    self.replace(start, end, "\"********\"");
+                }
+                Ok(())
+            }
+            _ => self.s.value(depth).map(drop),
+        }
+    }
+
+    fn mask_string(&mut self, span: StrSpan) {
+        let inner = span.inner(self.s.src());
+        if inner.bytes().filter(u8::is_ascii_digit).count() < 13 {
+            return;
+        }
+        if !span.escaped {
+            if let Some(masked) = mask_card_numbers(inner) {
+                self.replace(span.start + 1, span.end - 1, &masked);
+            }
+            return;
+        }
+        let text = decode_lossy(inner);
+        if let Some(masked) = mask_card_numbers(&text) {
+            // Only strings with a card number are rebuilt; a lone surrogate in one
+            // becomes U+FFFD.
+            let mut lit = String::with_capacity(masked.len() + 2);
+            push_str_literal(&mut lit, &masked);
+            self.replace(span.start, span.end, &lit);
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Result<(), Invalid> {
+        if depth > MAX_DEPTH {
+            return Err(Invalid::TooDeep);
+        }
+        self.s.expect(b'[')?;
+        if self.s.eat(b']') {
+            return Ok(());
+        }
+        loop {
+            self.value(depth)?;
+            if self.s.eat(b',') {
+                continue;
+            }
+            return self.s.expect(b']');
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<(), Invalid> {
+        if depth > MAX_DEPTH {
+            return Err(Invalid::TooDeep);
+        }
+        self.s.expect(b'{')?;
+        if self.s.eat(b'}') {
+            return Ok(());
+        }
+        loop {
+            let key = self.s.string()?;
+            let sensitive = self.key(key);
+            self.s.expect(b':')?;
+            self.s.ws();
+            let value_start = self.s.pos();
+            if sensitive && !self.passive {
+                // Check the value without rewriting inside it, then replace it whole.
+                self.passive = true;
+                let checked = self.value(depth);
+                self.passive = false;
+                checked?;
+                // `null` holds no secret: it stays, as the scrubber has always kept it.
+                if sub(self.s.src(), value_start, self.s.pos()) != "null" {
+                    self.replace(value_start, self.s.pos(), "\"********\"");
+                }
+            } else {
+                self.value(depth)?;
+            }
+            if self.s.eat(b',') {
+                continue;
+            }
+            return self.s.expect(b'}');
+        }
+    }
+
+    /// Renames the key at `span` (when asked) and says whether its value is masked.
+    fn key(&mut self, span: StrSpan) -> bool {
+        let inner = span.inner(self.s.src());
+        let renamed = self.rules.rename.and_then(|r| r.rename(inner, span.escaped));
+        if !self.rules.scrub {
+            if let Some(new) = renamed {
+                let mut lit = String::with_capacity(new.len() + 2);
+                push_str_literal(&mut lit, &new);
+                self.replace(span.start, span.end, &lit);
+            }
+            return false;
+        }
+        let extra = self.rules.extra_sensitive_keys;
+        match renamed {
+            Some(new) => {
+                let sensitive = is_sensitive_key(&new, extra);
+                let mut lit = String::with_capacity(new.len() + 2);
+                push_str_literal(&mut lit, &new);
+                self.replace(span.start, span.end, &lit);
+                sensitive
+            }
+            None if !span.escaped => is_sensitive_key(inner, extra),
+            None => is_sensitive_key(&decode_lossy(inner), extra),
+        }
+    }
+}
+
+// The mask the rewriter writes is the scrubber's.
+const _: () = assert!(MASK.len() == 8);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::borrow::ToOwned;
+    use alloc::string::ToString;
+    use alloc::vec;
+
+    fn check(text: &str) -> Result<(), Invalid> {
+        validate(text, Dialect::Strict)
+    }
+
+    #[test]
+    fn strict_json() {
+        for ok in ["{}", "[]", "0", "-0", "1.5e-3", "1E+5", "\"a\"", "true", "null", " {\"a\" : [1, {\"b\":null}] } ", "\"\\ud83d\"", "\"\\uDE00x\"", "\"\\u00e9\\n\\/\""] {
+            assert_eq!(check(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "{", "[1,]", "{\"a\":1,}", "01", "1.", ".5", "-", "1e", "+1", "NaN", "Infinity", "\"\u{1}\"", "\"\\x\"", "\"\\u12\"", "\"a", "{} {}", "tru", "[1 2]", "{1:2}", "'a'"] {
+            assert!(matches!(check(bad), Err(Invalid::Syntax { .. })), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn python_dialect() {
+        for ok in ["NaN", "Infinity", "-Infinity", "[NaN, -Infinity]"] {
+            assert_eq!(validate(ok, Dialect::Python), Ok(()), "{ok}");
+        }
+        assert!(validate("-NaN", Dialect::Python).is_err());
+        assert!(validate("infinity", Dialect::Python).is_err());
+    }
+
+    #[test]
+    fn depth_limit() {
+        let nested = |n: usize| "[".repeat(n) + &"]".repeat(n);
+        assert_eq!(check(&nested(MAX_DEPTH)), Ok(()));
+        assert_eq!(check(&nested(MAX_DEPTH + 1)), Err(Invalid::TooDeep));
+        let objects = |n: usize| "{\"a\":".repeat(n) + "1" + &"}".repeat(n);
+        assert_eq!(check(&objects(MAX_DEPTH)), Ok(()));
+        assert_eq!(check(&objects(MAX_DEPTH + 1)), Err(Invalid::TooDeep));
+        // A huge depth is refused without exhausting the stack.
+        assert_eq!(check(&nested(100_000)), Err(Invalid::TooDeep));
+    }
+
+    #[test]
+    fn members() {
+        let text = r#" {"a": 1, "b\"c": {"x": [1, 2]}, "d": "\ud83d"} "#;
+        let m = object_members(text, Dialect::Strict).unwrap();
+        let keys: Vec<String> = m.iter().map(|(k, _)| k.decode(text).into_owned()).collect();
+        assert_eq!(keys, ["a", "b\"c", "d"]);
+        let values: Vec<&str> = m.iter().map(|(_, (a, b))| sub(text, *a, *b)).collect();
+        assert_eq!(values, ["1", r#"{"x": [1, 2]}"#, r#""\ud83d""#]);
+        assert!(object_members("[1]", Dialect::Strict).is_err());
+    }
+
+    #[test]
+    fn decoding() {
+        let units = |inner: &str| {
+            let mut v = Vec::new();
+            decode_units(inner, |u| v.push(u));
+            v
+        };
+        assert_eq!(units(r"a\u00e9"), [Unit::Char('a'), Unit::Char('é')]);
+        assert_eq!(units(r"\ud83d\ude00"), [Unit::Char('😀')]);
+        assert_eq!(units(r"\ud83dx"), [Unit::Lone(0xD83D), Unit::Char('x')]);
+        assert_eq!(units(r"\ude00\ud83d"), [Unit::Lone(0xDE00), Unit::Lone(0xD83D)]);
+        assert_eq!(decode_lossy(r#"\"q\"\n\/"#), "\"q\"\n/");
+        assert_eq!(decode_lossy(r"\ud83d!"), "\u{FFFD}!");
+        assert_eq!(decode_utf16(r"\ud83d😀"), [0xD83D, 0xD83D, 0xDE00]);
+    }
+
+    fn run(src: &str, rename: Option<&dyn KeyRename>) -> String {
+        let extra = vec!["pin".to_owned()];
+        let rules = Rules { scrub: true, extra_sensitive_keys: &extra, rename, dialect: Dialect::Strict };
+        rewrite(src, &rules).unwrap().into_owned()
+    }
+
+    struct Upper;
+    impl KeyRename for Upper {
+        fn rename(&self, inner: &str, _: bool) -> Option<String> {
+            (inner.bytes().any(|b| b.is_ascii_lowercase())).then(|| inner.to_ascii_uppercase())
+        }
+    }
+
+    #[test]
+    fn unchanged_text_is_borrowed() {
+        let src = r#"{"course_id":"course-v1:a+b+c","n":[1,2.5e3,{"x_1":null}],"t":true,"s":"\ud83d"}"#;
+        assert!(matches!(rewrite(src, &Rules::default()), Ok(Cow::Borrowed(_))));
+    }
+
+    #[test]
+    fn scrubbing() {
+        assert_eq!(
+            run(r#"{"password":"hunter2","user":{"newPassword":{"x":1},"PIN":1234},"card":"4111 1111 1111 1111","n":4111111111111111,"ts":1700000000006}"#, None),
+            r#"{"password":"********","user":{"newPassword":"********","PIN":"********"},"card":"********","n":"********","ts":1700000000006}"#
+        );
+        assert_eq!(run(r#"["a\n4111111111111111"]"#, None), r#"["a\n********"]"#);
+        assert_eq!(run(r#"{"pass\u0077ord": [1, 2]}"#, None), r#"{"pass\u0077ord": "********"}"#);
+        assert_eq!(run(r#"{"password":null}"#, None), r#"{"password":null}"#);
+        // Masking is idempotent: a scrubbed text passes unchanged.
+        let once = run(r#"{"password":"x","c":"4111111111111111"}"#, None);
+        assert_eq!(run(&once, None), once);
+    }
+
+    #[test]
+    fn renaming_then_scrubbing() {
+        assert_eq!(run(r#"{"a":{"b":1}}"#, Some(&Upper)), r#"{"A":{"B":1}}"#);
+        assert_eq!(run(r#"{"password":"x"}"#, Some(&Upper)), r#"{"PASSWORD":"********"}"#);
+    }
+
+    #[test]
+    fn bad_input_is_refused() {
+        let rules = Rules::default();
+        assert!(matches!(rewrite("{", &rules), Err(Invalid::Syntax { .. })));
+        assert_eq!(rewrite(&"[".repeat(600), &rules), Err(Invalid::TooDeep));
+        assert_eq!(rewrite("{\"a\":\"\u{7}\"}", &rules), Err(Invalid::Syntax { at: 6 }));
+        assert_eq!(Invalid::TooDeep.code(), "too_deep");
+        assert_eq!(Invalid::Syntax { at: 0 }.code().to_string(), "invalid_json");
+    }
+
+    #[test]
+    fn word_at_a_time_scans() {
+        let s = b"0123456789abcdef\"tail";
+        assert_eq!(find_special(s, 0), 16);
+        assert_eq!(find_special(b"abc\\d", 0), 3);
+        assert_eq!(find_special(b"abcdefgh\x01", 0), 8);
+        assert_eq!(find_special("héllo wörld, long enough\"".as_bytes(), 0), 26);
+        assert_eq!(find_special(b"plain", 0), 5);
+        assert_eq!(find_special(b"ab\"", 1), 2);
+        assert!(is_printable_ascii(b"Hello, world! ~ 0123456789"));
+        assert!(!is_printable_ascii(b"Hello, world!\x7f 0123456789"));
+        assert!(!is_printable_ascii("Hello, wörld! 0123456789".as_bytes()));
+        assert!(!is_printable_ascii(b"tab\there, and more text"));
+        assert!(is_printable_ascii(b""));
+    }
+
+    #[test]
+    fn escaping_matches_json_stringify() {
+        let mut s = String::new();
+        push_str_literal(&mut s, "a\"b\\c\nd\u{1}é\u{7f}");
+        assert_eq!(s, "\"a\\\"b\\\\c\\nd\\u0001é\u{7f}\"");
+    }
+}
