@@ -197,6 +197,11 @@ pub struct SinkPipeline<'a> {
 pub struct Chain(Vec<Arc<Router>>);
 
 impl Chain {
+    /// A chain without processors.
+    pub fn empty() -> Chain {
+        Chain(Vec::new())
+    }
+
     /// Runs every branch's processors in order; the first drop stops the event.
     pub fn process(&self, mut event: Event) -> Result<Event, Rejection> {
         for router in &self.0 {

@@ -128,7 +128,7 @@ fn push_unit(unit: u16, out: &mut String) {
 
 /// Appends `json.dumps(json.loads(text))` for checked JSON text.
 pub fn transcode(text: &str, out: &mut String) {
-    let mut s = Scanner::new(text, Dialect::Python);
+    let mut s = Scanner::containing(text, Dialect::Python);
     let start = out.len();
     if transcode_value(&mut s, out).is_none() {
         // Checked text cannot fail; if it ever does, write it as a string rather than
@@ -212,7 +212,7 @@ fn transcode_object(s: &mut Scanner<'_>, out: &mut String) -> Option<()> {
         return Some(());
     }
     out.truncate(out_start);
-    let mut again = Scanner::new(sub(src, src_start, s.pos()), Dialect::Python);
+    let mut again = Scanner::containing(sub(src, src_start, s.pos()), Dialect::Python);
     transcode_object_with_repeats(&mut again, out)
 }
 
@@ -251,7 +251,7 @@ fn transcode_object_with_repeats(s: &mut Scanner<'_>, out: &mut String) -> Optio
         }
         write_literal(src, key, out);
         out.push_str(": ");
-        let mut inner = Scanner::new(sub(src, a, b), Dialect::Python);
+        let mut inner = Scanner::containing(sub(src, a, b), Dialect::Python);
         transcode_value(&mut inner, out)?;
     }
     out.push('}');

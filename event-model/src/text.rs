@@ -43,6 +43,12 @@ impl Text {
         }
     }
 
+    /// The slice `a..b` of this text (byte offsets on character boundaries), sharing
+    /// its buffer.
+    pub fn sub(&self, a: usize, b: usize) -> Text {
+        sub_text(self, a, b)
+    }
+
     pub const fn from_static(s: &'static str) -> Text {
         Text(Repr::Static(s))
     }
@@ -158,7 +164,7 @@ impl Json {
     /// [`Json::parse`] in another dialect (Python's for the legacy `/event` endpoint).
     pub fn parse_dialect(text: &str, dialect: Dialect) -> Result<Json, NotJson> {
         rules_json::validate(text, dialect).map_err(NotJson)?;
-        Ok(Json::Text(Text::from(rules_json_compact(text))))
+        Ok(Json::Text(Text::from(rules_json::compact(text))))
     }
 
     /// Wraps text that is already one checked, compact JSON value (a span the caller
@@ -212,6 +218,25 @@ impl Json {
 
     pub fn is_object(&self) -> bool {
         self.kind() == Kind::Object
+    }
+
+    /// The number, when this is a whole number that fits an `i64`.
+    pub fn as_i64(&self) -> Option<i64> {
+        self.as_text().filter(|_| self.kind() == Kind::Number).and_then(|t| t.parse().ok())
+    }
+
+    /// The number, when this is a whole number that fits a `u64`.
+    pub fn as_u64(&self) -> Option<u64> {
+        self.as_text().filter(|_| self.kind() == Kind::Number).and_then(|t| t.parse().ok())
+    }
+
+    /// The boolean, when this is `true` or `false`.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self.as_text().map(|t| t.as_str()) {
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            _ => None,
+        }
     }
 
     /// The text, when this value is text.
@@ -310,7 +335,7 @@ fn text_to_value(t: &str) -> Value {
         return v;
     }
     // A lone surrogate or a Python token: rebuild the text without them.
-    let mut s = rules_json::Scanner::new(t, Dialect::Python);
+    let mut s = rules_json::Scanner::containing(t, Dialect::Python);
     value_lossy(&mut s).unwrap_or(Value::Null)
 }
 
@@ -362,36 +387,6 @@ fn value_lossy(s: &mut rules_json::Scanner<'_>) -> Option<Value> {
     }
 }
 
-/// `text` without whitespace outside strings (the text must be checked JSON).
-fn rules_json_compact(text: &str) -> Cow<'_, str> {
-    let bytes = text.as_bytes();
-    if !bytes.iter().any(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t')) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = Vec::with_capacity(text.len());
-    let mut in_string = false;
-    let mut escape = false;
-    for &b in bytes {
-        if in_string {
-            out.push(b);
-            if escape {
-                escape = false;
-            } else if b == b'\\' {
-                escape = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-        } else if b == b'"' {
-            in_string = true;
-            out.push(b);
-        } else if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
-            out.push(b);
-        }
-    }
-    // Only ASCII whitespace outside strings was removed: still UTF-8.
-    Cow::Owned(String::from_utf8(out).unwrap_or_default())
-}
-
 impl fmt::Debug for Json {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_compact())
@@ -407,6 +402,42 @@ impl PartialEq for Json {
 impl PartialEq<Value> for Json {
     fn eq(&self, other: &Value) -> bool {
         &self.to_value() == other
+    }
+}
+
+// Comparisons with plain values, as `serde_json::Value` has them.
+impl PartialEq<str> for Json {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str().is_some_and(|s| s == other)
+    }
+}
+
+impl PartialEq<&str> for Json {
+    fn eq(&self, other: &&str) -> bool {
+        self == *other
+    }
+}
+
+impl PartialEq<String> for Json {
+    fn eq(&self, other: &String) -> bool {
+        self == other.as_str()
+    }
+}
+
+macro_rules! eq_integer {
+    ($($t:ty),*) => {$(
+        impl PartialEq<$t> for Json {
+            fn eq(&self, other: &$t) -> bool {
+                self.kind() == Kind::Number && self.to_value() == Value::from(*other)
+            }
+        }
+    )*};
+}
+eq_integer!(i32, i64, u32, u64, usize);
+
+impl PartialEq<bool> for Json {
+    fn eq(&self, other: &bool) -> bool {
+        self.as_bool() == Some(*other)
     }
 }
 
@@ -561,6 +592,12 @@ impl Fields {
     /// The members as a tree.
     pub fn to_value(&self) -> Value {
         Json::Object(self.clone()).to_value()
+    }
+}
+
+impl PartialEq<serde_json::Map<String, Value>> for Fields {
+    fn eq(&self, other: &serde_json::Map<String, Value>) -> bool {
+        self.len() == other.len() && self.iter().zip(other).all(|((k, v), (ok, ov))| k.as_str() == ok && v == ov)
     }
 }
 

@@ -88,6 +88,12 @@ impl Tracker {
         Ok(ContextGuard { tracker: self, name: name.to_owned() })
     }
 
+    /// Enters a context given as members (already JSON text) until the guard is dropped.
+    pub fn context_fields(&self, name: &str, context: Fields) -> Result<ContextGuard<'_>, ContextError> {
+        self.with_stack(|s| s.enter(name, context))?;
+        Ok(ContextGuard { tracker: self, name: name.to_owned() })
+    }
+
     fn with_stack<R>(&self, f: impl FnOnce(&mut ContextStack) -> R) -> Result<R, ContextError> {
         context::with_stack(&*self.store, f)
     }

@@ -128,7 +128,6 @@ fn google_analytics_adds_label_and_non_interaction() {
     let without = event("a.b.c", Value::Null, json!({}));
     let (kept, _) = run(GoogleAnalytics, &[with_course, without]);
     assert_eq!(kept[0].to_value()["label"], json!("course-v1:edX+DemoX+Demo"));
-    assert_eq!(kept[0].to_value()["courserun_key"], json!("course-v1:edX+DemoX+Demo"));
     assert_eq!(kept[0].to_value()["nonInteraction"], json!(1));
     assert!(kept[1].get("label").is_none());
     assert_eq!(kept[1].to_value()["nonInteraction"], json!(1));

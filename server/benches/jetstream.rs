@@ -133,7 +133,7 @@ fn phase(ingest: &Process, relay: Option<&Process>, processes: &[(&'static str, 
             let (mut lag, mut pending) = (0f64, 0f64);
             while sampling.load(Ordering::Relaxed) {
                 if let Some(relay_url) = &relay_url {
-                    lag = lag.max(get(&ingest_url, &format!("tracking_sink_lag_events{{sink=\"{JETSTREAM_SINK}\"}}")));
+                    lag = lag.max(get(&ingest_url, &format!("tracking_sink_lag_records{{sink=\"{JETSTREAM_SINK}\"}}")));
                     pending = pending.max(get(relay_url, "tracking_relay_pending_messages"));
                 }
                 std::thread::sleep(Duration::from_millis(250));

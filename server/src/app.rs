@@ -15,7 +15,7 @@ use crate::config::{CommitMode, ServerConfig};
 use crate::context::{ContextConfig, JwtVerifier, RequestContextLayer};
 use crate::dedupe::Dedupe;
 use crate::emit::{request_tracker, LocalBackend};
-use crate::ingest::IngestRules;
+use crate::ingest::{IngestRules, Store};
 use crate::metrics::Metrics;
 use crate::sinks::Sinks;
 use crate::state::AppState;
@@ -56,11 +56,11 @@ impl Ingest {
         let counters = Counters::new();
         let dedupe = Dedupe::new(Duration::from_secs(config.dedupe.window_secs), config.dedupe.max_ids);
         remember_logged_ids(&wal, &dedupe)?;
-        let sinks = Sinks::start(&routing, &config.data_dir, wal.clone(), checkpoints, metrics.clone(), &counters)?;
+        let sinks = Sinks::start(&routing, &config.data_dir, wal.clone(), config.wal.max_bytes, checkpoints, metrics.clone(), &counters)?;
         let rules = IngestRules::new(config.ingest.name_validation, config.ingest.scrub_keys.clone(), config.limits.event_bytes, counters.clone());
+        let store = Store { wal: wal.clone(), dedupe, metrics: metrics.clone(), recent: config.demo.then(Default::default) };
         let state = web::Data::new(AppState {
-            wal: wal.clone(),
-            dedupe,
+            store,
             rules,
             limits: config.limits.clone(),
             rate_limiter: AppState::rate_limiter(&config.limits),
@@ -70,7 +70,8 @@ impl Ingest {
             ready: true.into(),
             demo: config.demo,
             server_token: std::env::var("TRACKING_SERVER_TOKEN").ok().filter(|t| !t.is_empty()),
-            recent: config.demo.then(Default::default),
+            sinks: sinks.status.clone(),
+            limits_wal_max_bytes: config.wal.max_bytes,
         });
         let context_config = Arc::new(context_config(config)?);
         let tracker = request_tracker(Arc::new(LocalBackend::new(state.clone().into_inner())));
@@ -95,10 +96,8 @@ fn remember_logged_ids(wal: &Wal, dedupe: &Dedupe) -> anyhow::Result<()> {
             break;
         }
         for (_, record) in batch {
-            if let Ok(event) = serde_json::from_slice::<event_model::Event>(&record) {
-                if let Some(id) = event.id().and_then(|id| uuid::Uuid::parse_str(id).ok()) {
-                    dedupe.remember_stored(id);
-                }
+            for id in crate::record::event_ids(&record).unwrap_or_default() {
+                dedupe.remember_stored(id);
             }
         }
     }

@@ -121,8 +121,11 @@ pub struct LimitsSection {
     /// A gzip body once inflated.
     pub inflated_bytes: usize,
     pub events_per_batch: usize,
-    /// One event, serialized.
+    /// One event: bytes of its JSON as sent (the browser SDK's limit too).
     pub event_bytes: usize,
+    /// The longest tracking-log line an `/event` request may make (the LMS's
+    /// `TRACK_MAX_EVENT`; it drops longer lines silently, this server answers 400).
+    pub line_chars: usize,
     /// Requests per second per client IP (0: no limit), and the burst allowed.
     pub rate_per_second: u32,
     pub rate_burst: u32,
@@ -134,7 +137,8 @@ impl Default for LimitsSection {
             body_bytes: 1 << 20,
             inflated_bytes: 8 << 20,
             events_per_batch: 500,
-            event_bytes: event_model::processors::DEFAULT_MAX_EVENT_BYTES,
+            event_bytes: event_model::rules::event::MAX_EVENT_BYTES,
+            line_chars: 50_000,
             rate_per_second: 200,
             rate_burst: 1000,
         }

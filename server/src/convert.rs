@@ -5,7 +5,7 @@ use std::io::{BufRead, Write};
 
 use event_model::config::{Chain, RoutingConfig};
 use event_model::routing::Counters;
-use event_model::{Event, Value};
+use event_model::Event;
 
 use crate::sinks::tracking_log::{render, Options};
 
@@ -24,7 +24,8 @@ pub fn tracking_log_pipeline(routing: &RoutingConfig) -> anyhow::Result<(Chain, 
         .into_iter()
         .find(|p| p.spec.kind == "tracking_log")
         .ok_or_else(|| anyhow::anyhow!("the routing configuration has no tracking_log sink"))?;
-    let options = Options::from_table(pipeline.spec.options, std::path::Path::new(".")).map_err(anyhow::Error::msg)?;
+    let (_, own) = crate::sinks::take_policy(pipeline.spec.kind, &pipeline.spec.path, pipeline.spec.options, u64::MAX)?;
+    let options = Options::from_table(&own, std::path::Path::new(".")).map_err(anyhow::Error::msg)?;
     Ok((pipeline.chain, options))
 }
 
@@ -37,19 +38,34 @@ pub fn convert(input: impl BufRead, mut output: impl Write, mut errors: impl Wri
             continue;
         }
         let number = index + 1;
-        let event = serde_json::from_str::<Value>(&line)
-            .map_err(|e| format!("invalid_json: {e}"))
-            .and_then(|v| Event::from_value(v).map_err(|e| format!("invalid_event: {e}")));
-        let rendered = event.and_then(|e| render(e, chain, options.max_line_chars).map_err(|why| why.to_string()));
-        match rendered {
-            Ok(text) => {
-                output.write_all(text.as_bytes())?;
-                output.write_all(b"\n")?;
-                report.written += 1;
-            }
+        // A line is an event, or a log record (a request's events, as the log and the
+        // JetStream stream hold them).
+        let events = if let Err(invalid) = event_model::rules::json::validate(&line, event_model::rules::json::Dialect::Python) {
+            Err(format!("invalid_json: {}", invalid.code()))
+        } else if line.contains("\"events\"") {
+            crate::record::decode(line.as_bytes()).map_err(|e| format!("invalid_record: {e}"))
+        } else {
+            Event::parse(&line).map(|e| vec![e]).map_err(|e| format!("invalid_event: {e}"))
+        };
+        let events = match events {
+            Ok(events) => events,
             Err(reason) => {
                 writeln!(errors, "line {number}: rejected: {reason}")?;
                 report.rejected += 1;
+                continue;
+            }
+        };
+        for event in events {
+            match render(event, chain, options.max_line_chars) {
+                Ok(text) => {
+                    output.write_all(text.as_bytes())?;
+                    output.write_all(b"\n")?;
+                    report.written += 1;
+                }
+                Err(why) => {
+                    writeln!(errors, "line {number}: rejected: {why}")?;
+                    report.rejected += 1;
+                }
             }
         }
     }

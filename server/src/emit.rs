@@ -42,20 +42,18 @@ impl Backend for LocalBackend {
             }
         };
         let state = self.state.clone();
+        // The event carries its whole context: its record shares none.
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 runtime.spawn(async move {
-                    if let Err(error) = state.accept(vec![event]).await {
+                    if let Err(error) = state.store.accept("{}", vec![event]).await {
                         state.metrics.rejected.with_label_values(&["emit_unavailable"]).inc();
                         tracing::error!(%error, "a server-side event could not be stored");
                     }
                 });
                 Ok(())
             }
-            Err(_) => {
-                let runtime = tokio::runtime::Builder::new_current_thread().build().map_err(|e| BackendError(e.to_string()))?;
-                runtime.block_on(state.accept(vec![event])).map(drop).map_err(|e| BackendError(e.to_string()))
-            }
+            Err(_) => state.store.accept_blocking("{}", vec![event]).map(drop).map_err(|e| BackendError(e.to_string())),
         }
     }
 }

@@ -21,7 +21,13 @@ pub struct Metrics {
     pub sink_errors: IntCounterVec,
     pub sink_retried: IntCounterVec,
     pub sink_dead_lettered: IntCounterVec,
+    pub sink_spilled: IntCounterVec,
+    pub sink_restarts: IntCounterVec,
     pub sink_lag: IntGaugeVec,
+    pub sink_lag_bytes: IntGaugeVec,
+    pub sink_spill_bytes: IntGaugeVec,
+    /// 1 for the state each sink is in, 0 for the others.
+    pub sink_state: IntGaugeVec,
     pub wal_bytes: IntGauge,
     pub wal_committed: IntGauge,
     pub request_seconds: HistogramVec,
@@ -39,6 +45,12 @@ fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
     c
 }
 
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry.register(Box::new(g.clone())).expect("metric registered once");
+    g
+}
+
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
     registry.register(Box::new(c.clone())).expect("metric registered once");
@@ -48,8 +60,10 @@ fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> 
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
-        let sink_lag = IntGaugeVec::new(Opts::new("tracking_sink_lag_events", "Committed log records a sink has not passed yet"), &["sink"]).expect("valid metric");
-        registry.register(Box::new(sink_lag.clone())).expect("metric registered once");
+        let sink_lag = gauge_vec(&registry, "tracking_sink_lag_records", "Committed log records (a request's events each) a sink has not passed yet", &["sink"]);
+        let sink_lag_bytes = gauge_vec(&registry, "tracking_sink_lag_bytes", "Bytes of committed log a sink has not passed yet", &["sink"]);
+        let sink_spill_bytes = gauge_vec(&registry, "tracking_sink_spill_bytes", "Bytes in a sink's spill files, waiting for replay-spill", &["sink"]);
+        let sink_state = gauge_vec(&registry, "tracking_sink_state", "1 for the state a sink is in (ok, retrying, spilling, failing: credentials, restarting, stopped)", &["sink", "state"]);
         let wal_bytes = IntGauge::new("tracking_wal_bytes", "Bytes of write-ahead log on disk").expect("valid metric");
         registry.register(Box::new(wal_bytes.clone())).expect("metric registered once");
         let wal_committed = IntGauge::new("tracking_wal_committed_seq", "Next sequence number of the write-ahead log").expect("valid metric");
@@ -75,7 +89,12 @@ impl Metrics {
             sink_errors: counter_vec(&registry, "tracking_sink_errors_total", "Sink failures (retried)", &["sink"]),
             sink_retried: counter_vec(&registry, "tracking_sink_retried_total", "Deliveries a sink tried again (failed attempts)", &["sink"]),
             sink_dead_lettered: counter_vec(&registry, "tracking_sink_dead_lettered_total", "Events a sink wrote to its dead-letter file, by reason", &["sink", "reason"]),
+            sink_spilled: counter_vec(&registry, "tracking_sink_spilled_total", "Events a sink moved to its spill files", &["sink"]),
+            sink_restarts: counter_vec(&registry, "tracking_sink_restarts_total", "Times a sink was restarted from its checkpoint (after a panic or an error)", &["sink"]),
             sink_lag,
+            sink_lag_bytes,
+            sink_spill_bytes,
+            sink_state,
             wal_bytes,
             wal_committed,
             request_seconds,

@@ -24,9 +24,10 @@ use tokio::sync::watch;
 
 use crate::app::Ingest;
 use crate::config::ServerConfig;
-use crate::ingest::Accepted;
-use crate::sinks::nats::{check_stream_name, connect, default_stream, Backoff, Urls};
-use crate::state::{AppState, Stored};
+use crate::ingest::{EventText, Stored};
+use crate::sinks::driver::Backoff;
+use crate::sinks::nats::{check_stream_name, connect, default_stream, Urls};
+use crate::state::AppState;
 
 /// The `[relay]` section.
 #[derive(Debug, Clone, Deserialize)]
@@ -242,15 +243,12 @@ async fn consume_until_error(
     }
 }
 
-/// The id of a stored event (a JSON object), or why the payload is not one.
-fn event_id(payload: &[u8]) -> Result<Option<uuid::Uuid>, serde_json::Error> {
-    #[derive(Deserialize)]
-    struct Head<'a> {
-        #[serde(borrow, default)]
-        id: Option<std::borrow::Cow<'a, str>>,
-    }
-    let head: Head<'_> = serde_json::from_slice(payload)?;
-    Ok(head.id.and_then(|id| uuid::Uuid::parse_str(&id).ok()))
+/// The event of a stream message (a JSON object) and its id, or why it is not one.
+fn event_of(payload: &[u8]) -> Result<EventText, &'static str> {
+    let text = std::str::from_utf8(payload).map_err(|_| "not UTF-8")?;
+    let fields = event_model::Fields::parse_text(&event_model::Text::from(text)).ok_or("not a JSON object")?;
+    let id = fields.get_str("id").and_then(|id| uuid::Uuid::parse_str(&id).ok());
+    Ok(EventText { id, json: text.to_owned() })
 }
 
 /// Appends the batch's events to the relay's log (de-duplicated by id), then
@@ -260,11 +258,11 @@ fn event_id(payload: &[u8]) -> Result<Option<uuid::Uuid>, serde_json::Error> {
 async fn store_and_ack(batch: Vec<jetstream::Message>, state: &AppState, stop: &watch::Receiver<bool>) -> Result<bool, String> {
     let metrics = &state.metrics;
     let mut readable = Vec::with_capacity(batch.len());
-    let mut ids = Vec::with_capacity(batch.len());
+    let mut events = Vec::with_capacity(batch.len());
     for message in batch {
-        match event_id(&message.payload) {
-            Ok(id) => {
-                ids.push(id);
+        match event_of(&message.payload) {
+            Ok(event) => {
+                events.push(event);
                 readable.push(message);
             }
             Err(error) => {
@@ -281,8 +279,8 @@ async fn store_and_ack(batch: Vec<jetstream::Message>, state: &AppState, stop: &
     let pending = last.info().map(|i| i.pending).unwrap_or(0);
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let outcomes = loop {
-        let events = readable.iter().zip(&ids).map(|(m, id)| Accepted { id: *id, record: m.payload.to_vec() }).collect();
-        match state.accept(events).await {
+        // The events carry their own context: the record shares none.
+        match state.store.accept("{}", events.clone()).await {
             Ok(outcomes) => break outcomes,
             Err(error) => {
                 metrics.relay_errors.inc();
@@ -321,12 +319,14 @@ mod tests {
     fn ids_of_stored_events() {
         let id = "0192f3a0-7b1c-7d2e-8f3a-0123456789ab";
         let payload = format!(r#"{{"name":"a.b.c","timestamp":"t","data":{{"id":"nope"}},"context":{{}},"id":"{id}"}}"#);
-        assert_eq!(event_id(payload.as_bytes()).unwrap(), Some(uuid::Uuid::parse_str(id).unwrap()));
-        assert_eq!(event_id(br#"{"name":"a","data":{}}"#).unwrap(), None, "an event without an id is stored, not de-duplicated");
-        assert_eq!(event_id(br#"{"name":"a\"b","id":"not-a-uuid"}"#).unwrap(), None);
-        assert!(event_id(b"[1, 2]").is_err());
-        assert!(event_id(b"{\"name\":").is_err());
-        assert!(event_id(b"plain text").is_err());
+        let id_of = |p: &[u8]| event_of(p).map(|e| e.id);
+        assert_eq!(id_of(payload.as_bytes()).unwrap(), Some(uuid::Uuid::parse_str(id).unwrap()));
+        assert_eq!(id_of(br#"{"name":"a","data":{}}"#).unwrap(), None, "an event without an id is stored, not de-duplicated");
+        assert_eq!(id_of(br#"{"name":"a\"b","id":"not-a-uuid"}"#).unwrap(), None);
+        assert!(id_of(b"[1, 2]").is_err());
+        assert!(id_of(b"{\"name\":").is_err());
+        assert!(id_of(b"plain text").is_err());
+        assert!(id_of(br#"{"name":"a","data":{"s":"\ud83d"}}"#).is_ok(), "a lone surrogate is an event like any other");
     }
 
     #[test]

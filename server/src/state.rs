@@ -1,4 +1,4 @@
-//! What the HTTP handlers share: the log, de-duplication, rules, limits, metrics.
+//! What the HTTP handlers share: durable acceptance, the rules, limits, metrics.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,15 +8,13 @@ use event_model::routing::Counters;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::LimitsSection;
-use crate::dedupe::Dedupe;
-use crate::ingest::IngestRules;
+use crate::ingest::{IngestRules, Store};
 use crate::metrics::Metrics;
-use crate::wal::Wal;
 
 /// Shared state of the ingest handlers.
 pub struct AppState {
-    pub wal: Wal,
-    pub dedupe: Dedupe,
+    /// De-duplication and the write-ahead log.
+    pub store: Store,
     pub rules: IngestRules,
     pub limits: LimitsSection,
     pub metrics: Arc<Metrics>,
@@ -28,12 +26,11 @@ pub struct AppState {
     pub demo: bool,
     /// The shared token of `POST /v1/events` (`TRACKING_SERVER_TOKEN`); `None` closes it.
     pub server_token: Option<String>,
-    /// With the demo page on: the last events accepted, shown by the page.
-    pub recent: Option<std::sync::Mutex<std::collections::VecDeque<Vec<u8>>>>,
+    /// Each sink's state, lag and counts (`/status`).
+    pub sinks: Arc<Vec<Arc<crate::sinks::driver::SinkStatus>>>,
+    /// `[wal] max_bytes`, for `/status`.
+    pub limits_wal_max_bytes: u64,
 }
-
-/// How many accepted events the demo page shows.
-pub const RECENT_EVENTS: usize = 50;
 
 impl AppState {
     /// A per-client-IP limiter, or none when `rate_per_second` is 0.
@@ -53,57 +50,5 @@ impl AppState {
 
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
-    }
-}
-
-/// What became of an event handed to [`AppState::accept`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stored {
-    Accepted,
-    Duplicate,
-}
-
-/// Why nothing could be stored: the log is full or failing (the client retries).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Unavailable(pub String);
-
-impl AppState {
-    /// De-duplicates `events` by id and appends the new ones to the write-ahead log;
-    /// returns once they are durable. On failure nothing is stored and no id is
-    /// remembered, so the client's retry is accepted.
-    pub async fn accept(&self, events: Vec<crate::ingest::Accepted>) -> Result<Vec<Stored>, Unavailable> {
-        let mut outcomes = Vec::with_capacity(events.len());
-        let mut records = Vec::with_capacity(events.len());
-        let mut reserved = Vec::with_capacity(events.len());
-        for event in events {
-            if let Some(id) = event.id {
-                if self.dedupe.reserve(id) == crate::dedupe::Seen::Duplicate {
-                    outcomes.push(Stored::Duplicate);
-                    continue;
-                }
-                reserved.push(id);
-            }
-            if let Some(recent) = &self.recent {
-                let mut recent = recent.lock().unwrap_or_else(|p| p.into_inner());
-                if recent.len() == RECENT_EVENTS {
-                    recent.pop_front();
-                }
-                recent.push_back(event.record.clone());
-            }
-            records.push(event.record);
-            outcomes.push(Stored::Accepted);
-        }
-        if !records.is_empty() {
-            if let Err(error) = self.wal.append(records).await {
-                self.dedupe.release(&reserved);
-                return Err(Unavailable(error.to_string()));
-            }
-            self.dedupe.confirm(&reserved);
-        }
-        let accepted = outcomes.iter().filter(|o| **o == Stored::Accepted).count() as u64;
-        self.metrics.accepted.inc_by(accepted);
-        self.metrics.duplicate.inc_by(outcomes.len() as u64 - accepted);
-        Ok(outcomes)
     }
 }

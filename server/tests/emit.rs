@@ -23,7 +23,7 @@ async fn enroll(tracker: web::Data<Arc<Tracker>>) -> HttpResponse {
 fn expected_line(path: &str) -> serde_json::Value {
     json!({
         "name": "edx.course.enrollment.activated",
-        "context": {"user_id": 5, "path": path, "course_id": "course-v1:edX+DemoX+Demo_Course", "org_id": "edX"},
+        "context": {"user_id": 5, "path": path, "course_id": "course-v1:edX+DemoX+Demo_Course", "org_id": "edX", "enterprise_uuid": ""},
         "username": "learner", "ip": "10.1.2.3", "agent": "svc-test",
         "event": {"course_id": "course-v1:edX+DemoX+Demo_Course", "mode": "audit"},
         "event_type": "edx.course.enrollment.activated", "event_source": "server", "page": null,

@@ -55,7 +55,7 @@ fn events_arrive_on_their_subjects_with_the_event_id_as_msg_id() {
     assert_eq!(info.config.max_age, Duration::from_secs(7 * 86_400));
     assert_eq!(info.config.duplicate_window, Duration::from_secs(120));
     assert_eq!(metric(&server.url, &format!("tracking_sink_delivered_total{{sink=\"{JETSTREAM_SINK}\"}}")), cases.len() as f64);
-    assert_eq!(metric(&server.url, &format!("tracking_sink_lag_events{{sink=\"{JETSTREAM_SINK}\"}}")), 0.0);
+    assert_eq!(metric(&server.url, &format!("tracking_sink_lag_records{{sink=\"{JETSTREAM_SINK}\"}}")), 0.0);
 }
 
 #[test]
@@ -112,7 +112,7 @@ fn nats_stopped_and_restarted_mid_load_loses_no_acknowledged_event() {
     std::thread::sleep(Duration::from_millis(2500));
     let during = load.count() - before;
     assert!(during > 100, "ingest must go on while NATS is down ({during} events acknowledged)");
-    let lag = metric(&server.url, &format!("tracking_sink_lag_events{{sink=\"{JETSTREAM_SINK}\"}}"));
+    let lag = metric(&server.url, &format!("tracking_sink_lag_records{{sink=\"{JETSTREAM_SINK}\"}}"));
     assert!(lag > 0.0, "the lag shows what waits for NATS");
     nats.restart();
     std::thread::sleep(Duration::from_millis(1500));
@@ -133,7 +133,7 @@ fn nats_stopped_and_restarted_mid_load_loses_no_acknowledged_event() {
 }
 
 fn wait_for_metric_zero(url: &str) -> f64 {
-    let sample = format!("tracking_sink_lag_events{{sink=\"{JETSTREAM_SINK}\"}}");
+    let sample = format!("tracking_sink_lag_records{{sink=\"{JETSTREAM_SINK}\"}}");
     let deadline = std::time::Instant::now() + MINUTE;
     loop {
         let v = metric(url, &sample);

@@ -275,20 +275,22 @@ async fn headers_ga_cookie_and_course() {
     assert_eq!(
         keys,
         [
+            "session",
             "user_id",
             "username",
-            "session",
             "ip",
-            "agent",
             "host",
+            "agent",
             "path",
             "referer",
             "accept_language",
             "client_id",
             "course_id",
             "org_id",
+            "enterprise_uuid",
             "authenticated_by_cookie"
-        ]
+        ],
+        "the order of the LMS's TrackMiddleware"
     );
     assert_eq!(
         ctx,
@@ -297,7 +299,7 @@ async fn headers_ga_cookie_and_course() {
             "agent": "Mozilla/5.0 (test)", "host": "lms.example.com",
             "path": "/courses/course-v1:edX+DemoX+Demo/courseware/week1/",
             "referer": "https://lms.example.com/dashboard", "accept_language": "fr-CH, fr;q=0.9",
-            "client_id": "1234.5678", "course_id": COURSE, "org_id": "edX",
+            "client_id": "1234.5678", "course_id": COURSE, "org_id": "edX", "enterprise_uuid": "",
             "authenticated_by_cookie": false,
         })
     );
@@ -322,7 +324,8 @@ async fn the_extractor_needs_the_middleware() {
 async fn emit_handler(tracker: web::Data<Tracker>, barrier: web::Data<tokio::sync::Barrier>) -> HttpResponse {
     tokio::time::timeout(Duration::from_secs(10), barrier.wait()).await.expect("the other request never came");
     let event = tracker.emit("test.event", json!({"n": 1})).unwrap();
-    HttpResponse::Ok().body(event.context()["username"].as_str().unwrap().to_owned())
+    let username = event.context()["username"].as_str().unwrap().into_owned();
+    HttpResponse::Ok().body(username)
 }
 
 fn emit_app(
@@ -389,7 +392,7 @@ async fn concurrent_requests_in_one_task_keep_their_own_context() {
         tokio::join!(actix_web::test::call_and_read_body(&app, a), actix_web::test::call_and_read_body(&app, b));
     assert_eq!((body_a, body_b), ("alice".into(), "bob".into()));
     let mut seen: Vec<(Value, Value)> =
-        log.events().iter().map(|e| (e.context()["user_id"].clone(), e.context()["course_id"].clone())).collect();
+        log.events().iter().map(|e| (e.context()["user_id"].to_value(), e.context()["course_id"].to_value())).collect();
     seen.sort_by_key(|(id, _)| id.as_i64());
     assert_eq!(seen, [(json!(1), json!("course-v1:edX+A+1")), (json!(2), json!("course-v1:edX+B+2"))]);
 }

@@ -162,7 +162,7 @@ fn allowlist_routing_and_the_message_mapping() {
     assert_eq!(logged, [allowed.clone(), not_allowed.clone()].into_iter().collect());
 
     assert_eq!(metric(&server, &format!("tracking_sink_delivered_total{{sink=\"{SINK}\"}}")), 5.0);
-    assert!(wait_until(Duration::from_secs(5), || metric(&server, &format!("tracking_sink_lag_events{{sink=\"{SINK}\"}}")) == 0.0));
+    assert!(wait_until(Duration::from_secs(5), || metric(&server, &format!("tracking_sink_lag_records{{sink=\"{SINK}\"}}")) == 0.0));
     assert_eq!(
         metric(&server, "tracking_processor_events_total{branch=\"root/segment\",stage=\"segment_filter\",outcome=\"dropped\",reason=\"not_on_segment_allowlist\"}"),
         1.0
@@ -238,7 +238,7 @@ impl Load {
 fn a_minute_long_outage_then_recovery_delivers_everything_once() {
     let fake = FakeSegment::start(KEY);
     let server = start(&fake, "");
-    let lag = |server: &Server| metric(server, &format!("tracking_sink_lag_events{{sink=\"{SINK}\"}}"));
+    let lag = |server: &Server| metric(server, &format!("tracking_sink_lag_records{{sink=\"{SINK}\"}}"));
     let mut load = Load::start(server.url.clone());
     std::thread::sleep(Duration::from_secs(3));
 

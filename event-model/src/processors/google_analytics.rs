@@ -1,14 +1,12 @@
-//! The Google Analytics copy: `label` = course id, `courserun_key`, `nonInteraction` = 1.
+//! The Google Analytics copy: `label` = course id, `nonInteraction` = 1.
 
 use crate::processor::{ProcessError, Processor, Verdict};
-use crate::rules::course::parse_course_key;
 use crate::text::{Json, Text};
 use crate::Event;
 
-/// Open edX's `GoogleAnalyticsProcessor`, for branches bound to Segment: adds `label`
-/// (the context's `course_id`, when there is one), `courserun_key` (the same, when it
-/// is a course run key) and `nonInteraction: 1`. The routing tree gives the branch its
-/// own copy, so other branches never see them.
+/// Open edX's `GoogleAnalyticsProcessor`, for branches bound to Segment: adds
+/// `label` (the context's `course_id`, when there is one) and `nonInteraction: 1`.
+/// The routing tree gives the branch its own copy, so other branches never see them.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GoogleAnalytics;
 
@@ -21,11 +19,7 @@ impl Processor for GoogleAnalytics {
         let course_id = event.context().get("course_id").filter(|v| !v.is_null()).cloned();
         let fields = event.fields_mut();
         if let Some(course_id) = course_id {
-            let key = course_id.as_str().and_then(|id| parse_course_key(&id)).map(|key| key.course_id);
             fields.insert(Text::from_static("label"), course_id);
-            if let Some(key) = key {
-                fields.insert(Text::from_static("courserun_key"), Json::str(&key));
-            }
         }
         fields.insert(Text::from_static("nonInteraction"), Json::from_checked(Text::from_static("1")));
         Ok(Verdict::Keep)

@@ -22,6 +22,10 @@ use crate::rules::sensitive::{is_card_number, is_sensitive_key, mask_card_number
 /// Deeper data is refused with [`Invalid::TooDeep`] by the browser and the server alike.
 pub const MAX_DEPTH: usize = 64;
 
+/// The nesting allowed in text that holds data (an event, a batch, a log record):
+/// room for the containers around `data`.
+pub const MAX_CONTAINER_DEPTH: usize = MAX_DEPTH + 8;
+
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Which JSON is accepted.
@@ -97,11 +101,18 @@ pub struct Scanner<'t> {
     src: &'t str,
     pos: usize,
     dialect: Dialect,
+    max_depth: usize,
 }
 
 impl<'t> Scanner<'t> {
+    /// A scanner for data: nesting deeper than [`MAX_DEPTH`] is refused.
     pub fn new(src: &'t str, dialect: Dialect) -> Self {
-        Scanner { src, pos: 0, dialect }
+        Scanner { src, pos: 0, dialect, max_depth: MAX_DEPTH }
+    }
+
+    /// A scanner for text that holds data ([`MAX_CONTAINER_DEPTH`]).
+    pub fn containing(src: &'t str, dialect: Dialect) -> Self {
+        Scanner { src, pos: 0, dialect, max_depth: MAX_CONTAINER_DEPTH }
     }
 
     /// The text being scanned.
@@ -116,6 +127,11 @@ impl<'t> Scanner<'t> {
 
     fn bytes(&self) -> &'t [u8] {
         self.src.as_bytes()
+    }
+
+    /// Moves the cursor to `pos` (past a value the caller located itself).
+    pub fn skip_to(&mut self, pos: usize) {
+        self.pos = pos.min(self.src.len());
     }
 
     /// The byte at the cursor.
@@ -300,7 +316,7 @@ impl<'t> Scanner<'t> {
         depth: usize,
         member: &mut dyn FnMut(&mut Self, StrSpan, usize) -> Result<(), Invalid>,
     ) -> Result<(), Invalid> {
-        if depth > MAX_DEPTH {
+        if depth > self.max_depth {
             return Err(Invalid::TooDeep);
         }
         self.expect(b'{')?;
@@ -325,7 +341,7 @@ impl<'t> Scanner<'t> {
         depth: usize,
         item: &mut dyn FnMut(&mut Self, usize) -> Result<(), Invalid>,
     ) -> Result<(), Invalid> {
-        if depth > MAX_DEPTH {
+        if depth > self.max_depth {
             return Err(Invalid::TooDeep);
         }
         self.expect(b'[')?;
@@ -400,10 +416,11 @@ pub fn validate(text: &str, dialect: Dialect) -> Result<(), Invalid> {
     }
 }
 
-/// The members of the JSON object `text` as (key, value span) pairs, in order,
-/// without looking inside the values beyond checking them.
+/// The members of the JSON object `text` (an event, a context: text that holds data,
+/// so [`MAX_CONTAINER_DEPTH`] applies) as (key, value span) pairs, in order, without
+/// looking inside the values beyond checking them.
 pub fn object_members(text: &str, dialect: Dialect) -> Result<Vec<(StrSpan, (usize, usize))>, Invalid> {
-    let mut s = Scanner::new(text, dialect);
+    let mut s = Scanner::containing(text, dialect);
     let mut members = Vec::new();
     s.object(1, &mut |s, key, depth| {
         let span = s.value(depth)?;
@@ -414,6 +431,43 @@ pub fn object_members(text: &str, dialect: Dialect) -> Result<Vec<(StrSpan, (usi
         return Err(Invalid::Syntax { at: s.pos() });
     }
     Ok(members)
+}
+
+/// `text` without whitespace outside strings; `text` must be checked JSON. Borrowed
+/// when there was none (`JSON.stringify` output).
+pub fn compact(text: &str) -> Cow<'_, str> {
+    let bytes = text.as_bytes();
+    if !bytes.iter().any(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t')) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'"' => {
+                // Skip the whole literal: its whitespace is content.
+                let mut j = i + 1;
+                loop {
+                    j = find_special(bytes, j);
+                    match bytes.get(j) {
+                        Some(b'\\') => j += 2,
+                        Some(b'"') | None => break,
+                        Some(_) => j += 1,
+                    }
+                }
+                i = j + 1;
+            }
+            b' ' | b'\n' | b'\r' | b'\t' => {
+                out.push_str(sub(text, copied, i));
+                i += 1;
+                copied = i;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(tail(text, copied));
+    Cow::Owned(out)
 }
 
 /// Appends `s` as a JSON string literal, escaped as `JSON.stringify` escapes it:
@@ -574,11 +628,14 @@ pub struct Rules<'a> {
     /// Renames every key, at every depth, before it is checked for sensitivity.
     pub rename: Option<&'a dyn KeyRename>,
     pub dialect: Dialect,
+    /// Writes Python's `NaN`, `Infinity` and `-Infinity` as `null` (for destinations
+    /// that take only JSON).
+    pub null_nonfinite: bool,
 }
 
 impl Default for Rules<'_> {
     fn default() -> Self {
-        Rules { scrub: true, extra_sensitive_keys: &[], rename: None, dialect: Dialect::Strict }
+        Rules { scrub: true, extra_sensitive_keys: &[], rename: None, dialect: Dialect::Strict, null_nonfinite: false }
     }
 }
 
@@ -636,9 +693,18 @@ impl Rewriter<'_, '_> {
                 }
                 Ok(())
             }
+            Some(b'N' | b'I') if self.rules.null_nonfinite => {
+                let (start, end) = self.s.value(depth)?;
+                self.replace(start, end, "null");
+                Ok(())
+            }
             Some(b'-' | b'0'..=b'9') => {
                 let (start, end) = self.s.number()?;
                 let token = sub(self.s.src(), start, end);
+                if self.rules.null_nonfinite && token.ends_with('y') {
+                    self.replace(start, end, "null");
+                    return Ok(());
+                }
                 if self.rules.scrub && token.len() >= 13 && token.bytes().all(|b| b.is_ascii_digit()) && is_card_number(token) {
                     self.replace(start, end, "\"********\"");
                 }
@@ -821,7 +887,7 @@ mod tests {
 
     fn run(src: &str, rename: Option<&dyn KeyRename>) -> String {
         let extra = vec!["pin".to_owned()];
-        let rules = Rules { scrub: true, extra_sensitive_keys: &extra, rename, dialect: Dialect::Strict };
+        let rules = Rules { scrub: true, extra_sensitive_keys: &extra, rename, dialect: Dialect::Strict, null_nonfinite: false };
         rewrite(src, &rules).unwrap().into_owned()
     }
 
@@ -859,6 +925,13 @@ mod tests {
     }
 
     #[test]
+    fn nonfinite_numbers_to_null() {
+        let rules = Rules { scrub: false, dialect: Dialect::Python, null_nonfinite: true, ..Rules::default() };
+        assert_eq!(rewrite("[NaN,-Infinity,{\"a\":Infinity},1e5]", &rules).unwrap(), "[null,null,{\"a\":null},1e5]");
+        assert!(matches!(rewrite("[1,2]", &rules), Ok(Cow::Borrowed(_))));
+    }
+
+    #[test]
     fn bad_input_is_refused() {
         let rules = Rules::default();
         assert!(matches!(rewrite("{", &rules), Err(Invalid::Syntax { .. })));
@@ -866,6 +939,14 @@ mod tests {
         assert_eq!(rewrite("{\"a\":\"\u{7}\"}", &rules), Err(Invalid::Syntax { at: 6 }));
         assert_eq!(Invalid::TooDeep.code(), "too_deep");
         assert_eq!(Invalid::Syntax { at: 0 }.code().to_string(), "invalid_json");
+    }
+
+    #[test]
+    fn compaction_keeps_string_content() {
+        assert_eq!(compact(r#" { "a b" : [1 , "x\" y"] }	"#), r#"{"a b":[1,"x\" y"]}"#);
+        assert!(matches!(compact(r#"{"a":"b c"}"#), Cow::Owned(_)), "a space inside a string needs a look, nothing more");
+        assert_eq!(compact(r#"{"a":"b c"}"#), r#"{"a":"b c"}"#);
+        assert!(matches!(compact(r#"{"a":1}"#), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use actix_web::dev::{forward_ready, Payload, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::{Error, FromRequest, HttpMessage, HttpRequest};
 use event_model::context::task_scope;
-use event_model::{Tracker, Value};
+use event_model::Tracker;
 
 use super::{ContextConfig, RequestContext};
 
@@ -75,14 +75,14 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let context = RequestContext::from_request(req.request(), &self.config);
-        let entered = Value::Object(context.to_context());
+        let entered = context.to_fields();
         req.extensions_mut().insert(context);
         let service = self.service.clone();
         let tracker = self.tracker.clone();
         Box::pin(task_scope(async move {
             // Exited when the handler is done (needed for a tracker whose store is not
             // per task; with a TaskStore the scope ends with the request anyway).
-            let _guard = match tracker.context(REQUEST_CONTEXT_NAME, entered) {
+            let _guard = match tracker.context_fields(REQUEST_CONTEXT_NAME, entered) {
                 Ok(guard) => Some(guard),
                 Err(e) => {
                     tracing::warn!(error = %e, "the request context could not be entered");

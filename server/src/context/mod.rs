@@ -43,7 +43,7 @@ use std::sync::OnceLock;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::HttpRequest;
 use hmac::{Hmac, Mac};
-use serde_json::{Map, Value};
+use event_model::{Fields, Json, Text};
 use sha2::Sha256;
 
 pub use ip::client_ip;
@@ -124,11 +124,14 @@ pub struct RequestContext {
     pub path: String,
     pub referer: String,
     pub accept_language: String,
-    /// From the `_ga` cookie: `GA1.2.1234.5678` → `1234.5678`.
-    pub client_id: String,
+    /// From the `_ga` cookie (`GA1.2.1234.5678` → `1234.5678`), else the
+    /// `X-EDX-GA-CLIENT-ID` header; `None` (`null`) without either, as in the LMS.
+    pub client_id: Option<String>,
     /// From the request path (`/courses/<key>/…`, `/learning/course/<key>/…`).
     pub course_id: String,
     pub org_id: String,
+    /// Always `""`: no course key of the request URL names an enterprise.
+    pub enterprise_uuid: String,
     /// A session or JWT cookie was sent (the server applies its CSRF origin check).
     pub authenticated_by_cookie: bool,
 }
@@ -191,7 +194,10 @@ impl RequestContext {
         ctx.path = req.path().to_owned();
         ctx.referer = header_text(headers, &header::REFERER);
         ctx.accept_language = header_text(headers, &header::ACCEPT_LANGUAGE);
-        ctx.client_id = cookies::find(headers, "_ga").map(client_id_from_ga).unwrap_or_default();
+        ctx.client_id = match cookies::find(headers, "_ga") {
+            Some(ga) => Some(client_id_from_ga(ga)),
+            None => headers.get("x-edx-ga-client-id").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+        };
         if let Some(course) = event_model::rules::course::course_from_url(req.path()) {
             ctx.course_id = course.course_id;
             ctx.org_id = course.org_id;
@@ -199,27 +205,46 @@ impl RequestContext {
         ctx
     }
 
-    /// The context map entered for the request, keys in the order of the Open edX
-    /// request context; `user_id` is `null` when anonymous.
-    pub fn to_context(&self) -> Map<String, Value> {
-        let mut map = Map::new();
-        map.insert("user_id".into(), self.user_id.map_or(Value::Null, Value::from));
+    /// The members of the request context, in the order the LMS's `TrackMiddleware`
+    /// enters them: `session`, `user_id` (`null` when anonymous), `username`, `ip`,
+    /// `host`, `agent`, `path`, `referer`, `accept_language`, `client_id`, then the
+    /// course of the request URL (`course_id`, `org_id`, `enterprise_uuid`).
+    pub fn to_fields(&self) -> Fields {
+        let mut fields = Fields::with_capacity(13);
+        fields.insert(Text::from_static("session"), Json::str(&self.session));
+        fields.insert(Text::from_static("user_id"), self.user_id.map_or(Json::NULL, Json::int));
         for (key, value) in [
             ("username", &self.username),
-            ("session", &self.session),
             ("ip", &self.ip),
-            ("agent", &self.agent),
             ("host", &self.host),
+            ("agent", &self.agent),
             ("path", &self.path),
             ("referer", &self.referer),
             ("accept_language", &self.accept_language),
-            ("client_id", &self.client_id),
-            ("course_id", &self.course_id),
-            ("org_id", &self.org_id),
         ] {
-            map.insert(key.into(), Value::String(value.clone()));
+            fields.insert(Text::from_static(key), Json::str(value));
         }
-        map
+        fields.insert(Text::from_static("client_id"), self.client_id.as_deref().map_or(Json::NULL, Json::str));
+        for (key, value) in [("course_id", &self.course_id), ("org_id", &self.org_id), ("enterprise_uuid", &self.enterprise_uuid)] {
+            fields.insert(Text::from_static(key), Json::str(value));
+        }
+        fields
+    }
+
+    /// [`RequestContext::to_fields`] as a tree.
+    pub fn to_context(&self) -> serde_json::Map<String, serde_json::Value> {
+        match self.to_fields().to_value() {
+            serde_json::Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        }
+    }
+
+    /// [`RequestContext::to_fields`] as compact JSON: the shared context of the
+    /// request's log record.
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(512);
+        self.to_fields().write_compact(&mut out);
+        out
     }
 
     /// Whether a verified credential identified the user.
@@ -249,13 +274,10 @@ fn effective_session_key(configured: &[u8]) -> &[u8] {
     })
 }
 
-/// `_ga` cookie → client id: the last two dot-separated parts.
+/// `_ga` cookie → client id: everything after the second dot, as the LMS takes it
+/// (`'.'.join(value.split('.')[2:])`).
 fn client_id_from_ga(value: &str) -> String {
-    let mut parts = value.rsplitn(3, '.');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(last), Some(before), Some(_)) if !last.is_empty() && !before.is_empty() => format!("{before}.{last}"),
-        _ => String::new(),
-    }
+    value.splitn(3, '.').nth(2).unwrap_or("").to_owned()
 }
 
 /// The token of `Authorization: JWT <t>` or `Authorization: Bearer <t>`.
@@ -280,7 +302,7 @@ mod tests {
         assert_eq!(client_id_from_ga("GA1.2.1234.5678"), "1234.5678");
         assert_eq!(client_id_from_ga("GA1.3.987654321.1700000000"), "987654321.1700000000");
         assert_eq!(client_id_from_ga("1234.5678"), "");
-        assert_eq!(client_id_from_ga("GA1.2.."), "");
+        assert_eq!(client_id_from_ga("GA1.2.."), ".");
         assert_eq!(client_id_from_ga(""), "");
     }
 

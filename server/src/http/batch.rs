@@ -3,9 +3,9 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::reply::{origin_allowed, read_items, store_items, Refusal};
+use super::reply::{decoded_body, origin_allowed, store_and_reply, Refusal};
 use crate::context::RequestContext;
-use crate::ingest::event_from_batch_item;
+use crate::ingest::batch::{read_event, split_envelope, BodyError};
 use crate::state::AppState;
 
 pub async fn post_batch(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>, context: RequestContext) -> HttpResponse {
@@ -23,10 +23,22 @@ async fn handle(req: &HttpRequest, body: &[u8], state: &AppState, context: &Requ
         return Err(Refusal::new(403, "origin_not_allowed", "cookie-authenticated requests must come from an allowed origin"));
     }
     check_content_type(req)?;
-    let items = read_items(req, body, state)?;
-    let request_context = context.to_context();
+    let body = decoded_body(req, body, state.limits.inflated_bytes)?;
+    let spans = split_envelope(&body, state.limits.events_per_batch).map_err(|e| envelope_refusal(e, &body))?;
+    state.metrics.received.inc_by(spans.len() as u64);
+    // One receive time for the request: the event time in the tracking log, as in the LMS.
     let received = event_model::timestamp::format(event_model::timestamp::now());
-    store_items(state, items, |item| event_from_batch_item(item, &request_context, &received).and_then(|e| state.rules.apply(e))).await
+    let outcomes = spans.into_iter().map(|span| read_event(&body, span, &state.rules, &received)).collect();
+    store_and_reply(state, &context.to_json(), outcomes).await
+}
+
+/// The answer to a body whose envelope cannot be read.
+pub(crate) fn envelope_refusal(error: BodyError, body: &[u8]) -> Refusal {
+    match error {
+        BodyError::TooManyEvents { .. } => Refusal::new(413, error.code(), error.to_string()),
+        _ if std::str::from_utf8(body).is_err() => Refusal::new(400, "invalid_utf8", "body is not valid UTF-8"),
+        _ => Refusal::new(400, error.code(), error.to_string()),
+    }
 }
 
 /// JSON is accepted as `application/json`, or as `text/plain` (beacons and simple

@@ -33,12 +33,13 @@ pub async fn script(state: web::Data<AppState>) -> HttpResponse {
 /// The last events the server accepted, newest last (demo mode only: they hold
 /// personal data, so a production configuration turns `demo` off).
 pub async fn recent_events(state: web::Data<AppState>) -> HttpResponse {
-    let Some(recent) = &state.recent else { return HttpResponse::NotFound().finish() };
-    let records: Vec<serde_json::Value> = {
+    let Some(recent) = &state.store.recent else { return HttpResponse::NotFound().finish() };
+    let events: Vec<serde_json::Value> = {
         let recent = recent.lock().unwrap_or_else(|p| p.into_inner());
-        recent.iter().filter_map(|r| serde_json::from_slice(r).ok()).collect()
+        recent.iter().flat_map(|r| crate::record::decode(r).unwrap_or_default()).map(|e| e.to_value()).collect()
     };
-    HttpResponse::Ok().json(records)
+    let from = events.len().saturating_sub(crate::ingest::RECENT_RECORDS);
+    HttpResponse::Ok().json(&events[from..])
 }
 
 /// Serves the built SDK (`js/dist`) for the demo page.

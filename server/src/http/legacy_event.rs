@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::reply::{origin_allowed, Refusal};
 use crate::context::RequestContext;
-use crate::ingest::{event_from_legacy, LegacyFields};
+use crate::ingest::legacy::{line_len, read_event, LegacyFields};
 use crate::state::AppState;
 
 pub async fn get_event(req: HttpRequest, state: web::Data<AppState>, context: RequestContext) -> HttpResponse {
@@ -57,9 +57,15 @@ async fn store(fields: Result<LegacyFields, Refusal>, req: &HttpRequest, state: 
     }
     let fields = fields?;
     state.metrics.received.inc();
-    let event = event_from_legacy(fields, &context.to_context()).map_err(|e| Refusal::new(400, e.code(), e.to_string()))?;
-    let event = state.rules.apply(event).map_err(|why| Refusal::new(400, why.reason, why.detail))?;
-    state.accept(vec![event]).await.map_err(|e| {
+    let received = event_model::timestamp::format(event_model::timestamp::now());
+    let event = read_event(&fields, &state.rules, &received).map_err(|why| Refusal::new(400, why.reason, why.detail))?;
+    let context = context.to_json();
+    // The LMS drops a line over its limit without a word; this endpoint says so.
+    let len = line_len(&context, &event.json);
+    if len > state.limits.line_chars {
+        return Err(Refusal::new(400, "line_too_long", format!("the tracking-log line would be {len} characters, over the limit of {}", state.limits.line_chars)));
+    }
+    state.store.accept(&context, vec![event]).await.map_err(|e| {
         tracing::error!(error = %e, "could not store an event; the client may retry");
         Refusal::new(503, "unavailable", "the event could not be stored now; retry later").retry_after(2)
     })?;

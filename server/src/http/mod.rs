@@ -23,6 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
+        .route("/status", web::get().to(health::status))
         .route("/", web::get().to(demo::index))
         .route("/demo.js", web::get().to(demo::script))
         .route("/examples/legacy-page/{tail:.*}", web::get().to(demo::legacy_page))
@@ -37,7 +38,7 @@ pub async fn timed(
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let route = match req.path() {
-        p @ ("/v1/batch" | "/v1/events" | "/event" | "/healthz" | "/readyz" | "/metrics" | "/") => p.to_owned(),
+        p @ ("/v1/batch" | "/v1/events" | "/event" | "/healthz" | "/readyz" | "/metrics" | "/status" | "/") => p.to_owned(),
         p if p.starts_with("/sdk/") => "/sdk".to_owned(),
         _ => "other".to_owned(),
     };

@@ -6,10 +6,13 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 
-use crate::ingest::{client_id_of, parse_batch, Accepted, BodyError};
-use crate::state::{AppState, Stored};
 use event_model::processor::Rejection;
-use serde_json::Value;
+use event_model::rules::json::push_str_literal;
+use uuid::Uuid;
+
+use crate::ingest::batch::Refused;
+use crate::ingest::{EventText, Stored};
+use crate::state::AppState;
 
 /// A refused request: status, stable code, and a sentence.
 #[derive(Debug)]
@@ -90,56 +93,66 @@ pub fn decoded_body<'a>(req: &HttpRequest, body: &'a [u8], inflated_limit: usize
     }
 }
 
-/// Reads a batch body (`{"events": [...]}`, gzip allowed) within the limits.
-pub fn read_items(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<Vec<Value>, Refusal> {
-    let body = decoded_body(req, body, state.limits.inflated_bytes)?;
-    let items = parse_batch(&body, state.limits.events_per_batch).map_err(|e| match e {
-        BodyError::TooManyEvents { .. } => Refusal::new(413, e.code(), e.to_string()),
-        _ => Refusal::new(400, e.code(), e.to_string()),
-    })?;
-    state.metrics.received.inc_by(items.len() as u64);
-    Ok(items)
-}
+/// The events of a batch, each read on its own: `Ok` to store, `Err` refused with a reason.
+pub type Outcomes = Vec<Result<EventText, Refused>>;
 
-/// Builds every item with `build`, stores the good ones durably, and answers with a
-/// result per item, in order: one bad event never costs the others.
-pub async fn store_items(
-    state: &AppState,
-    items: Vec<Value>,
-    build: impl Fn(Value) -> Result<Accepted, Rejection>,
-) -> Result<HttpResponse, Refusal> {
-    let mut ids = Vec::with_capacity(items.len());
-    let mut built = Vec::with_capacity(items.len());
-    let mut events = Vec::with_capacity(items.len());
-    for item in items {
-        let client_id = client_id_of(&item);
-        match build(item) {
+/// Stores the readable events of a request as one record sharing `context`, and
+/// answers with a result per event, in order: one bad event never costs the others.
+pub async fn store_and_reply(state: &AppState, context: &str, outcomes: Outcomes) -> Result<HttpResponse, Refusal> {
+    let mut ids: Vec<Option<Uuid>> = Vec::with_capacity(outcomes.len());
+    let mut slots: Vec<Result<usize, Rejection>> = Vec::with_capacity(outcomes.len());
+    let mut events = Vec::with_capacity(outcomes.len());
+    for outcome in outcomes {
+        match outcome {
             Ok(event) => {
-                ids.push(event.id.map(|id| id.to_string()).or(client_id));
-                built.push(Ok(events.len()));
+                ids.push(event.id);
+                slots.push(Ok(events.len()));
                 events.push(event);
             }
-            Err(why) => {
-                state.metrics.rejected.with_label_values(&[why.reason]).inc();
-                ids.push(client_id);
-                built.push(Err(why));
+            Err(refused) => {
+                state.metrics.rejected.with_label_values(&[refused.why.reason]).inc();
+                ids.push(refused.id);
+                slots.push(Err(refused.why));
             }
         }
     }
-    let stored = state.accept(events).await.map_err(|e| {
-        tracing::error!(error = %e, "could not store a batch; the client will retry");
-        Refusal::new(503, "unavailable", "events could not be stored now; retry later").retry_after(2)
-    })?;
-    let results: Vec<Value> = built
-        .into_iter()
-        .zip(ids)
-        .map(|(result, id)| match result {
-            Ok(n) if stored[n] == Stored::Accepted => json!({"id": id, "status": "accepted"}),
-            Ok(_) => json!({"id": id, "status": "duplicate"}),
-            Err(why) => json!({"id": id, "status": "rejected", "reason": why.reason, "detail": why.detail}),
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "results": results })))
+    let stored = if events.is_empty() {
+        Vec::new()
+    } else {
+        state.store.accept(context, events).await.map_err(|e| {
+            tracing::error!(error = %e, "could not store a batch; the client will retry");
+            Refusal::new(503, "unavailable", "events could not be stored now; retry later").retry_after(2)
+        })?
+    };
+    let mut body = String::with_capacity(32 + ids.len() * 64);
+    body.push_str("{\"results\":[");
+    for (i, (slot, id)) in slots.into_iter().zip(ids).enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str("{\"id\":");
+        match id {
+            Some(id) => {
+                body.push('"');
+                body.push_str(id.as_hyphenated().encode_lower(&mut Uuid::encode_buffer()));
+                body.push('"');
+            }
+            None => body.push_str("null"),
+        }
+        match slot {
+            Ok(n) if stored[n] == Stored::Accepted => body.push_str(",\"status\":\"accepted\"}"),
+            Ok(_) => body.push_str(",\"status\":\"duplicate\"}"),
+            Err(why) => {
+                body.push_str(",\"status\":\"rejected\",\"reason\":");
+                push_str_literal(&mut body, why.reason);
+                body.push_str(",\"detail\":");
+                push_str_literal(&mut body, &why.detail);
+                body.push('}');
+            }
+        }
+    }
+    body.push_str("]}");
+    Ok(HttpResponse::Ok().content_type("application/json").body(body))
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use event_model::processor::Rejection;
 use event_model::Event;
 
-use super::reply::{read_items, store_items, Refusal};
+use super::reply::{decoded_body, store_and_reply, Refusal};
+use crate::ingest::batch::{split_envelope, Refused};
 use crate::state::AppState;
 
 pub async fn post_events(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
@@ -30,10 +31,18 @@ async fn handle(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<Http
     if !given.is_some_and(|g| same_secret(g.as_bytes(), token.as_bytes())) {
         return Err(Refusal::new(401, "unauthorized", "a valid server token is required"));
     }
-    let items = read_items(req, body, state)?;
-    store_items(state, items, |item| {
-        let event = Event::from_value(item).map_err(|e| Rejection::new("invalid_event", e.to_string()))?;
-        state.rules.apply(event)
-    })
-    .await
+    let body = decoded_body(req, body, state.limits.inflated_bytes)?;
+    let spans = split_envelope(&body, state.limits.events_per_batch).map_err(|e| super::batch::envelope_refusal(e, &body))?;
+    state.metrics.received.inc_by(spans.len() as u64);
+    let outcomes = spans
+        .into_iter()
+        .map(|(a, b)| {
+            let text = std::str::from_utf8(&body[a..b]).map_err(|_| Refused { id: None, why: Rejection::new("invalid_utf8", "event is not valid UTF-8") })?;
+            let event = Event::parse(text).map_err(|e| Refused { id: None, why: Rejection::new("invalid_event", e.to_string()) })?;
+            let id = event.id().and_then(|id| uuid::Uuid::parse_str(&id).ok());
+            state.rules.apply(event).map_err(|why| Refused { id, why })
+        })
+        .collect();
+    // These events carry their own context: the record shares none.
+    store_and_reply(state, "{}", outcomes).await
 }

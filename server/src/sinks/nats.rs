@@ -10,17 +10,18 @@
 //! ingest is never blocked (the log absorbs the outage, up to `[wal] max_bytes`), and
 //! the lag metric grows until NATS is back.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+use async_nats::jetstream::context::PublishError;
 use async_nats::jetstream::{self, message::PublishMessage, stream};
 use async_nats::ServerAddr;
 use event_model::config::Chain;
-use event_model::{Event, Map, Value};
-use serde::{Deserialize, Serialize};
+use event_model::rules::json::push_str_literal;
+use serde::Deserialize;
 use sha2::Digest as _;
 
+use super::driver::{Checkpointer, Failure, NoState, Records, Sink};
+use super::spill::SpillWriter;
 use super::{SinkContext, SinkError};
 
 /// Every event subject starts with this token.
@@ -236,29 +237,6 @@ pub fn message_id(id: Option<&str>, payload: &[u8]) -> String {
     }
 }
 
-/// Exponential backoff with a cap.
-pub(crate) struct Backoff {
-    next: Duration,
-    first: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    pub(crate) fn new(first: Duration, max: Duration) -> Self {
-        Backoff { next: first, first, max }
-    }
-
-    pub(crate) fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(self.max);
-        delay
-    }
-
-    pub(crate) fn reset(&mut self) {
-        self.next = self.first;
-    }
-}
-
 /// Connects to one of `servers`, logging disconnections and reconnections. Once
 /// connected, the client reconnects by itself (to any server of the cluster).
 pub(crate) async fn connect(servers: &[ServerAddr], name: &str, timeout: Duration) -> Result<async_nats::Client, async_nats::ConnectError> {
@@ -366,12 +344,6 @@ async fn ensure_stream(js: &jetstream::Context, options: &Options) -> Result<(),
     Ok(())
 }
 
-/// What is durable: every log record before `seq` has been acknowledged by JetStream.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct Checkpoint {
-    seq: u64,
-}
-
 /// One message to publish.
 struct Outgoing {
     subject: String,
@@ -385,144 +357,162 @@ pub struct NatsSink {
     options: Options,
     chain: Chain,
     context: SinkContext,
-    checkpoint: Checkpoint,
+    /// Its own runtime (the sink runs on a thread of its own); taken while in use.
+    runtime: Option<tokio::runtime::Runtime>,
+    connection: Option<jetstream::Context>,
 }
 
 impl NatsSink {
-    /// Loads the sink's checkpoint (a new sink starts at the oldest record in the
-    /// log) and, if NATS answers, creates or checks the stream: a stream with other
-    /// subjects or replicas is a configuration error reported now. An unreachable
-    /// NATS is not: the sink keeps trying while ingest goes on.
-    pub fn open(name: String, options: Options, chain: Chain, context: SinkContext) -> Result<Self, SinkError> {
-        let stored: Option<Checkpoint> = context.load_checkpoint(&name)?;
-        if let Err(StreamProblem::Refused(message)) = check_stream_at_start(&name, &options) {
-            return Err(SinkError::Options { path: name, message });
+    /// If NATS answers, creates or checks the stream: a stream with other subjects or
+    /// replicas is a configuration error reported now. An unreachable NATS is not: the
+    /// sink keeps trying while ingest goes on.
+    pub fn check(name: &str, options: &Options) -> Result<(), SinkError> {
+        if let Err(StreamProblem::Refused(message)) = check_stream_at_start(name, options) {
+            return Err(SinkError::Options { path: name.to_owned(), message });
         }
-        let checkpoint = Checkpoint { seq: context.resume_at(&name, stored.map(|c| c.seq)) };
-        Ok(NatsSink { name, options, chain, context, checkpoint })
+        Ok(())
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
+    pub fn new(name: String, options: Options, chain: Chain, context: SinkContext) -> Result<Self, Failure> {
+        // One worker of its own keeps the connection serviced (pings, reconnects,
+        // acknowledgements) between the driver's deliveries.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name(format!("nats {name}"))
+            .enable_all()
+            .build()
+            .map_err(|e| Failure::unavailable(format!("starting the NATS sink's runtime: {e}")))?;
+        Ok(NatsSink { name, options, chain, context, runtime: Some(runtime), connection: None })
     }
 
-    /// Publishes the log until asked to stop and caught up. Failures are retried
-    /// from the checkpoint with backoff; when stopping, a failure ends the sink (the
-    /// checkpoint keeps the rest for the next start).
-    pub fn run(mut self) {
-        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(r) => r,
-            Err(error) => {
-                tracing::error!(sink = %self.name, %error, "cannot start the NATS sink's runtime");
-                return;
-            }
-        };
-        runtime.block_on(self.run_async());
-    }
-
-    async fn run_async(&mut self) {
-        let metrics = self.context.metrics.clone();
-        let errors = metrics.sink_errors.with_label_values(&[&self.name]);
-        let lag = metrics.sink_lag.with_label_values(&[&self.name]);
-        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
-        let mut connection: Option<jetstream::Context> = None;
-        loop {
-            match self.publish_until_error(&mut connection, &mut backoff).await {
-                Ok(()) => return,
+    /// The messages for log records, or `None` for those the routing drops or that
+    /// cannot be read (counted).
+    fn prepare(&self, records: &Records) -> Vec<Outgoing> {
+        let mut out = Vec::new();
+        for (seq, record) in records {
+            let events = match crate::record::decode(record) {
+                Ok(events) => events,
                 Err(error) => {
-                    errors.inc();
-                    lag.set(self.context.wal.committed_seq().saturating_sub(self.checkpoint.seq) as i64);
-                    if self.context.stop.load(Ordering::SeqCst) {
-                        tracing::error!(sink = %self.name, %error, unpublished = self.context.wal.committed_seq().saturating_sub(self.checkpoint.seq),
-                            "stopping with events not yet in JetStream; they are published after the next start");
-                        return;
-                    }
-                    let delay = backoff.next_delay();
-                    tracing::warn!(sink = %self.name, %error, retry_in_ms = delay.as_millis() as u64, "publishing to JetStream failed; retrying from the checkpoint");
-                    self.sleep_unless_stopping(delay).await;
+                    tracing::error!(sink = %self.name, seq, %error, "unreadable record in the log");
+                    self.context.metrics.sink_rejected.with_label_values(&[&self.name, "unreadable_record"]).inc();
+                    continue;
                 }
-            }
-        }
-    }
-
-    async fn sleep_unless_stopping(&self, delay: Duration) {
-        let deadline = tokio::time::Instant::now() + delay;
-        while tokio::time::Instant::now() < deadline && !self.context.stop.load(Ordering::SeqCst) {
-            tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + Duration::from_millis(100))).await;
-        }
-    }
-
-    async fn publish_until_error(&mut self, connection: &mut Option<jetstream::Context>, backoff: &mut Backoff) -> Result<(), String> {
-        let js = match connection {
-            Some(js) => js.clone(),
-            None => {
-                let client = connect(&self.options.servers, &format!("tracking-server {}", self.name), self.options.ack_timeout)
-                    .await
-                    .map_err(|e| format!("connecting to NATS: {e}"))?;
-                let js = jetstream::ContextBuilder::new()
-                    .timeout(self.options.ack_timeout)
-                    // Publishes given up on hold their in-flight slot until this passes.
-                    .ack_timeout(self.options.ack_timeout)
-                    .max_ack_inflight(self.options.batch)
-                    .backpressure_on_inflight(true)
-                    .build(client);
-                ensure_stream(&js, &self.options).await.map_err(|e| e.to_string())?;
-                *connection = Some(js.clone());
-                js
-            }
-        };
-        let metrics = self.context.metrics.clone();
-        let delivered = metrics.sink_delivered.with_label_values(&[&self.name]);
-        let retried = metrics.sink_retried.with_label_values(&[&self.name]);
-        let lag = metrics.sink_lag.with_label_values(&[&self.name]);
-        let mut reader = self.context.wal.reader(self.checkpoint.seq).map_err(|e| e.to_string())?;
-        loop {
-            if self.context.stop.load(Ordering::SeqCst) && reader.next_seq() >= self.context.wal.committed_seq() {
-                return Ok(());
-            }
-            let batch = reader.read_batch(self.options.batch, Duration::from_millis(100)).await.map_err(|e| e.to_string())?;
-            let Some(&(last_seq, _)) = batch.last() else {
-                lag.set(self.context.wal.committed_seq().saturating_sub(self.checkpoint.seq) as i64);
-                continue;
             };
-            // While the acknowledgements are awaited (through an outage, too), the lag
-            // counts from the checkpoint.
-            lag.set(self.context.wal.committed_seq().saturating_sub(self.checkpoint.seq) as i64);
-            let outgoing: Vec<Outgoing> = batch.into_iter().filter_map(|(_, record)| self.prepare(record)).collect();
-            let count = outgoing.len() as u64;
-            if let Err(error) = publish_all(&js, outgoing).await {
-                retried.inc_by(count);
-                if error.kind() == PublishErrorKind::StreamNotFound {
-                    // Deleted, or no leader yet: check (and create) it again first.
-                    *connection = None;
-                }
-                return Err(format!("publishing: {error}"));
+            for event in events {
+                // Routing drops are counted by the routing counters.
+                let Ok(event) = self.chain.process(event) else { continue };
+                let payload = event.to_compact().into_bytes();
+                let id = message_id(event.id().as_deref(), &payload);
+                out.push(Outgoing { subject: subject_for(&event.name()), id, payload });
             }
-            self.checkpoint.seq = last_seq + 1;
-            self.context.save_checkpoint(&self.name, &self.checkpoint).map_err(|e| e.to_string())?;
-            self.context.passed(&self.name, self.checkpoint.seq);
-            delivered.inc_by(count);
-            lag.set(self.context.wal.committed_seq().saturating_sub(self.checkpoint.seq) as i64);
-            backoff.reset();
         }
+        out
     }
 
-    /// The message for a log record, or `None` when the routing drops it or the
-    /// record cannot be read (counted).
-    fn prepare(&self, record: Vec<u8>) -> Option<Outgoing> {
-        let map = match serde_json::from_slice::<Map<String, Value>>(&record) {
-            Ok(map) => map,
-            Err(error) => {
-                tracing::error!(sink = %self.name, %error, "unreadable record in the log");
-                self.context.metrics.sink_rejected.with_label_values(&[&self.name, "unreadable_record"]).inc();
-                return None;
-            }
-        };
-        // Routing drops are counted by the routing counters.
-        let event = self.chain.process(Event::from_stored(map)).ok()?;
-        // An Event is a JSON object: serializing it into memory cannot fail.
-        let payload = serde_json::to_vec(&event).expect("events serialize");
-        Some(Outgoing { subject: subject_for(event.name()), id: message_id(event.id(), &payload), payload })
+    async fn connection(&mut self) -> Result<jetstream::Context, Failure> {
+        if let Some(js) = &self.connection {
+            return Ok(js.clone());
+        }
+        let client = connect(&self.options.servers, &format!("tracking-server {}", self.name), self.options.ack_timeout)
+            .await
+            .map_err(|e| Failure::unavailable(format!("connecting to NATS: {e}")))?;
+        let js = jetstream::ContextBuilder::new()
+            .timeout(self.options.ack_timeout)
+            // Publishes given up on hold their in-flight slot until this passes.
+            .ack_timeout(self.options.ack_timeout)
+            .max_ack_inflight(self.options.batch)
+            .backpressure_on_inflight(true)
+            .build(client);
+        ensure_stream(&js, &self.options).await.map_err(|e| Failure::unavailable(e.to_string()))?;
+        self.connection = Some(js.clone());
+        Ok(js)
+    }
+
+    fn publish(&mut self, outgoing: Vec<Outgoing>) -> Result<(), Failure> {
+        let rt = self.runtime.take().ok_or_else(|| Failure::unavailable("the NATS sink's runtime is gone"))?;
+        // A batch gets the acknowledgement timeout for its acknowledgements, and as long
+        // again to be sent: publishing waits for in-flight slots, which a broken
+        // connection may never give back.
+        let deadline = self.options.ack_timeout * 2;
+        let batch = self.options.batch;
+        let result = rt.block_on(async {
+            let js = self.connection().await?;
+            let mut outgoing = outgoing.into_iter().peekable();
+            let result = loop {
+                // `batch` publishes in flight at a time, as the option says.
+                let chunk: Vec<Outgoing> = outgoing.by_ref().take(batch).collect();
+                if chunk.is_empty() {
+                    return Ok(());
+                }
+                match tokio::time::timeout(deadline, publish_all(&js, chunk)).await {
+                    Ok(Ok(())) => continue,
+                    Ok(Err(error)) => break Failure::unavailable(format!("publishing: {error}")),
+                    Err(_) => break Failure::unavailable(format!("publishing: no acknowledgements within {} s", deadline.as_secs())),
+                }
+            };
+            // A fresh connection for the retry: its in-flight slots and subscriptions
+            // start clean (and a deleted stream is checked, and created, again).
+            self.connection = None;
+            Err(result)
+        });
+        self.runtime = Some(rt);
+        result
+    }
+
+    /// Publishes spilled lines (`{"subject", "id", "payload"}`); returns how many.
+    pub fn replay(&mut self, lines: &[String]) -> Result<u64, Failure> {
+        let mut outgoing = Vec::with_capacity(lines.len());
+        for line in lines {
+            let Some(fields) = event_model::Fields::parse_text(&event_model::Text::from(line.as_str())) else { continue };
+            let (Some(subject), Some(id), Some(payload)) = (fields.get_str("subject"), fields.get_str("id"), fields.get("payload")) else { continue };
+            outgoing.push(Outgoing { subject: subject.into_owned(), id: id.into_owned(), payload: payload.to_compact().into_bytes() });
+        }
+        let n = outgoing.len() as u64;
+        self.publish(outgoing)?;
+        Ok(n)
+    }
+}
+
+impl Sink for NatsSink {
+    type State = NoState;
+
+    fn resume(&mut self, _: Option<NoState>) -> Result<(), Failure> {
+        Ok(())
+    }
+
+    fn deliver(&mut self, records: &Records, _: &mut Checkpointer<'_, NoState>) -> Result<u64, Failure> {
+        let outgoing = self.prepare(records);
+        let count = outgoing.len() as u64;
+        self.publish(outgoing)?;
+        Ok(count)
+    }
+
+    fn state(&self) -> NoState {
+        NoState {}
+    }
+
+    fn spill(&mut self, records: &Records, spill: &mut SpillWriter) -> Result<u64, Failure> {
+        let outgoing = self.prepare(records);
+        for m in &outgoing {
+            let mut line = String::with_capacity(m.payload.len() + m.subject.len() + 64);
+            line.push_str("{\"subject\":");
+            push_str_literal(&mut line, &m.subject);
+            line.push_str(",\"id\":");
+            push_str_literal(&mut line, &m.id);
+            line.push_str(",\"payload\":");
+            line.push_str(std::str::from_utf8(&m.payload).unwrap_or("null"));
+            line.push('}');
+            spill.write_line(line.as_bytes())?;
+        }
+        Ok(outgoing.len() as u64)
+    }
+
+    fn batching(&self) -> (usize, Duration) {
+        (self.options.batch, Duration::ZERO)
+    }
+
+    fn backoff(&self) -> (Duration, Duration) {
+        (Duration::from_millis(100), Duration::from_secs(10))
     }
 }
 
@@ -623,12 +613,4 @@ mod tests {
         assert!(err("url = \"\"").contains("no NATS server"));
     }
 
-    #[test]
-    fn backoff_doubles_to_its_cap() {
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(350));
-        let delays: Vec<u64> = (0..4).map(|_| b.next_delay().as_millis() as u64).collect();
-        assert_eq!(delays, [100, 200, 350, 350]);
-        b.reset();
-        assert_eq!(b.next_delay(), Duration::from_millis(100));
-    }
 }

@@ -1,20 +1,22 @@
 //! The research tracking log: legacy lines, size and time rotation, mode 0640, and
 //! exactly-once lines across crashes (the checkpoint records the file length that
-//! goes with each log position; a restart truncates back to it and replays).
+//! goes with each log position; a restart cuts the file back to it and writes the
+//! rest again). Lines are transcoded from the stored JSON text in Python's format,
+//! one record (a request's events) at a time; the file rotates between records.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use event_model::config::Chain;
 use event_model::processor::Rejection;
 use event_model::{legacy, Event};
 use serde::{Deserialize, Serialize};
 
-use super::{SinkContext, SinkError};
+use super::driver::{Checkpointer, Failure, Records, Sink};
+use super::SinkContext;
 
 /// Options of a `tracking_log` sink in the routing configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -73,22 +75,31 @@ impl Default for Options {
 
 /// The line the sink writes for an event, or why it writes none.
 pub fn render(event: Event, chain: &Chain, max_line_chars: usize) -> Result<String, Rejection> {
-    let event = chain.process(event)?;
-    let line = legacy::to_line(&event);
-    if line.len() > max_line_chars {
-        return Err(Rejection::new("line_too_long", format!("line is {} characters, over the limit of {max_line_chars}", line.len())));
-    }
+    let mut line = String::with_capacity(1024);
+    render_into(event, chain, max_line_chars, &mut line)?;
     Ok(line)
 }
 
-/// What is durable: every log record before `seq` is in the file, which is
-/// `file_len` bytes long.
+/// [`render`], appending to `out` (nothing is appended when there is no line).
+pub fn render_into(event: Event, chain: &Chain, max_line_chars: usize, out: &mut String) -> Result<(), Rejection> {
+    let event = chain.process(event)?;
+    let start = out.len();
+    legacy::write_line(&event, out);
+    let len = out.len() - start;
+    if len > max_line_chars {
+        out.truncate(start);
+        return Err(Rejection::new("line_too_long", format!("line is {len} characters, over the limit of {max_line_chars}")));
+    }
+    Ok(())
+}
+
+/// What the checkpoint holds beside the log position: every record before it is in
+/// the live file, which is `file_len` bytes long.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct Checkpoint {
-    seq: u64,
-    file_len: u64,
+pub struct LogState {
+    pub file_len: u64,
     /// When the live file was started (seconds since the epoch), for time rotation.
-    opened_at: u64,
+    pub opened_at: u64,
 }
 
 /// The live file.
@@ -119,10 +130,9 @@ impl LiveFile {
         Ok(LiveFile { out, len })
     }
 
-    fn write_line(&mut self, line: &str) -> io::Result<()> {
-        self.out.write_all(line.as_bytes())?;
-        self.out.write_all(b"\n")?;
-        self.len += line.len() as u64 + 1;
+    fn write(&mut self, lines: &str) -> io::Result<()> {
+        self.out.write_all(lines.as_bytes())?;
+        self.len += lines.len() as u64;
         Ok(())
     }
 
@@ -142,128 +152,112 @@ pub struct TrackingLogSink {
     options: Options,
     chain: Chain,
     context: SinkContext,
-    checkpoint: Checkpoint,
+    file: Option<LiveFile>,
+    opened_at: u64,
+    /// The lines of the record being written.
+    lines: String,
 }
 
 impl TrackingLogSink {
-    /// Loads the sink's checkpoint (a new sink starts at the oldest record in the log).
-    pub fn open(name: String, options: Options, chain: Chain, context: SinkContext) -> Result<Self, SinkError> {
-        let stored: Option<Checkpoint> = context.load_checkpoint(&name)?;
-        let mut checkpoint = stored.unwrap_or_else(|| {
-            // A new sink appends to whatever file is already there.
-            let len = std::fs::metadata(&options.path).map(|m| m.len()).unwrap_or(0);
-            Checkpoint { seq: 0, file_len: len, opened_at: unix_now() }
-        });
-        checkpoint.seq = context.resume_at(&name, stored.map(|c| c.seq));
-        Ok(TrackingLogSink { name, options, chain, context, checkpoint })
+    pub fn new(name: String, options: Options, chain: Chain, context: SinkContext) -> Self {
+        TrackingLogSink { name, options, chain, context, file: None, opened_at: unix_now(), lines: String::with_capacity(1 << 16) }
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Consumes the log until asked to stop and caught up. I/O failures (a full
-    /// disk) are retried from the last checkpoint: nothing is skipped.
-    pub fn run(mut self) {
-        loop {
-            match self.run_until_error() {
-                Ok(()) => return,
-                Err(error) => {
-                    tracing::error!(sink = %self.name, %error, "tracking log write failed; retrying from the last checkpoint");
-                    self.context.metrics.sink_errors.with_label_values(&[&self.name]).inc();
-                    std::thread::sleep(Duration::from_secs(1));
-                }
-            }
-        }
-    }
-
-    fn run_until_error(&mut self) -> Result<(), Box<dyn std::error::Error>> {
-        let mut file = LiveFile::open(&self.options.path, self.checkpoint.file_len)?;
-        self.checkpoint.file_len = file.len;
-        let mut reader = self.context.wal.reader(self.checkpoint.seq)?;
-        let metrics = self.context.metrics.clone();
-        let delivered = metrics.sink_delivered.with_label_values(&[&self.name]);
-        let lag = metrics.sink_lag.with_label_values(&[&self.name]);
-        loop {
-            let stopping = self.context.stop.load(Ordering::SeqCst);
-            if stopping && reader.next_seq() >= self.context.wal.committed_seq() {
-                file.sync()?;
-                return Ok(());
-            }
-            let batch = reader.read_batch_blocking(2048, Duration::from_millis(100))?;
-            let Some(&(last_seq, _)) = batch.last() else {
-                self.rotate_if_due(&mut file)?;
-                continue;
-            };
-            let mut written = 0;
-            for (seq, record) in &batch {
-                match serde_json::from_slice::<event_model::Map<String, event_model::Value>>(record) {
-                    Ok(map) => match render(Event::from_stored(map), &self.chain, self.options.max_line_chars) {
-                        Ok(line) => {
-                            let max = self.options.max_bytes;
-                            if max > 0 && file.len > 0 && file.len + line.len() as u64 + 1 > max {
-                                // Every record before `seq` is in the file being rotated.
-                                self.rotate(&mut file, *seq)?;
-                            }
-                            file.write_line(&line)?;
-                            written += 1;
-                        }
-                        Err(why) if why.reason == "line_too_long" => {
-                            tracing::warn!(sink = %self.name, reason = why.reason, "{}", why.detail);
-                            metrics.sink_rejected.with_label_values(&[&self.name, why.reason]).inc();
-                        }
-                        // Routing drops are counted by the routing counters.
-                        Err(_) => {}
-                    },
-                    Err(error) => {
-                        tracing::error!(sink = %self.name, %error, "unreadable record in the log");
-                        metrics.sink_rejected.with_label_values(&[&self.name, "unreadable_record"]).inc();
-                    }
-                }
-            }
-            file.sync()?;
-            self.save(last_seq + 1, file.len)?;
-            delivered.inc_by(written);
-            lag.set(self.context.wal.committed_seq().saturating_sub(last_seq + 1) as i64);
-            self.rotate_if_due(&mut file)?;
-        }
-    }
-
-    fn save(&mut self, seq: u64, file_len: u64) -> Result<(), Box<dyn std::error::Error>> {
-        self.checkpoint.seq = seq;
-        self.checkpoint.file_len = file_len;
-        self.context.save_checkpoint(&self.name, &self.checkpoint)?;
-        self.context.passed(&self.name, seq);
-        Ok(())
-    }
-
-    /// Rotates by age, when the live file is old enough and not empty (size is
-    /// checked before each line).
-    fn rotate_if_due(&mut self, file: &mut LiveFile) -> Result<(), Box<dyn std::error::Error>> {
-        let age = unix_now().saturating_sub(self.checkpoint.opened_at);
-        if self.options.rotate_secs > 0 && file.len > 0 && age >= self.options.rotate_secs {
-            let seq = self.checkpoint.seq;
-            self.rotate(file, seq)?;
-        }
-        Ok(())
+    fn file(&mut self) -> Result<&mut LiveFile, Failure> {
+        self.file.as_mut().ok_or_else(|| Failure::unavailable("the tracking log is not open"))
     }
 
     /// Closes the live file at log position `seq` (every record before it is in the
     /// file), moves it aside with a time suffix, and starts a new one. A crash at any
     /// step resumes without loss or duplicates: the checkpoint before the rename
     /// names the full file, the one after names the empty new file.
-    fn rotate(&mut self, file: &mut LiveFile, seq: u64) -> Result<(), Box<dyn std::error::Error>> {
+    fn rotate(&mut self, seq: u64, checkpoint: &mut Checkpointer<'_, LogState>) -> Result<(), Failure> {
+        let opened_at = self.opened_at;
+        let file = self.file()?;
         file.sync()?;
-        self.save(seq, file.len)?;
+        let len = file.len;
+        checkpoint.save(seq, LogState { file_len: len, opened_at })?;
         let rotated = rotated_name(&self.options.path);
         std::fs::rename(&self.options.path, &rotated)?;
         if let Some(dir) = self.options.path.parent() {
             File::open(dir)?.sync_all()?;
         }
         tracing::info!(sink = %self.name, to = %rotated.display(), "rotated the tracking log");
-        *file = LiveFile::open(&self.options.path, 0)?;
-        self.checkpoint.opened_at = unix_now();
-        self.save(seq, 0)?;
+        self.file = Some(LiveFile::open(&self.options.path, 0)?);
+        self.opened_at = unix_now();
+        checkpoint.save(seq, LogState { file_len: 0, opened_at: self.opened_at })?;
+        Ok(())
+    }
+}
+
+impl Sink for TrackingLogSink {
+    type State = LogState;
+
+    fn resume(&mut self, state: Option<LogState>) -> Result<(), Failure> {
+        // A new sink appends to whatever file is already there.
+        let state = state.unwrap_or_else(|| LogState {
+            file_len: std::fs::metadata(&self.options.path).map(|m| m.len()).unwrap_or(0),
+            opened_at: unix_now(),
+        });
+        self.file = Some(LiveFile::open(&self.options.path, state.file_len)?);
+        self.opened_at = state.opened_at;
+        Ok(())
+    }
+
+    fn deliver(&mut self, records: &Records, checkpoint: &mut Checkpointer<'_, LogState>) -> Result<u64, Failure> {
+        let metrics = self.context.metrics.clone();
+        let mut written = 0;
+        for (seq, record) in records {
+            let events = match crate::record::decode(record) {
+                Ok(events) => events,
+                Err(error) => {
+                    tracing::error!(sink = %self.name, seq, %error, "unreadable record in the log");
+                    metrics.sink_rejected.with_label_values(&[&self.name, "unreadable_record"]).inc();
+                    continue;
+                }
+            };
+            let mut lines = std::mem::take(&mut self.lines);
+            lines.clear();
+            for event in events {
+                match render_into(event, &self.chain, self.options.max_line_chars, &mut lines) {
+                    Ok(()) => {
+                        lines.push('\n');
+                        written += 1;
+                    }
+                    Err(why) if why.reason == "line_too_long" => {
+                        tracing::warn!(sink = %self.name, reason = why.reason, "{}", why.detail);
+                        metrics.sink_rejected.with_label_values(&[&self.name, why.reason]).inc();
+                    }
+                    // Routing drops are counted by the routing counters.
+                    Err(_) => {}
+                }
+            }
+            let max = self.options.max_bytes;
+            let len = self.file()?.len;
+            if max > 0 && len > 0 && len + lines.len() as u64 > max {
+                // Every record before this one is in the file being rotated.
+                self.rotate(*seq, checkpoint)?;
+            }
+            let result = self.file()?.write(&lines);
+            self.lines = lines;
+            result?;
+        }
+        self.file()?.sync()?;
+        Ok(written)
+    }
+
+    fn state(&self) -> LogState {
+        LogState { file_len: self.file.as_ref().map_or(0, |f| f.len), opened_at: self.opened_at }
+    }
+
+    /// Rotates by age, when the live file is old enough and not empty (size is
+    /// checked before each record).
+    fn tick(&mut self, checkpoint: &mut Checkpointer<'_, LogState>) -> Result<(), Failure> {
+        let age = unix_now().saturating_sub(self.opened_at);
+        if self.options.rotate_secs > 0 && self.file()?.len > 0 && age >= self.options.rotate_secs {
+            let seq = checkpoint.seq();
+            self.rotate(seq, checkpoint)?;
+        }
         Ok(())
     }
 }

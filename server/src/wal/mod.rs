@@ -35,6 +35,9 @@ pub use checkpoint::Checkpoints;
 pub use reader::WalReader;
 pub use record::MAX_RECORD_BYTES;
 
+/// The smallest segment size [`Wal::open`] makes a large cap's segments into.
+pub const MIN_SEGMENT_BYTES: u64 = 64 << 10;
+
 /// When an append is acknowledged relative to fsync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CommitPolicy {
@@ -305,7 +308,9 @@ impl Wal {
     /// Recovery verifies every record; a torn or corrupt tail of the last segment
     /// is cut off (and logged), damage anywhere else is [`WalError::Corrupt`].
     pub fn open(mut config: WalConfig) -> Result<Wal, WalError> {
-        config.segment_bytes = config.segment_bytes.max(1);
+        // Consumed segments are removed whole: keep them small beside the cap, so the
+        // log can shrink before it fills.
+        config.segment_bytes = config.segment_bytes.min((config.max_bytes / 8).max(MIN_SEGMENT_BYTES)).max(1);
         config.queue_capacity = config.queue_capacity.max(1);
         let rec = recovery::recover(&config)?;
         tracing::info!(

@@ -212,6 +212,16 @@ impl WalReader {
         Ok(WalReader { shared, pos, watch })
     }
 
+    /// Bytes of committed log from this reader's position to the end: how far behind
+    /// a consumer at this position is.
+    pub fn bytes_ahead(&self) -> u64 {
+        let before: u64 = {
+            let segs = lock(&self.shared.segments);
+            segs.iter().take_while(|s| s.first_seq < self.pos.seg_first).map(|s| s.bytes).sum()
+        };
+        self.shared.size.load(Ordering::Relaxed).saturating_sub(before + self.pos.offset)
+    }
+
     /// Sequence number of the next record this reader returns.
     pub fn next_seq(&self) -> u64 {
         self.pos.next_seq

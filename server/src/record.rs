@@ -1,0 +1,186 @@
+//! The write-ahead log record: one request's accepted events, with the request
+//! context written once, as compact JSON:
+//!
+//! ```json
+//! {"context":{"session":"…","user_id":42,…},
+//!  "events":[{"name":"…","timestamp":"…","data":{…},"context":{"course_id":"…","page":"…"},"id":"…"}]}
+//! ```
+//!
+//! An event's own `context` holds what differs per event; reading a record merges it
+//! over the shared one (a Python `dict.update`: shared keys keep their place). The same
+//! bytes are what the JetStream sink publishes and the relay stores. A record written
+//! by an earlier version (one event in the modern shape) reads as that one event.
+
+use std::sync::Arc;
+
+use event_model::rules::json::{sub, Dialect, Invalid, Scanner};
+use event_model::{Event, Fields, Json, Text};
+
+/// A record that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("the record is not UTF-8")]
+    Utf8,
+    #[error("the record is not JSON ({})", .0.code())]
+    Json(Invalid),
+    #[error("the record is not an object with `context` and `events`, nor an event")]
+    Shape,
+}
+
+/// Builds a record: the shared context, then events pushed one by one.
+pub struct RecordBuilder {
+    buf: String,
+    events: usize,
+}
+
+impl RecordBuilder {
+    /// Starts a record whose events share `context` (a compact JSON object).
+    pub fn new(context: &str, capacity: usize) -> RecordBuilder {
+        let mut buf = String::with_capacity(context.len() + capacity + 24);
+        buf.push_str("{\"context\":");
+        buf.push_str(context);
+        buf.push_str(",\"events\":[");
+        RecordBuilder { buf, events: 0 }
+    }
+
+    /// Appends one event: a compact JSON object in the modern shape, whose `context`
+    /// holds only what differs from the shared one.
+    pub fn push(&mut self, event_json: &str) {
+        if self.events > 0 {
+            self.buf.push(',');
+        }
+        self.buf.push_str(event_json);
+        self.events += 1;
+    }
+
+    /// Events pushed so far.
+    pub fn len(&self) -> usize {
+        self.events
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events == 0
+    }
+
+    /// The record's bytes.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.buf.push_str("]}");
+        self.buf.into_bytes()
+    }
+}
+
+/// The events of a record, each with its full context, sharing the record's text.
+pub fn decode(record: &[u8]) -> Result<Vec<Event>, RecordError> {
+    let text = std::str::from_utf8(record).map_err(|_| RecordError::Utf8)?;
+    let len = text.len();
+    let buf: Arc<str> = Arc::from(text);
+    let whole = Text::slice(&buf, 0, len);
+    let mut s = Scanner::containing(&buf, Dialect::Python);
+    let mut shared: Option<Fields> = None;
+    let mut events: Option<Vec<Event>> = None;
+    let mut single = Fields::new();
+    s.object(0, &mut |s, key, depth| {
+        let name = key.decode(s.src());
+        match name.as_ref() {
+            "context" if shared.is_none() && events.is_none() => {
+                let (a, b) = s.value(depth)?;
+                shared = Json::from_checked(sub_text(&whole, a, b)).to_fields();
+                single.insert("context", Json::from_checked(sub_text(&whole, a, b)));
+                Ok(())
+            }
+            "events" => {
+                let context = shared.clone().unwrap_or_default();
+                let mut list = Vec::new();
+                s.array(depth, &mut |s, depth| {
+                    let (a, b) = s.value(depth)?;
+                    let fields = Json::from_checked(sub_text(&whole, a, b)).to_fields();
+                    list.push(merged(fields.unwrap_or_default(), &context));
+                    Ok(())
+                })?;
+                events = Some(list);
+                Ok(())
+            }
+            _ => {
+                let (a, b) = s.value(depth)?;
+                single.insert(Text::from(name.into_owned()), Json::from_checked(sub_text(&whole, a, b)));
+                Ok(())
+            }
+        }
+    })
+    .map_err(RecordError::Json)?;
+    if !s.at_end() {
+        return Err(RecordError::Json(Invalid::Syntax { at: s.pos() }));
+    }
+    match events {
+        Some(events) => Ok(events),
+        None if single.contains_key("name") || single.contains_key("data") => {
+            // An event as earlier versions stored it.
+            if let Some(context) = single.get_mut("context") {
+                if let Some(fields) = context.to_fields() {
+                    *context = Json::Object(fields);
+                }
+            }
+            Ok(vec![Event::from_fields(single)])
+        }
+        None => Err(RecordError::Shape),
+    }
+}
+
+/// An event of a record with the shared context merged under its own.
+fn merged(mut event: Fields, shared: &Fields) -> Event {
+    let own = event.get("context").and_then(Json::to_fields).unwrap_or_default();
+    let mut context = shared.clone();
+    context.update(&own);
+    event.insert("context", Json::Object(context));
+    Event::from_fields(event)
+}
+
+fn sub_text(whole: &Text, a: usize, b: usize) -> Text {
+    debug_assert!(sub(whole, a, b).len() == b - a);
+    whole.sub(a, b)
+}
+
+/// The ids of a record's events (those that have one).
+pub fn event_ids(record: &[u8]) -> Result<Vec<uuid::Uuid>, RecordError> {
+    Ok(decode(record)?.iter().filter_map(|e| e.id().and_then(|id| uuid::Uuid::parse_str(&id).ok())).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use event_model::json;
+
+    #[test]
+    fn round_trip_with_the_context_written_once() {
+        let mut r = RecordBuilder::new(r#"{"session":"s","user_id":42,"course_id":"","page":"x"}"#, 256);
+        r.push(r#"{"name":"a.b.c","timestamp":"t","data":{"k":"\ud83d"},"context":{"course_id":"c","event_source":"browser"},"id":"0192f3a0-7b1c-7d2e-8f3a-0123456789ab"}"#);
+        r.push(r#"{"name":"d.e.f","timestamp":"t","data":{},"context":{},"type":"track"}"#);
+        assert_eq!(r.len(), 2);
+        let bytes = r.finish();
+        let events = decode(&bytes).unwrap();
+        assert_eq!(events.len(), 2);
+        let first = &events[0];
+        assert_eq!(first.context().keys().collect::<Vec<_>>(), ["session", "user_id", "course_id", "page", "event_source"]);
+        assert_eq!(first.context()["course_id"], json!("c"), "the event's own value wins, in the shared key's place");
+        assert_eq!(first.data().unwrap().to_compact(), r#"{"k":"\ud83d"}"#);
+        assert_eq!(events[1].context()["user_id"], json!(42));
+        assert_eq!(events[1].get_str("type").unwrap(), "track");
+        assert_eq!(event_ids(&bytes).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn records_of_earlier_versions_are_one_event() {
+        let old = br#"{"name":"a.b.c","timestamp":"2026-11-22T10:01:02+00:00","data":{"x":1},"context":{"user_id":7},"id":"0192f3a0-7b1c-7d2e-8f3a-0123456789ab"}"#;
+        let events = decode(old).unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].context()["user_id"], json!(7));
+        assert_eq!(events[0].name(), "a.b.c");
+    }
+
+    #[test]
+    fn unreadable_records() {
+        assert_eq!(decode(b"\xff"), Err(RecordError::Utf8));
+        assert!(matches!(decode(b"{"), Err(RecordError::Json(_))));
+        assert_eq!(decode(b"{\"other\":1}"), Err(RecordError::Shape));
+    }
+}
