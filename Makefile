@@ -20,9 +20,10 @@ sdk:
 build: deps-run sdk
 	$(CARGO) build --release -p tracking-server
 
-# The server on its embedded default: 127.0.0.1:8080, ./data/, the demo page at /.
+# The server on its embedded default (127.0.0.1:8080, ./data/), with the demo page at /
+# (off in the binary's default: it shows recent events, to loopback clients only).
 run: build
-	./target/release/tracking-server
+	TRACKING_DEMO=1 ./target/release/tracking-server
 
 test: deps sdk test-rust test-wasm-build test-sdk test-js test-e2e
 

@@ -58,12 +58,13 @@ impl Ingest {
         remember_logged_ids(&wal, &dedupe)?;
         let sinks = Sinks::start(&routing, &config.data_dir, wal.clone(), config.wal.max_bytes, checkpoints, metrics.clone(), &counters)?;
         let rules = IngestRules::new(config.ingest.name_validation, config.ingest.scrub_keys.clone(), config.limits.event_bytes, counters.clone());
+        let context_config = Arc::new(context_config(config)?);
         let store = Store { wal: wal.clone(), dedupe, metrics: metrics.clone(), recent: config.demo.then(Default::default) };
         let state = web::Data::new(AppState {
             store,
             rules,
             limits: config.limits.clone(),
-            rate_limiter: AppState::rate_limiter(&config.limits),
+            rate_limit: crate::ratelimit::RateLimit::new(AppState::client_limiter(&config.limits), context_config.trusted_proxies.clone()),
             metrics,
             counters,
             allowed_origins: config.security.allowed_origins.clone(),
@@ -73,7 +74,6 @@ impl Ingest {
             sinks: sinks.status.clone(),
             limits_wal_max_bytes: config.wal.max_bytes,
         });
-        let context_config = Arc::new(context_config(config)?);
         let tracker = request_tracker(Arc::new(LocalBackend::new(state.clone().into_inner())));
         Ok(Ingest { state, context_config, tracker, sinks, wal })
     }
@@ -185,6 +185,8 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
             .app_data(web::PayloadConfig::new(body_limit))
             .configure(crate::http::configure)
             .wrap(RequestContextLayer::new(context_config.clone(), tracker.clone()))
+            // Before the body is read or a credential verified.
+            .wrap(actix_web::middleware::from_fn(crate::http::rate_limited))
             .wrap(cors(&origins))
             .wrap(actix_web::middleware::from_fn(crate::http::timed))
     })

@@ -35,7 +35,9 @@ pub struct ServerConfig {
     pub listen: String,
     /// Where the write-ahead log, checkpoints and (by default) the tracking log live.
     pub data_dir: PathBuf,
-    /// Serve the demo page at `/`.
+    /// Serve the demo page at `/` (off by default: its recent-events view shows
+    /// personal data; even when on, that view answers loopback clients only).
+    /// `TRACKING_DEMO=1` turns it on.
     pub demo: bool,
     /// HTTP worker threads (0: one per core).
     pub workers: usize,
@@ -55,7 +57,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: "127.0.0.1:8080".into(),
             data_dir: "data".into(),
-            demo: true,
+            demo: false,
             workers: 0,
             wal: WalSection::default(),
             dedupe: DedupeSection::default(),
@@ -129,6 +131,10 @@ pub struct LimitsSection {
     /// Requests per second per client IP (0: no limit), and the burst allowed.
     pub rate_per_second: u32,
     pub rate_burst: u32,
+    /// Clients the rate limiter tracks at once: a table of this many 32-byte slots,
+    /// allocated at start (idle clients are forgotten; a flood of new addresses takes
+    /// over the slots closest to idle).
+    pub rate_clients: usize,
 }
 
 impl Default for LimitsSection {
@@ -141,6 +147,7 @@ impl Default for LimitsSection {
             line_chars: 50_000,
             rate_per_second: 200,
             rate_burst: 1000,
+            rate_clients: 65_536,
         }
     }
 }
@@ -226,6 +233,9 @@ impl ServerConfig {
         }
         if let Ok(dir) = std::env::var("TRACKING_DATA_DIR") {
             self.data_dir = dir.into();
+        }
+        if let Ok(demo) = std::env::var("TRACKING_DEMO") {
+            self.demo = matches!(demo.as_str(), "1" | "true" | "yes" | "on");
         }
     }
 

@@ -16,6 +16,7 @@ pub mod emit;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod ratelimit;
 pub mod record;
 pub mod relay;
 pub mod sinks;

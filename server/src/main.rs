@@ -1,5 +1,6 @@
 //! `tracking-server`: with no arguments, the ingest server on 127.0.0.1:8080 writing
-//! `./data/`; `convert --to legacy` for reprocessing archives.
+//! `./data/`; `relay` for the JetStream relay; `convert --to legacy` for reprocessing
+//! archives; `replay-spill` to deliver what a sink spilled.
 
 /// mimalloc: events are many small allocations; glibc's malloc spent a third of the
 /// ingest CPU in allocation and consolidation.
@@ -35,6 +36,16 @@ enum Command {
         #[arg(long, value_enum)]
         to: Format,
     },
+    /// Deliver what a sink spilled (its closed spill files, oldest first, each removed
+    /// once delivered); it can run beside the server.
+    ReplaySpill {
+        /// The sink: its path in the routing (`root/segment/segment`) or its name.
+        #[arg(long)]
+        sink: String,
+        /// How long to keep retrying a failing delivery before giving up, in seconds.
+        #[arg(long, default_value_t = 600)]
+        patience_secs: u64,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -61,6 +72,15 @@ fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => actix_web::rt::System::new().block_on(tracking_server::app::serve(config)),
         Command::Relay => actix_web::rt::System::new().block_on(tracking_server::relay::serve(config)),
+        Command::ReplaySpill { sink, patience_secs } => {
+            let routing = config.routing()?;
+            let (path, target) = tracking_server::sinks::replay_target(&routing, &config.data_dir, config.wal.max_bytes, &sink)?;
+            let metrics = std::sync::Arc::new(tracking_server::metrics::Metrics::new());
+            let report = tracking_server::sinks::replay_spill(&path, target, &config.data_dir, metrics, std::time::Duration::from_secs(patience_secs))
+                .map_err(|failure| anyhow::anyhow!("replaying the spill of {path}: {}", failure.message))?;
+            println!("replayed {} messages from {} spill files of {path}", report.messages, report.files);
+            Ok(())
+        }
         Command::Convert { to: Format::Legacy } => {
             let routing = config.routing()?;
             let (chain, options) = tracking_server::convert::tracking_log_pipeline(&routing)?;

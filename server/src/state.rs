@@ -1,11 +1,9 @@
 //! What the HTTP handlers share: durable acceptance, the rules, limits, metrics.
 
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use event_model::routing::Counters;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::LimitsSection;
 use crate::ingest::{IngestRules, Store};
@@ -21,7 +19,8 @@ pub struct AppState {
     pub counters: Arc<Counters>,
     /// Origins allowed for CORS and for cookie-authenticated POSTs.
     pub allowed_origins: Vec<String>,
-    pub rate_limiter: Option<DefaultKeyedRateLimiter<String>>,
+    /// Per-client limits, checked before anything else (see `ratelimit`).
+    pub rate_limit: crate::ratelimit::RateLimit,
     pub ready: AtomicBool,
     pub demo: bool,
     /// The shared token of `POST /v1/events` (`TRACKING_SERVER_TOKEN`); `None` closes it.
@@ -33,19 +32,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// A per-client-IP limiter, or none when `rate_per_second` is 0.
-    pub fn rate_limiter(limits: &LimitsSection) -> Option<DefaultKeyedRateLimiter<String>> {
-        let rate = NonZeroU32::new(limits.rate_per_second)?;
-        let burst = NonZeroU32::new(limits.rate_burst.max(limits.rate_per_second)).unwrap_or(rate);
-        Some(RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)))
-    }
-
-    /// Whether a request from `client` is within its rate.
-    pub fn within_rate(&self, client: &str) -> bool {
-        match &self.rate_limiter {
-            None => true,
-            Some(limiter) => limiter.check_key(&client.to_owned()).is_ok(),
-        }
+    /// The per-client limiter of `limits`, or none when `rate_per_second` is 0.
+    pub fn client_limiter(limits: &LimitsSection) -> Option<crate::ratelimit::ClientLimiter> {
+        (limits.rate_per_second > 0).then(|| crate::ratelimit::ClientLimiter::new(limits.rate_per_second, limits.rate_burst, limits.rate_clients))
     }
 
     pub fn is_ready(&self) -> bool {

@@ -25,7 +25,8 @@ export async function startServer(extra = '', env = {}) {
 }
 
 function writeConfig(server, port) {
-  writeFileSync(join(server.dir, 'server.toml'), `listen = "127.0.0.1:${port}"\ndata_dir = "${server.data}"\n${server.extra}\n`);
+  // The legacy-page example and the SDK files are served by the demo.
+  writeFileSync(join(server.dir, 'server.toml'), `listen = "127.0.0.1:${port}"\ndata_dir = "${server.data}"\ndemo = true\n${server.extra}\n`);
 }
 
 function spawnServer(server) {

@@ -16,9 +16,6 @@ pub async fn post_batch(req: HttpRequest, body: web::Bytes, state: web::Data<App
 }
 
 async fn handle(req: &HttpRequest, body: &[u8], state: &AppState, context: &RequestContext) -> Result<HttpResponse, Refusal> {
-    if !state.within_rate(&context.ip) {
-        return Err(Refusal::new(429, "rate_limited", "too many requests from this client").retry_after(1));
-    }
     if context.authenticated_by_cookie && !origin_allowed(req, &state.allowed_origins) {
         return Err(Refusal::new(403, "origin_not_allowed", "cookie-authenticated requests must come from an allowed origin"));
     }

@@ -32,8 +32,12 @@ pub async fn script(state: web::Data<AppState>) -> HttpResponse {
 
 /// The last events the server accepted, newest last (demo mode only: they hold
 /// personal data, so a production configuration turns `demo` off).
-pub async fn recent_events(state: web::Data<AppState>) -> HttpResponse {
+pub async fn recent_events(req: actix_web::HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let Some(recent) = &state.store.recent else { return HttpResponse::NotFound().finish() };
+    // The peer itself, not a forwarded address: a proxy in front must not open it.
+    if !req.peer_addr().is_some_and(|peer| peer.ip().to_canonical().is_loopback()) {
+        return HttpResponse::Forbidden().body("the demo's recent events are shown to loopback clients only");
+    }
     let events: Vec<serde_json::Value> = {
         let recent = recent.lock().unwrap_or_else(|p| p.into_inner());
         recent.iter().flat_map(|r| crate::record::decode(r).unwrap_or_default()).map(|e| e.to_value()).collect()

@@ -49,9 +49,6 @@ async fn respond(fields: Result<LegacyFields, Refusal>, req: &HttpRequest, state
 }
 
 async fn store(fields: Result<LegacyFields, Refusal>, req: &HttpRequest, state: &AppState, context: &RequestContext) -> Result<(), Refusal> {
-    if !state.within_rate(&context.ip) {
-        return Err(Refusal::new(429, "rate_limited", "too many requests from this client").retry_after(1));
-    }
     if req.method() == actix_web::http::Method::POST && context.authenticated_by_cookie && !origin_allowed(req, &state.allowed_origins) {
         return Err(Refusal::new(403, "origin_not_allowed", "cookie-authenticated requests must come from an allowed origin"));
     }

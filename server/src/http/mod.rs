@@ -31,6 +31,24 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/sdk/{file:.*}", web::get().to(demo::sdk_file));
 }
 
+/// Middleware: the per-client rate limit of the ingest endpoints, before anything
+/// else is done with the request (body, credentials).
+pub async fn rate_limited(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::EitherBody<impl actix_web::body::MessageBody>>, actix_web::Error> {
+    let limited = matches!(req.path(), "/v1/batch" | "/v1/events" | "/event");
+    if limited {
+        if let Some(state) = req.app_data::<web::Data<crate::state::AppState>>().cloned() {
+            if let Err(wait) = state.rate_limit.check(&req) {
+                let reply = reply::Refusal::new(429, "rate_limited", "too many requests from this client").retry_after(wait as u32).respond(&state);
+                return Ok(req.into_response(reply).map_into_right_body());
+            }
+        }
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
 /// Middleware: every request's latency lands in the histogram, by route and status.
 pub async fn timed(
     req: actix_web::dev::ServiceRequest,

@@ -112,6 +112,24 @@ impl SinkContext {
     }
 }
 
+/// The events of a log record; an unreadable record is logged, counted and `None`.
+pub fn events_of(metrics: &Metrics, sink: &str, seq: u64, record: &[u8]) -> Option<Vec<event_model::Event>> {
+    match crate::record::decode(record) {
+        Ok(events) => Some(events),
+        Err(error) => {
+            tracing::error!(sink, seq, %error, "unreadable record in the log");
+            metrics.sink_rejected.with_label_values(&[sink, "unreadable_record"]).inc();
+            None
+        }
+    }
+}
+
+/// `20261122-100102`: the UTC time in file names (rotated logs, spill files).
+pub fn file_stamp() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!("{:04}{:02}{:02}-{:02}{:02}{:02}", now.year(), u8::from(now.month()), now.day(), now.hour(), now.minute(), now.second())
+}
+
 /// The checkpoint file of a sink: its branch path with dots.
 fn checkpoint_key(sink_path: &str) -> String {
     sink_path.replace('/', ".")
@@ -209,7 +227,7 @@ impl Sinks {
                     Box::new(move || {
                         let c = cx.clone();
                         driver::supervise(
-                            move || Ok(tracking_log::TrackingLogSink::new(name.clone(), options.clone(), chain.clone(), c.clone())),
+                            move || Ok(tracking_log::TrackingLogSink::new(name.clone(), options.clone(), chain.clone(), c.metrics.clone())),
                             cx,
                             st,
                             policy,
@@ -223,7 +241,7 @@ impl Sinks {
                     Box::new(move || {
                         let c = cx.clone();
                         driver::supervise(
-                            move || Ok(segment::SegmentSink::new(name.clone(), options.clone(), key.clone(), chain.clone(), c.clone())),
+                            move || Ok(segment::SegmentSink::new(name.clone(), options.clone(), key.clone(), chain.clone(), c.metrics.clone())),
                             cx,
                             st,
                             policy,
@@ -236,7 +254,7 @@ impl Sinks {
                     let name = path.clone();
                     Box::new(move || {
                         let c = cx.clone();
-                        driver::supervise(move || nats::NatsSink::new(name.clone(), options.clone(), chain.clone(), c.clone()), cx, st, policy)
+                        driver::supervise(move || nats::NatsSink::new(name.clone(), options.clone(), chain.clone(), c.metrics.clone()), cx, st, policy)
                     })
                 }
                 other => return Err(SinkError::UnknownKind { path, kind: other.to_owned() }),
@@ -296,16 +314,16 @@ pub struct ReplayReport {
 
 /// Delivers a sink's closed spill files, oldest first, removing each once delivered;
 /// failures are retried with backoff for up to `patience`.
-pub fn replay_spill(path: &str, target: ReplayTarget, context: SinkContext, patience: Duration) -> Result<ReplayReport, Failure> {
-    let dir = context.spill_dir(path);
+pub fn replay_spill(path: &str, target: ReplayTarget, data_dir: &Path, metrics: Arc<Metrics>, patience: Duration) -> Result<ReplayReport, Failure> {
+    let dir = data_dir.join("spill").join(checkpoint_key(path));
     let chain = event_model::config::Chain::empty();
     let mut deliver: Box<dyn FnMut(&[String]) -> Result<u64, Failure>> = match target {
         ReplayTarget::Segment(options, key) => {
-            let mut sink = segment::SegmentSink::new(path.to_owned(), options, key, chain, context.clone());
+            let mut sink = segment::SegmentSink::new(path.to_owned(), options, key, chain, metrics.clone());
             Box::new(move |lines| sink.replay(lines))
         }
         ReplayTarget::Nats(options) => {
-            let mut sink = nats::NatsSink::new(path.to_owned(), options, chain, context.clone())?;
+            let mut sink = nats::NatsSink::new(path.to_owned(), options, chain, metrics.clone())?;
             Box::new(move |lines| sink.replay(lines))
         }
     };

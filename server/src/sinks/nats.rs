@@ -10,6 +10,7 @@
 //! ingest is never blocked (the log absorbs the outage, up to `[wal] max_bytes`), and
 //! the lag metric grows until NATS is back.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::context::PublishError;
@@ -22,7 +23,8 @@ use sha2::Digest as _;
 
 use super::driver::{Checkpointer, Failure, NoState, Records, Sink};
 use super::spill::SpillWriter;
-use super::{SinkContext, SinkError};
+use super::SinkError;
+use crate::metrics::Metrics;
 
 /// Every event subject starts with this token.
 pub const SUBJECT_PREFIX: &str = "tracking";
@@ -356,7 +358,7 @@ pub struct NatsSink {
     name: String,
     options: Options,
     chain: Chain,
-    context: SinkContext,
+    metrics: Arc<Metrics>,
     /// Its own runtime (the sink runs on a thread of its own); taken while in use.
     runtime: Option<tokio::runtime::Runtime>,
     connection: Option<jetstream::Context>,
@@ -373,7 +375,7 @@ impl NatsSink {
         Ok(())
     }
 
-    pub fn new(name: String, options: Options, chain: Chain, context: SinkContext) -> Result<Self, Failure> {
+    pub fn new(name: String, options: Options, chain: Chain, metrics: Arc<Metrics>) -> Result<Self, Failure> {
         // One worker of its own keeps the connection serviced (pings, reconnects,
         // acknowledgements) between the driver's deliveries.
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -382,7 +384,7 @@ impl NatsSink {
             .enable_all()
             .build()
             .map_err(|e| Failure::unavailable(format!("starting the NATS sink's runtime: {e}")))?;
-        Ok(NatsSink { name, options, chain, context, runtime: Some(runtime), connection: None })
+        Ok(NatsSink { name, options, chain, metrics, runtime: Some(runtime), connection: None })
     }
 
     /// The messages for log records, or `None` for those the routing drops or that
@@ -390,14 +392,7 @@ impl NatsSink {
     fn prepare(&self, records: &Records) -> Vec<Outgoing> {
         let mut out = Vec::new();
         for (seq, record) in records {
-            let events = match crate::record::decode(record) {
-                Ok(events) => events,
-                Err(error) => {
-                    tracing::error!(sink = %self.name, seq, %error, "unreadable record in the log");
-                    self.context.metrics.sink_rejected.with_label_values(&[&self.name, "unreadable_record"]).inc();
-                    continue;
-                }
-            };
+            let Some(events) = super::events_of(&self.metrics, &self.name, *seq, record) else { continue };
             for event in events {
                 // Routing drops are counted by the routing counters.
                 let Ok(event) = self.chain.process(event) else { continue };

@@ -67,19 +67,8 @@ impl SpillWriter {
             close_leftovers(&self.dir)?;
             self.total = Some(dir_bytes(&self.dir));
         }
-        let now = time::OffsetDateTime::now_utc();
         self.counter += 1;
-        let name = format!(
-            "spill-{:04}{:02}{:02}-{:02}{:02}{:02}-{}-{}{OPEN_SUFFIX}",
-            now.year(),
-            u8::from(now.month()),
-            now.day(),
-            now.hour(),
-            now.minute(),
-            now.second(),
-            std::process::id(),
-            self.counter
-        );
+        let name = format!("spill-{}-{}-{}{OPEN_SUFFIX}", super::file_stamp(), std::process::id(), self.counter);
         let path = self.dir.join(name);
         let file = OpenOptions::new().create_new(true).append(true).mode(0o640).open(&path)?;
         file.set_permissions(fs::Permissions::from_mode(0o640))?;

@@ -8,6 +8,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use event_model::config::Chain;
@@ -16,7 +17,7 @@ use event_model::{legacy, Event};
 use serde::{Deserialize, Serialize};
 
 use super::driver::{Checkpointer, Failure, Records, Sink};
-use super::SinkContext;
+use crate::metrics::Metrics;
 
 /// Options of a `tracking_log` sink in the routing configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -151,7 +152,7 @@ pub struct TrackingLogSink {
     name: String,
     options: Options,
     chain: Chain,
-    context: SinkContext,
+    metrics: Arc<Metrics>,
     file: Option<LiveFile>,
     opened_at: u64,
     /// The lines of the record being written.
@@ -159,8 +160,8 @@ pub struct TrackingLogSink {
 }
 
 impl TrackingLogSink {
-    pub fn new(name: String, options: Options, chain: Chain, context: SinkContext) -> Self {
-        TrackingLogSink { name, options, chain, context, file: None, opened_at: unix_now(), lines: String::with_capacity(1 << 16) }
+    pub fn new(name: String, options: Options, chain: Chain, metrics: Arc<Metrics>) -> Self {
+        TrackingLogSink { name, options, chain, metrics, file: None, opened_at: unix_now(), lines: String::with_capacity(1 << 16) }
     }
 
     fn file(&mut self) -> Result<&mut LiveFile, Failure> {
@@ -205,17 +206,10 @@ impl Sink for TrackingLogSink {
     }
 
     fn deliver(&mut self, records: &Records, checkpoint: &mut Checkpointer<'_, LogState>) -> Result<u64, Failure> {
-        let metrics = self.context.metrics.clone();
+        let metrics = self.metrics.clone();
         let mut written = 0;
         for (seq, record) in records {
-            let events = match crate::record::decode(record) {
-                Ok(events) => events,
-                Err(error) => {
-                    tracing::error!(sink = %self.name, seq, %error, "unreadable record in the log");
-                    metrics.sink_rejected.with_label_values(&[&self.name, "unreadable_record"]).inc();
-                    continue;
-                }
-            };
+            let Some(events) = super::events_of(&self.metrics, &self.name, *seq, record) else { continue };
             let mut lines = std::mem::take(&mut self.lines);
             lines.clear();
             for event in events {
@@ -264,17 +258,7 @@ impl Sink for TrackingLogSink {
 
 /// `tracking.log-20261122-100102`, with `.N` added if that name is taken.
 fn rotated_name(path: &Path) -> PathBuf {
-    let now = time::OffsetDateTime::now_utc();
-    let stamp = format!(
-        "{:04}{:02}{:02}-{:02}{:02}{:02}",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    );
-    let base = format!("{}-{stamp}", path.display());
+    let base = format!("{}-{}", path.display(), super::file_stamp());
     let mut candidate = PathBuf::from(&base);
     let mut n = 1;
     while candidate.exists() {

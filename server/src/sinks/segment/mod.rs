@@ -21,6 +21,7 @@ pub mod mapping;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use event_model::config::Chain;
@@ -34,7 +35,7 @@ pub use mapping::{check_message, to_message};
 
 use super::driver::{Checkpointer, Failure, NoState, Records, Sink};
 use super::spill::SpillWriter;
-use super::SinkContext;
+use crate::metrics::Metrics;
 
 /// The environment variable that holds the write key.
 pub const WRITE_KEY_ENV: &str = "TRACKING_SEGMENT_WRITE_KEY";
@@ -226,7 +227,7 @@ pub struct SegmentSink {
     name: String,
     options: Options,
     chain: Chain,
-    context: SinkContext,
+    metrics: Arc<Metrics>,
     client: Client,
     dead_letter: DeadLetter,
     pending: Option<Pending>,
@@ -235,10 +236,10 @@ pub struct SegmentSink {
 }
 
 impl SegmentSink {
-    pub fn new(name: String, options: Options, key: WriteKey, chain: Chain, context: SinkContext) -> Self {
+    pub fn new(name: String, options: Options, key: WriteKey, chain: Chain, metrics: Arc<Metrics>) -> Self {
         let client = Client::new(options.batch_url.clone(), &key, options.timeout);
         let dead_letter = DeadLetter::new(options.dead_letter.clone());
-        SegmentSink { name, options, chain, context, client, dead_letter, pending: None, warned: HashMap::new() }
+        SegmentSink { name, options, chain, metrics, client, dead_letter, pending: None, warned: HashMap::new() }
     }
 
     /// The messages for `records`: routing drops are counted by the routing counters;
@@ -246,14 +247,7 @@ impl SegmentSink {
     fn prepare(&mut self, records: &Records) -> Result<Vec<Message>, Failure> {
         let mut messages = Vec::new();
         for (seq, record) in records {
-            let events = match crate::record::decode(record) {
-                Ok(events) => events,
-                Err(error) => {
-                    tracing::error!(sink = %self.name, seq, %error, "unreadable record in the log");
-                    self.context.metrics.sink_rejected.with_label_values(&[&self.name, "unreadable_record"]).inc();
-                    continue;
-                }
-            };
+            let Some(events) = crate::sinks::events_of(&self.metrics, &self.name, *seq, record) else { continue };
             for event in events {
                 let Ok(event) = self.chain.process(event) else { continue };
                 let message = to_message(&event);
@@ -279,7 +273,7 @@ impl SegmentSink {
                 tracing::warn!(sink = %self.name, reason = why.reason, path = %self.dead_letter.path().display(), "{}; the event is in the dead-letter file (more within 10 s are counted, not logged)", why.detail);
             }
         }
-        self.context.metrics.sink_dead_lettered.with_label_values(&[&self.name, why.reason]).inc();
+        self.metrics.sink_dead_lettered.with_label_values(&[&self.name, why.reason]).inc();
         Ok(())
     }
 
