@@ -29,7 +29,7 @@ use wasm_bindgen::JsValue;
 
 use crate::event::{id_of_line, push_u64, rfc3339_ms, to_json, uuid_v4, uuid_v7, Kind, Parts};
 use crate::fifo::Fifo;
-use crate::json::{pieces, rewrite, Rules};
+use crate::json::{pieces, prepare_data};
 use crate::web;
 
 /// Largest localStorage chunk written in one task.
@@ -683,12 +683,7 @@ impl Inner {
             Some(j) => j,
         };
         let lower = web::lower_case;
-        let rules = Rules {
-            snake_keys: call.snake,
-            extra_sensitive_keys: &self.cfg.sensitive_keys,
-            lower: &lower,
-        };
-        let Ok(data) = rewrite(raw, &rules) else {
+        let Ok(data) = prepare_data(raw, call.snake, &self.cfg.sensitive_keys, &lower) else {
             self.drop_events(Drop::InvalidData, 1);
             return;
         };
