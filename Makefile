@@ -27,8 +27,9 @@ run: build
 
 test: deps sdk test-rust test-wasm-build test-sdk test-js test-e2e
 
+# `fault-injection` builds the server's test-only fault hooks (a sink that panics).
 test-rust:
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace --features tracking-server/fault-injection
 
 # The browser uses event-model too: it must build for wasm32 with and without its model.
 test-wasm-build:

@@ -198,3 +198,39 @@ fn rotation_by_age() {
     let mode = std::fs::metadata(server.log_path()).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o640);
 }
+
+/// A sink that panics (the `fault-injection` feature's hook) is restarted from its
+/// checkpoint: nothing is lost or written twice, and the restart is counted.
+#[cfg(feature = "fault-injection")]
+#[test]
+fn a_sink_that_panics_is_restarted_from_its_checkpoint() {
+    const SINK: &str = "root/tracking_logs/logger";
+    let server = Server::start_with_env("", &[("TRACKING_FAULT_SINK_PANIC", &format!("{SINK}=5"))]);
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = load(server.url.clone(), 2, stop.clone(), acked.clone());
+    let restarted = |server: &Server| {
+        let text = server.get("/metrics").call().unwrap().into_string().unwrap();
+        text.lines().any(|l| l == format!("tracking_sink_restarts_total{{sink=\"{SINK}\"}} 1"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !restarted(&server) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    stop.store(true, Ordering::SeqCst);
+    for c in clients {
+        c.join().unwrap();
+    }
+    assert!(restarted(&server), "the panic was counted as a restart");
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() > 200, "{} events", acked.len());
+    let lines = server.wait_for_lines(acked.len());
+    let seen = ids_in(&lines);
+    assert!(acked.iter().all(|id| seen.get(id) == Some(&1)), "every acknowledged event once");
+    assert_eq!(lines.len(), acked.len());
+    let status = parse(&server.get("/status?format=json").call().unwrap().into_string().unwrap());
+    let sink = &status["sinks"][0];
+    assert_eq!((sink["state"].as_str(), sink["restarts"].as_u64()), (Some("ok"), Some(1)), "{sink}");
+    assert!(sink["last_error"].as_str().unwrap().contains("injected fault"));
+}

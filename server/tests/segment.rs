@@ -184,6 +184,11 @@ struct Load {
 
 impl Load {
     fn start(url: String) -> Load {
+        Load::start_with(url, Duration::from_millis(250), 0)
+    }
+
+    /// A batch of four events every `every`, each with `pad` bytes of data.
+    fn start_with(url: String, every: Duration, pad: usize) -> Load {
         let load = Load {
             stop: Arc::default(),
             segment_ids: Arc::default(),
@@ -199,12 +204,13 @@ impl Load {
         let thread = std::thread::spawn(move || {
             let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
             let mut n = 0;
+            let padding = "p".repeat(pad);
             while !stop.load(Ordering::SeqCst) {
                 let events = vec![
-                    track("edx.ui.lms.outline.selected", json!({"n": n})),
-                    json!({"id": id(), "type": "page", "name": "Progress", "anonymous_id": "anon-load", "data": {"n": n}}),
-                    json!({"id": id(), "name": ALLOWED, "data": {"n": n}, "page": COURSE_PAGE}),
-                    json!({"id": id(), "name": "edx.ui.lms.link_clicked", "data": {"n": n}}),
+                    track("edx.ui.lms.outline.selected", json!({"n": n, "pad": padding})),
+                    json!({"id": id(), "type": "page", "name": "Progress", "anonymous_id": "anon-load", "data": {"n": n, "pad": padding}}),
+                    json!({"id": id(), "name": ALLOWED, "data": {"n": n, "pad": padding}, "page": COURSE_PAGE}),
+                    json!({"id": id(), "name": "edx.ui.lms.link_clicked", "data": {"n": n, "pad": padding}}),
                 ];
                 n += 1;
                 let started = Instant::now();
@@ -220,7 +226,7 @@ impl Load {
                     }
                     Err(e) => failures.lock().unwrap().push(e.to_string()),
                 }
-                std::thread::sleep(Duration::from_millis(250));
+                std::thread::sleep(every);
             }
         });
         Load { thread: Some(thread), ..load }
@@ -314,6 +320,76 @@ fn a_minute_long_outage_then_recovery_delivers_everything_once() {
     }
     assert!(log_ids.iter().all(|id| counts.get(id) == Some(&1)));
     assert_eq!(lines.len(), log_ids.len());
+}
+
+#[test]
+fn a_revoked_key_spills_instead_of_holding_the_log_back_and_replay_delivers_each_once() {
+    let fake = FakeSegment::start(KEY);
+    fake.set_mode(Mode::fail(401));
+    // A 4 MiB log: the load writes that much in seconds, so a sink holding it back would
+    // bring 503s at once.
+    let config = format!("[wal]\nmax_bytes = 4194304\n{}", config(&fake.url, "max_lag_secs = 10"));
+    let server = Server::start_with_env(&config, &[("TRACKING_SEGMENT_WRITE_KEY", KEY)]);
+    let mut load = Load::start_with(server.url.clone(), Duration::from_millis(15), 1500);
+    let status = |server: &Server| -> Value { parse(&server.get("/status?format=json").call().unwrap().into_string().unwrap()) };
+    let mut states = HashSet::new();
+    let revoked = Instant::now();
+    while revoked.elapsed() < Duration::from_secs(60) {
+        let s = status(&server);
+        let sink = s["sinks"].as_array().unwrap().iter().find(|x| x["sink"] == SINK).unwrap().clone();
+        states.insert(sink["state"].as_str().unwrap().to_owned());
+        assert!(s["wal"]["bytes"].as_u64().unwrap() < 4 << 20);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let spilled_during = metric(&server, &format!("tracking_sink_spilled_total{{sink=\"{SINK}\"}}"));
+    let credentials = metric(&server, &format!("tracking_sink_state{{sink=\"{SINK}\",state=\"failing: credentials\"}}"))
+        + metric(&server, &format!("tracking_sink_state{{sink=\"{SINK}\",state=\"spilling\"}}"));
+    fake.set_mode(Mode::Accept);
+    std::thread::sleep(Duration::from_secs(4));
+    load.stop();
+
+    let failures = load.failures.lock().unwrap().clone();
+    assert!(failures.is_empty(), "{} requests failed (503?): {:?}", failures.len(), failures.first());
+    assert!(states.contains("failing: credentials") && states.contains("spilling"), "states seen: {states:?}");
+    assert!(spilled_during > 100.0, "{spilled_during} events spilled");
+    assert_eq!(credentials, 1.0, "the state metric named the state");
+    assert!(metric(&server, &format!("tracking_sink_spill_bytes{{sink=\"{SINK}\"}}")) > 0.0);
+    // Every tracking-log event is in tracking.log, once, whatever Segment did.
+    let log_ids = load.log_ids.lock().unwrap().clone();
+    let lines = server.wait_for_lines(log_ids.len());
+    let logged: HashSet<String> = lines.iter().map(|l| parse(l)["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(lines.len(), log_ids.len());
+    assert!(log_ids.iter().all(|id| logged.contains(id)));
+    assert!(wait_until(Duration::from_secs(20), || metric(&server, &format!("tracking_sink_lag_records{{sink=\"{SINK}\"}}")) == 0.0));
+    let spill_dir = server.data.join("spill").join(SINK.replace('/', "."));
+    let files: Vec<_> = std::fs::read_dir(&spill_dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(!files.is_empty());
+    for file in &files {
+        assert_eq!(std::fs::metadata(file).unwrap().permissions().mode() & 0o777, 0o640, "{}", file.display());
+    }
+
+    // The key works again: replay-spill, beside the running server, delivers the spill.
+    let before = fake.by_id();
+    let output = Command::new(env!("CARGO_BIN_EXE_tracking-server"))
+        .args(["--config"])
+        .arg(server.config_path())
+        .args(["replay-spill", "--sink", SINK])
+        .env("TRACKING_SEGMENT_WRITE_KEY", KEY)
+        .env("TRACKING_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let by_id = fake.by_id();
+    let expected: HashSet<String> = load.segment_ids.lock().unwrap().iter().cloned().collect();
+    let missing = expected.iter().filter(|id| !by_id.contains_key(*id)).count();
+    assert_eq!(missing, 0, "{missing} of {} Segment events never arrived", expected.len());
+    let doubled = by_id.values().filter(|m| m.len() > 1).count();
+    assert_eq!(doubled, 0, "events delivered twice");
+    assert!(by_id.len() > before.len(), "the replay delivered what was spilled ({stdout})");
+    assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+    assert!(std::fs::read_dir(&spill_dir).unwrap().next().is_none(), "replayed files are removed");
+    eprintln!("revoked key: {} Segment events, {spilled_during} spilled, {} delivered live; {stdout}", expected.len(), before.len());
 }
 
 #[test]

@@ -1,7 +1,9 @@
 // The system as users use it: headless Chromium, the MFE and legacy-page examples,
 // and a real ingest server process on loopback.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { assertEventMatches } from './matches.mjs';
@@ -249,6 +251,63 @@ describe('legacy page', () => {
     );
     assert.ok(line.page.startsWith(pageUrl));
     assert.deepEqual(errors, []);
+    await context.close();
+  });
+});
+
+describe('one odd event costs only itself', () => {
+  /** The legacy page on its own course run, with the SDK at window.OrgTracking. */
+  async function isolationPage(run) {
+    const context = await chromium.browser.newContext();
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(`${server.url}/examples/legacy-page/courses/course-v1:edX+Iso+${run}/courseware`);
+    await page.waitForFunction(() => typeof window.OrgTracking?.sendTrackingLogEvent === 'function');
+    return { context, page, errors, lines: () => logLines(server).filter((l) => l.context.course_id === `course-v1:edX+Iso+${run}`) };
+  }
+
+  test('a truncated emoji among 99 ordinary events: all 100 stored', async () => {
+    const { context, page, errors, lines } = await isolationPage('emoji');
+    const stats = await page.evaluate(async () => {
+      for (let n = 0; n < 99; n += 1) window.OrgTracking.sendTrackingLogEvent('edx.test.isolation.sent', { n });
+      // JSON.stringify writes a lone surrogate escape for half an emoji.
+      window.OrgTracking.sendTrackingLogEvent('edx.test.isolation.sent', { n: 99, cut: '😀'.slice(0, 1) });
+      await window.OrgTracking.flush();
+      return window.OrgTracking.getStats();
+    });
+    const got = await waitForLines(server, () => lines().length >= 100).then(() => lines());
+    assert.equal(got.length, 100);
+    assert.deepEqual(got.map((l) => JSON.parse(l.event).n).sort((a, b) => a - b), Array.from({ length: 100 }, (_, i) => i));
+    // The tracking log keeps the lone surrogate as Python's writer does.
+    const raw = readFileSync(join(server.data, 'tracking.log'), 'utf8').split('\n').find((l) => l.includes('\\"n\\": 99'));
+    assert.ok(raw.includes('\\\\ud83d'), raw);
+    assert.equal(stats.dropped.total, 0, JSON.stringify(stats));
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  test('data nested at the shared limit is stored; one level deeper is refused in the browser alone', async () => {
+    const { context, page, lines } = await isolationPage('deep');
+    const stats = await page.evaluate(async () => {
+      const nested = (depth) => {
+        let value = 'leaf';
+        for (let d = 1; d < depth; d += 1) value = { d: value };
+        return value;
+      };
+      for (let n = 0; n < 98; n += 1) window.OrgTracking.sendTrackingLogEvent('edx.test.isolation.sent', { n });
+      // `data` itself is depth 1: `nested(d)` in it makes d levels in all.
+      window.OrgTracking.sendTrackingLogEvent('edx.test.isolation.sent', { n: 98, deep: nested(64) });
+      window.OrgTracking.sendTrackingLogEvent('edx.test.isolation.sent', { n: 99, deep: nested(65) });
+      await window.OrgTracking.flush();
+      return window.OrgTracking.getStats();
+    });
+    const got = await waitForLines(server, () => lines().length >= 99).then(() => lines());
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(lines().length, 99);
+    assert.ok(got.some((l) => JSON.parse(l.event).n === 98), 'the event at the limit is stored');
+    assert.equal(stats.dropped.invalid_data, 1, JSON.stringify(stats));
+    assert.equal(stats.dropped.rejected, 0, 'the server refused nothing');
     await context.close();
   });
 });

@@ -94,6 +94,17 @@ impl Server {
         self.spawn();
     }
 
+    /// The configuration file the server runs with (for commands beside it).
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
+    /// The resident memory of the server process, KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0)
+    }
+
     pub fn log_path(&self) -> PathBuf {
         self.data.join("tracking.log")
     }
