@@ -6,30 +6,8 @@ use crate::json::push_str_literal;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// The kinds of event, as the `type` field names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// `sendTrackingLogEvent` and the legacy `Logger.log`: the research tracking log.
-    TrackingLog,
-    /// `sendTrackEvent`: Segment and its downstream tools.
-    Track,
-    /// `sendPageEvent`.
-    Page,
-    /// `identifyAuthenticatedUser` / `identifyAnonymousUser`.
-    Identify,
-}
-
-impl Kind {
-    /// The `type` field's value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::TrackingLog => "tracking_log",
-            Kind::Track => "track",
-            Kind::Page => "page",
-            Kind::Identify => "identify",
-        }
-    }
-}
+/// The kinds of event, as the `type` field names them (the server's own type).
+pub use event_model::rules::event::EventType as Kind;
 
 /// A UUID v7 (RFC 9562): 48 bits of Unix milliseconds, version 7, 74 random bits.
 pub fn uuid_v7(unix_ms: u64, random: &[u8; 10]) -> String {

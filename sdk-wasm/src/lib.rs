@@ -29,6 +29,7 @@ mod wasm_rt;
 pub mod event;
 mod fifo;
 pub mod json;
+pub mod prepare;
 pub mod snake;
 pub mod tracker;
 pub mod web;

@@ -23,13 +23,13 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 
-use event_model::rules::name::{check_name, is_legacy_name};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsValue;
 
-use crate::event::{id_of_line, push_u64, rfc3339_ms, to_json, uuid_v4, uuid_v7, Kind, Parts};
+use crate::event::{id_of_line, push_u64, rfc3339_ms, uuid_v4, uuid_v7, Kind};
+use crate::prepare::{prepare, Draft, Limits, Refused};
 use crate::fifo::Fifo;
-use crate::json::{pieces, prepare_data};
+use crate::json::pieces;
 use crate::web;
 
 /// Largest localStorage chunk written in one task.
@@ -636,29 +636,6 @@ impl Inner {
             self.drop_events(Drop::InvalidData, 1);
             return;
         }
-        let name = call.name.as_deref().filter(|n| !n.is_empty());
-        if matches!(call.kind, Kind::Track | Kind::TrackingLog) {
-            // The server requires a name for these, whatever the validation mode.
-            let Some(n) = name else {
-                self.stats.invalid_names += 1;
-                self.drop_events(Drop::InvalidName, 1);
-                return;
-            };
-            let ok = self.cfg.name_mode == NameMode::Off
-                || check_name(n).is_ok()
-                || (call.kind == Kind::TrackingLog && is_legacy_name(n));
-            if !ok {
-                self.stats.invalid_names += 1;
-                if self.cfg.name_mode == NameMode::Reject {
-                    self.drop_events(Drop::InvalidName, 1);
-                    return;
-                }
-                self.warn(
-                    "[@org/tracking] event name is not namespace.object.action:",
-                    n,
-                );
-            }
-        }
         if !self.identified && matches!(call.kind, Kind::Track | Kind::Page) {
             // frontend-platform logs this on every call; once is enough.
             self.identified = true;
@@ -667,53 +644,54 @@ impl Inner {
                 "Identify must be called before other tracking events.",
             );
         }
-        // `data` is an object on the wire: none is `{}`, and anything else (an array,
-        // the string a legacy page logs) is kept as `{"data": value}`.
-        let wrapped;
-        let raw = match call.data.as_deref() {
-            None | Some("null") => "{}",
-            Some(j) if !j.starts_with('{') => {
-                let mut w = String::with_capacity(j.len() + 9);
-                w.push_str("{\"data\":");
-                w.push_str(j);
-                w.push('}');
-                wrapped = w;
-                &wrapped
-            }
-            Some(j) => j,
-        };
-        let lower = web::lower_case;
-        let Ok(data) = prepare_data(raw, call.snake, &self.cfg.sensitive_keys, &lower) else {
-            self.drop_events(Drop::InvalidData, 1);
-            return;
-        };
         let ms = if call.time.is_finite() && call.time > 0.0 {
             call.time as u64
         } else {
             0
         };
         let id = uuid_v7(ms, &self.rng.bytes::<10>());
-        let timestamp = rfc3339_ms(ms);
-        let json = to_json(&Parts {
-            id: &id,
+        let lower = web::lower_case;
+        let draft = Draft {
             kind: call.kind,
-            name: if call.kind == Kind::Identify {
-                None
-            } else {
-                name
-            },
+            name: call.name.as_deref(),
             category: call.category.as_deref(),
-            timestamp: &timestamp,
-            data: &data,
+            data: call.data.as_deref(),
+            snake: call.snake,
+            time_ms: ms,
             page: &call.page,
             referrer: &self.referrer,
             user_id: self.user_id.as_deref(),
             anonymous_id: &self.anonymous_id,
-        });
-        if json.len() > (self.cfg.max_event_bytes as usize) {
-            self.drop_events(Drop::SizeLimit, 1);
-            return;
+            id: &id,
+        };
+        let limits = Limits {
+            name_mode: self.cfg.name_mode,
+            sensitive_keys: &self.cfg.sensitive_keys,
+            max_event_bytes: self.cfg.max_event_bytes as usize,
+        };
+        let prepared = match prepare(&draft, &limits, &lower) {
+            Ok(prepared) => prepared,
+            Err(refused) => {
+                let reason = match refused {
+                    Refused::InvalidName => {
+                        self.stats.invalid_names += 1;
+                        Drop::InvalidName
+                    }
+                    Refused::InvalidData => Drop::InvalidData,
+                    Refused::SizeLimit => Drop::SizeLimit,
+                };
+                self.drop_events(reason, 1);
+                return;
+            }
+        };
+        if prepared.name_warning {
+            self.stats.invalid_names += 1;
+            self.warn(
+                "[@org/tracking] event name is not namespace.object.action:",
+                call.name.as_deref().unwrap_or(""),
+            );
         }
+        let json = prepared.json;
         self.stats.enqueued += 1;
         self.push(json, NOT_PERSISTED);
         self.schedule();
