@@ -414,7 +414,8 @@ fn drive<S: Sink>(sink: &mut S, context: &SinkContext, status: &SinkStatus, poli
         };
         let batch_bytes: u64 = batch.iter().map(|(_, r)| r.len() as u64).sum();
         loop {
-            let probe = !spilling || Instant::now() >= next_probe;
+            // Deliveries are tried when the backoff (or, spilling, the next probe) is due.
+            let probe = Instant::now() >= next_probe;
             let failure = if probe {
                 *deliveries += 1;
                 injected_panic(name, *deliveries);
@@ -438,7 +439,8 @@ fn drive<S: Sink>(sink: &mut S, context: &SinkContext, status: &SinkStatus, poli
                     Err(failure) => failure,
                 }
             } else {
-                Failure::unavailable("spilling until the next probe")
+                let last = status.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                Failure::unavailable(last.unwrap_or_else(|| "waiting for the next try".to_owned()))
             };
             if probe {
                 metrics.sink_errors.with_label_values(&[name]).inc();
@@ -446,7 +448,10 @@ fn drive<S: Sink>(sink: &mut S, context: &SinkContext, status: &SinkStatus, poli
                 *status.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(failure.message.clone());
             }
             let since = *failing_since.get_or_insert_with(Instant::now);
-            let over_budget = lag_bytes.saturating_add(batch_bytes) > policy.max_lag_bytes || since.elapsed() > policy.max_lag;
+            let over_budget = |reader: &crate::wal::WalReader| {
+                reader.bytes_ahead().saturating_add(batch_bytes) > policy.max_lag_bytes || since.elapsed() > policy.max_lag
+            };
+            let over_budget = over_budget(&reader);
             if policy.when_full == WhenFull::Spill && (spilling || over_budget) {
                 if !spilling {
                     tracing::warn!(sink = %name, reason = %failure.message, lag_bytes, failing_secs = since.elapsed().as_secs(),
@@ -487,8 +492,16 @@ fn drive<S: Sink>(sink: &mut S, context: &SinkContext, status: &SinkStatus, poli
                 tracing::warn!(sink = %name, reason = %failure.message, retry_in_ms = delay.as_millis() as u64, "delivery failed; retrying");
             }
             let until = Instant::now() + delay;
+            next_probe = next_probe.max(until);
             while Instant::now() < until {
-                update_lag(context, status, checkpoint.seq(), lag_bytes + batch_bytes);
+                update_lag(context, status, checkpoint.seq(), reader.bytes_ahead() + batch_bytes);
+                // The log keeps growing while the sink waits: a sink that may spill starts
+                // as soon as it is over its budget, not after the wait, so the log never
+                // fills up behind it.
+                let may_spill = policy.when_full == WhenFull::Spill && !spilling;
+                if may_spill && (reader.bytes_ahead().saturating_add(batch_bytes) > policy.max_lag_bytes || since.elapsed() > policy.max_lag) {
+                    break;
+                }
                 let stop_now = context.stop.load(Ordering::SeqCst);
                 if stop_now {
                     stopped_at.get_or_insert_with(Instant::now);
