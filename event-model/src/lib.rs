@@ -42,6 +42,8 @@ pub mod config;
 #[cfg(feature = "model")]
 pub mod context;
 #[cfg(feature = "model")]
+pub mod course;
+#[cfg(feature = "model")]
 mod event;
 #[cfg(feature = "model")]
 pub mod legacy;

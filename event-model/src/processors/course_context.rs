@@ -3,7 +3,7 @@
 use crate::text::Json;
 
 use crate::processor::{ProcessError, Processor, Verdict};
-use crate::rules::course::course_from_url;
+use crate::course::course_from_url;
 use crate::Event;
 
 /// Reads the page URL from a context field (`page` by default) and, when it names a
@@ -36,7 +36,7 @@ impl Processor for CourseContextFromUrl {
         };
         let context = event.context_mut();
         context.insert("course_id", Json::str(&found.course_id));
-        context.insert("org_id", Json::str(&found.org_id));
+        context.insert("org_id", found.org_id.as_deref().map_or(Json::NULL, Json::str));
         Ok(Verdict::Keep)
     }
 }

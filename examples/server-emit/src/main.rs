@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use event_model::rules::course::parse_course_key;
+use event_model::course::parse_course_key;
 use event_model::{json, Tracker};
 use serde::Deserialize;
 use tracking_server::app::Ingest;

@@ -314,7 +314,7 @@ pub fn read_event(body: &[u8], span: (usize, usize), rules: &IngestRules, receiv
     out.push_str("\",\"data\":");
     out.push_str(&data);
     out.push_str(",\"context\":{");
-    let course = page.and_then(string_of).and_then(|p| event_model::rules::course::course_from_url(&p));
+    let course = page.and_then(string_of).and_then(|p| event_model::course::course_from_url(&p));
     write_course(&mut out, course.as_ref());
     out.push_str(",\"event_source\":\"browser\",\"page\":");
     out.push_str(page.unwrap_or("null"));
@@ -353,11 +353,14 @@ pub fn read_event(body: &[u8], span: (usize, usize), rules: &IngestRules, receiv
 
 /// `"course_id":…,"org_id":…,"enterprise_uuid":…` for a course found in the page
 /// (empty strings without one, as the LMS writes them).
-pub(crate) fn write_course(out: &mut String, course: Option<&event_model::rules::course::CourseRef>) {
+pub(crate) fn write_course(out: &mut String, course: Option<&event_model::course::CourseRef>) {
     out.push_str("\"course_id\":");
     push_str_literal(out, course.map_or("", |c| c.course_id.as_str()));
     out.push_str(",\"org_id\":");
-    push_str_literal(out, course.map_or("", |c| c.org_id.as_str()));
+    match course.map_or(Some(""), |c| c.org_id.as_deref()) {
+        Some(org) => push_str_literal(out, org),
+        None => out.push_str("null"),
+    }
     out.push_str(",\"enterprise_uuid\":\"\"");
 }
 
