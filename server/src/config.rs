@@ -8,12 +8,14 @@ use event_model::processors::NameMode;
 use serde::Deserialize;
 
 /// The routing used when the configuration names none: tracking-log events and
-/// server events, internal `edx.bi.` events excluded, in the legacy shape.
+/// server events in the legacy shape, internal `edx.bi.` events included, as the
+/// LMS's `tracking_logs` backend writes them (they are filtered later, out of the
+/// research data package; `{ type = "internal_events", mode = "exclude" }` before
+/// the mapping keeps them out here).
 pub const DEFAULT_ROUTING: &str = r#"
 [backends.tracking_logs]
 processors = [
   { type = "event_types", keep = ["tracking_log"] },
-  { type = "internal_events", mode = "exclude" },
   { type = "legacy_field_mapping" },
 ]
 [backends.tracking_logs.backends.logger]

@@ -136,7 +136,9 @@ fn rotation_by_size_keeps_mode_0640_and_every_line() {
 #[test]
 fn convert_writes_what_the_sink_writes() {
     let server = Server::start("");
-    let events: Vec<_> = (0..5).map(|n| json!({"name": "edx.test.convert.sent", "data": {"n": n, "text": "é😀"}, "page": "/courses/course-v1:A+B+C/x"})).collect();
+    // An internal `edx.bi.` event among them: written by the sink and by convert, as by the LMS.
+    let name = |n| if n == 2 { "edx.bi.course.upgrade.clicked" } else { "edx.test.convert.sent" };
+    let events: Vec<_> = (0..5).map(|n| json!({"name": name(n), "data": {"n": n, "text": "é😀"}, "page": "/courses/course-v1:A+B+C/x"})).collect();
     server.batch(&json!({ "events": events }));
     let lines = server.wait_for_lines(5);
     // The modern events the server stored, read back from its log records.
@@ -165,6 +167,7 @@ fn convert_writes_what_the_sink_writes() {
     assert!(output.status.success());
     let converted: Vec<String> = String::from_utf8(output.stdout).unwrap().lines().map(str::to_owned).collect();
     assert_eq!(converted, lines, "convert must write byte-identical lines");
+    assert!(converted[2].contains("\"name\": \"edx.bi.course.upgrade.clicked\""), "{}", converted[2]);
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("line 6: rejected: line_too_long"), "{stderr}");
     assert!(stderr.contains("line 7: rejected: invalid_json"), "{stderr}");

@@ -221,18 +221,18 @@ async fn session_hash_is_keyed_and_stable() {
     assert_eq!(first["session"], again["session"]);
     assert_ne!(first["session"], other_key["session"]);
     assert_eq!(first["authenticated_by_cookie"], true);
-    // HMAC-SHA256(key, value), first 16 bytes.
-    use hmac::Mac;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"key-one").unwrap();
-    mac.update(b"abc123session");
-    assert_eq!(session, hex::encode(&mac.finalize().into_bytes()[..16]));
+    // The LMS's id: hashlib.shake_128(b"key-one" + b"abc123session").hexdigest(16).
+    assert_eq!(session, "7e10927d0eafdd425d0b00ce0169b876");
     assert_eq!(session, session_hash(b"key-one", "abc123session"));
     // The cookie value itself is nowhere in the context.
     assert!(!first.to_string().contains("abc123session"));
 
-    // Another cookie differs; no cookie gives "".
-    let other_cookie = context_of(with_key(b"key-one"), get("/").insert_header(("Cookie", "sessionid=zzz"))).await;
+    // Another cookie differs; no cookie, or one Django does not take as a session key
+    // (shorter than 8 characters), gives "".
+    let other_cookie = context_of(with_key(b"key-one"), get("/").insert_header(("Cookie", "sessionid=zzzzzzzz"))).await;
     assert_ne!(first["session"], other_cookie["session"]);
+    let short = context_of(with_key(b"key-one"), get("/").insert_header(("Cookie", "sessionid=1234567"))).await;
+    assert_eq!(short["session"], "");
     let none = context_of(with_key(b"key-one"), get("/")).await;
     assert_eq!(none["session"], "");
     assert_eq!(none["authenticated_by_cookie"], false);
@@ -361,7 +361,7 @@ async fn emit_in_a_handler_carries_the_request_context() {
     let req = || {
         get("/courses/course-v1:edX+DemoX+Demo/about")
             .insert_header(("Authorization", bearer("ada", 42)))
-            .insert_header(("Cookie", "sessionid=s1; _ga=GA1.2.11.22"))
+            .insert_header(("Cookie", "sessionid=session-1; _ga=GA1.2.11.22"))
     };
     let body = actix_web::test::call_and_read_body(&app, req().to_request()).await;
     assert_eq!(body, "ada");
@@ -373,7 +373,7 @@ async fn emit_in_a_handler_carries_the_request_context() {
     assert_eq!(events[0].context()["user_id"], 42);
     assert_eq!(events[0].context()["course_id"], COURSE);
     assert_eq!(events[0].context()["client_id"], "11.22");
-    assert_eq!(events[0].context()["session"], session_hash(b"test-session-key", "s1"));
+    assert_eq!(events[0].context()["session"], session_hash(b"test-session-key", "session-1"));
 
     // Outside a request the tracker has no request context.
     assert!(tracker.emit("background", Value::Null).unwrap().context().is_empty());

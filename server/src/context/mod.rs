@@ -36,17 +36,18 @@ mod cookies;
 mod ip;
 mod jwt;
 mod middleware;
+mod wsgi;
 
 use std::fmt;
 use std::sync::OnceLock;
 
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::HttpRequest;
-use hmac::{Hmac, Mac};
+use cookies::Cookies;
 use event_model::{Fields, Json, Text};
-use sha2::Sha256;
 
 pub use ip::client_ip;
+pub(crate) use wsgi::{latin1, percent_decode};
 pub use jwt::{Claims, JwtVerifier, Rejection};
 pub use middleware::{RequestContextLayer, RequestContextMiddleware, REQUEST_CONTEXT_NAME};
 
@@ -67,9 +68,9 @@ pub enum ContextError {
 pub struct ContextConfig {
     /// The session cookie (Django's `sessionid` by default).
     pub session_cookie: String,
-    /// HMAC key for the session hash (the caller reads it from `TRACKING_SESSION_KEY`).
-    /// Empty means a random key for this process: hashes are then stable only until
-    /// restart and differ between processes.
+    /// The key of the session hash (the caller reads it from `TRACKING_SESSION_KEY`);
+    /// the LMS's `SECRET_KEY` gives the LMS's session ids. Empty means a random key for
+    /// this process: ids are then stable only until restart and differ between processes.
     pub session_key: Vec<u8>,
     /// The JWT verifier; `None` makes every request anonymous.
     pub jwt: Option<JwtVerifier>,
@@ -108,32 +109,59 @@ impl fmt::Debug for ContextConfig {
     }
 }
 
-/// The context of one request.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The context of one request, each member as the LMS's `TrackMiddleware` computes
+/// it from the same request bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestContext {
     /// From a verified JWT only; `None` when anonymous.
     pub user_id: Option<i64>,
     /// From a verified JWT only; `""` when anonymous.
     pub username: String,
-    /// HMAC-SHA256 of the session cookie, first 16 bytes in hex (32 chars); `""` without one.
+    /// The LMS's tracking session id: SHAKE-128 of the session key and the Django
+    /// session key, 16 bytes in hex (32 characters). `""` without a session cookie or
+    /// with one shorter than 8 characters, which Django does not take as a key.
     pub session: String,
     /// The client address, through trusted proxies only; `""` when the peer is unknown.
     pub ip: String,
+    /// Header values, one character per byte as WSGI decodes them (ISO-8859-1).
     pub agent: String,
     pub host: String,
+    /// The percent-decoded path, as Django's `PATH_INFO`.
     pub path: String,
     pub referer: String,
     pub accept_language: String,
     /// From the `_ga` cookie (`GA1.2.1234.5678` → `1234.5678`), else the
     /// `X-EDX-GA-CLIENT-ID` header; `None` (`null`) without either, as in the LMS.
     pub client_id: Option<String>,
-    /// From the request path (`/courses/<key>/…`, `/learning/course/<key>/…`).
+    /// The course of the request URL (the LMS's `COURSE_REGEX` and course key rules).
     pub course_id: String,
-    pub org_id: String,
+    /// `None` (`null`) for a course key that names only a version.
+    pub org_id: Option<String>,
     /// Always `""`: no course key of the request URL names an enterprise.
     pub enterprise_uuid: String,
     /// A session or JWT cookie was sent (the server applies its CSRF origin check).
     pub authenticated_by_cookie: bool,
+}
+
+impl Default for RequestContext {
+    fn default() -> Self {
+        RequestContext {
+            user_id: None,
+            username: String::new(),
+            session: String::new(),
+            ip: String::new(),
+            agent: String::new(),
+            host: String::new(),
+            path: String::new(),
+            referer: String::new(),
+            accept_language: String::new(),
+            client_id: None,
+            course_id: String::new(),
+            org_id: Some(String::new()),
+            enterprise_uuid: String::new(),
+            authenticated_by_cookie: false,
+        }
+    }
 }
 
 impl RequestContext {
@@ -142,16 +170,17 @@ impl RequestContext {
         let headers = req.headers();
         let mut ctx = RequestContext::default();
 
-        let session_value = cookies::find(headers, &config.session_cookie);
+        let cookies = if headers.contains_key(header::COOKIE) { Cookies::of(headers) } else { Cookies::default() };
+        let session_value = cookies.get(&config.session_cookie);
         let (hp_name, sig_name) = &config.jwt_cookies;
-        let header_payload = cookies::find(headers, hp_name);
-        let signature = cookies::find(headers, sig_name);
-        let single = config.jwt_cookie.as_deref().and_then(|name| cookies::find(headers, name));
+        let header_payload = cookies.get(hp_name);
+        let signature = cookies.get(sig_name);
+        let single = config.jwt_cookie.as_deref().and_then(|name| cookies.get(name));
         ctx.authenticated_by_cookie =
             session_value.is_some() || header_payload.is_some() || signature.is_some() || single.is_some();
 
-        if let Some(value) = session_value.filter(|v| !v.is_empty()) {
-            ctx.session = session_hash(effective_session_key(&config.session_key), value);
+        if let Some(key) = session_value.map(django_session_key).filter(|key| key.chars().count() >= 8) {
+            ctx.session = session_hash(effective_session_key(&config.session_key), key);
         }
 
         if let Some(verifier) = &config.jwt {
@@ -188,17 +217,21 @@ impl RequestContext {
             .unwrap_or_default();
         ctx.agent = header_text(headers, &header::USER_AGENT);
         ctx.host = match headers.get(header::HOST) {
-            Some(host) => String::from_utf8_lossy(host.as_bytes()).into_owned(),
+            Some(host) => wsgi::latin1(host.as_bytes()),
             None => req.uri().authority().map(|a| a.to_string()).unwrap_or_default(),
         };
-        ctx.path = req.path().to_owned();
+        ctx.path = wsgi::path_info(req.path());
         ctx.referer = header_text(headers, &header::REFERER);
         ctx.accept_language = header_text(headers, &header::ACCEPT_LANGUAGE);
-        ctx.client_id = match cookies::find(headers, "_ga") {
+        ctx.client_id = match cookies.get("_ga") {
             Some(ga) => Some(client_id_from_ga(ga)),
-            None => headers.get("x-edx-ga-client-id").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            None => {
+                let header = header::HeaderName::from_static("x-edx-ga-client-id");
+                headers.contains_key(&header).then(|| header_text(headers, &header))
+            }
         };
-        if let Some(course) = event_model::rules::course::course_from_url(req.path()) {
+        let url = wsgi::request_url(&ctx.host, &ctx.path, req.query_string().as_bytes());
+        if let Some(course) = event_model::course::course_from_url(&url) {
             ctx.course_id = course.course_id;
             ctx.org_id = course.org_id;
         }
@@ -225,9 +258,9 @@ impl RequestContext {
             fields.insert(Text::from_static(key), Json::str(value));
         }
         fields.insert(Text::from_static("client_id"), self.client_id.as_deref().map_or(Json::NULL, Json::str));
-        for (key, value) in [("course_id", &self.course_id), ("org_id", &self.org_id), ("enterprise_uuid", &self.enterprise_uuid)] {
-            fields.insert(Text::from_static(key), Json::str(value));
-        }
+        fields.insert(Text::from_static("course_id"), Json::str(&self.course_id));
+        fields.insert(Text::from_static("org_id"), self.org_id.as_deref().map_or(Json::NULL, Json::str));
+        fields.insert(Text::from_static("enterprise_uuid"), Json::str(&self.enterprise_uuid));
         fields
     }
 
@@ -253,13 +286,28 @@ impl RequestContext {
     }
 }
 
-/// The keyed session hash: HMAC-SHA256(`key`, `cookie_value`), first 16 bytes as
-/// 32 lowercase hex characters. An empty key is used as is (see
-/// [`ContextConfig::session_key`] for the per-process random key).
-pub fn session_hash(key: &[u8], cookie_value: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
-    mac.update(cookie_value.as_bytes());
-    hex::encode(&mac.finalize().into_bytes()[..16])
+/// The LMS's tracking session id (`TrackMiddleware.substitute_session_key`):
+/// SHAKE-128 over `key` then the session key, 16 bytes as 32 lowercase hex characters.
+/// With the LMS's `SECRET_KEY` as `key` the ids are the LMS's own.
+pub fn session_hash(key: &[u8], session_key: &str) -> String {
+    use sha3::digest::{ExtendableOutput, Update, XofReader};
+    let mut hasher = sha3::Shake128::default();
+    hasher.update(key);
+    hasher.update(session_key.as_bytes());
+    let mut out = [0u8; 16];
+    hasher.finalize_xof().read(&mut out);
+    hex::encode(out)
+}
+
+/// The Django session key in a session cookie. The LMS's safe-session cookie
+/// (`1|<session key>|<salt>|<signature>`) carries it as its second field, which the
+/// LMS's `SafeSessionMiddleware` hands to Django; a plain Django cookie is the key.
+fn django_session_key(cookie: &str) -> &str {
+    let mut fields = cookie.split('|');
+    match (fields.next(), fields.next(), fields.next(), fields.next(), fields.next()) {
+        (Some("1"), Some(key), Some(_), Some(_), None) => key,
+        _ => cookie,
+    }
 }
 
 fn effective_session_key(configured: &[u8]) -> &[u8] {
@@ -289,8 +337,17 @@ fn authorization_token(headers: &HeaderMap) -> Option<&str> {
     (known && !token.is_empty()).then_some(token)
 }
 
+/// A header as the LMS reads it: ISO-8859-1, a repeated header's values joined with
+/// commas (as its WSGI server joins them).
 fn header_text(headers: &HeaderMap, name: &header::HeaderName) -> String {
-    headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).unwrap_or_default()
+    let mut values = headers.get_all(name);
+    let Some(first) = values.next() else { return String::new() };
+    let mut text = wsgi::latin1(first.as_bytes());
+    for more in values {
+        text.push(',');
+        text.push_str(&wsgi::latin1(more.as_bytes()));
+    }
+    text
 }
 
 #[cfg(test)]
@@ -307,7 +364,12 @@ mod tests {
     }
 
     #[test]
-    fn session_hash_shape() {
+    fn session_hash_is_the_lms_one() {
+        // hashlib.shake_128(b"key" + b"abcdefgh").hexdigest(16)
+        assert_eq!(session_hash(b"key", "abcdefgh"), "fb0ada5ff9fac44c5d9454392dada258");
+        assert_eq!(django_session_key("1|abcdefgh|salt|signature"), "abcdefgh");
+        assert_eq!(django_session_key("abcdefgh"), "abcdefgh");
+        assert_eq!(django_session_key("2|abcdefgh|salt|signature"), "2|abcdefgh|salt|signature");
         let h = session_hash(b"key", "abc");
         assert_eq!(h.len(), 32);
         assert!(h.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));

@@ -5,39 +5,60 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::reply::{origin_allowed, Refusal};
-use crate::context::RequestContext;
+use crate::context::{latin1, RequestContext};
+use crate::ingest::form;
 use crate::ingest::legacy::{line_len, read_event, LegacyFields};
 use crate::state::AppState;
 
 pub async fn get_event(req: HttpRequest, state: web::Data<AppState>, context: RequestContext) -> HttpResponse {
-    let fields = web::Query::<LegacyFields>::from_query(req.query_string())
-        .map(web::Query::into_inner)
-        .map_err(|e| Refusal::new(400, "invalid_query", e.to_string()));
+    // A GET's fields are its query string only, as the LMS reads them.
+    let fields = form::parse_urlencoded(req.query_string().as_bytes()).map(|f| LegacyFields::from_form(&f)).map_err(form_refusal);
     respond(fields, &req, &state, &context).await
 }
 
 pub async fn post_event(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>, context: RequestContext) -> HttpResponse {
-    let fields = form_fields(&req, &body);
+    let fields = post_fields(&req, &body);
     respond(fields, &req, &state, &context).await
 }
 
-/// Reads the form body (`application/x-www-form-urlencoded`, or a JSON object of
-/// the same fields); the query string fills fields the body lacks.
-fn form_fields(req: &HttpRequest, body: &[u8]) -> Result<LegacyFields, Refusal> {
-    let mime = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let text = std::str::from_utf8(body).map_err(|_| Refusal::new(400, "invalid_utf8", "body is not valid UTF-8"))?;
-    let mut fields: LegacyFields = if mime.starts_with("application/json") {
-        serde_json::from_str(text).map_err(|e| Refusal::new(400, "invalid_json", e.to_string()))?
-    } else {
-        serde_urlencoded::from_str(text).map_err(|e| Refusal::new(400, "invalid_form", e.to_string()))?
+/// A POST's fields are its body only, read by its type as Django reads it:
+/// `application/x-www-form-urlencoded` (UTF-8, else ISO-8859-1), `multipart/form-data`
+/// (what `navigator.sendBeacon(url, formData)` sends), or, beyond the LMS, a JSON
+/// object of the same fields. Another type is refused: the LMS would log an event
+/// named `unknown` with no data, which loses the one it was sent.
+fn post_fields(req: &HttpRequest, body: &[u8]) -> Result<LegacyFields, Refusal> {
+    let raw_type = req.headers().get(header::CONTENT_TYPE).map(|v| latin1(v.as_bytes())).unwrap_or_default();
+    let content_type = form::ContentType::parse(&raw_type);
+    let fields = match content_type.mime.as_str() {
+        "application/x-www-form-urlencoded" => {
+            if let Some(charset) = content_type.param("charset").filter(|c| !c.eq_ignore_ascii_case("utf-8")) {
+                return Err(form_refusal(form::FormError::NotUtf8Form(charset.to_owned())));
+            }
+            form::parse_urlencoded(body)
+        }
+        "multipart/form-data" => form::parse_multipart(body, &raw_type),
+        "application/json" => {
+            let text = std::str::from_utf8(body).map_err(|_| Refusal::new(400, "invalid_utf8", "a JSON body must be UTF-8"))?;
+            return serde_json::from_str(text).map_err(|e| Refusal::new(400, "invalid_json", e.to_string()));
+        }
+        "" if body.is_empty() => Ok(form::FormFields::default()),
+        _ => {
+            return Err(Refusal::new(
+                415,
+                "unsupported_media_type",
+                "send the fields as application/x-www-form-urlencoded, multipart/form-data or application/json",
+            ))
+        }
     };
-    if let Ok(query) = serde_urlencoded::from_str::<LegacyFields>(req.query_string()) {
-        fields.event_type = fields.event_type.or(query.event_type);
-        fields.event = fields.event.or(query.event);
-        fields.page = fields.page.or(query.page);
-        fields.courserun_key = fields.courserun_key.or(query.courserun_key);
-    }
-    Ok(fields)
+    fields.map(|f| LegacyFields::from_form(&f)).map_err(form_refusal)
+}
+
+fn form_refusal(error: form::FormError) -> Refusal {
+    let status = match error {
+        form::FormError::UnsupportedCharset(_) => 415,
+        _ => 400,
+    };
+    Refusal::new(status, "invalid_form", error.to_string())
 }
 
 async fn respond(fields: Result<LegacyFields, Refusal>, req: &HttpRequest, state: &AppState, context: &RequestContext) -> HttpResponse {

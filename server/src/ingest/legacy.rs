@@ -9,7 +9,7 @@
 //! `'username' in data` cannot take), the request is refused with a reason instead.
 
 use event_model::processor::Rejection;
-use event_model::rules::course::{course_from_url, parse_course_key, CourseRef};
+use event_model::course::{course_from_url, parse_course_key, CourseRef};
 use event_model::rules::json::{self, push_str_literal, Dialect};
 use uuid::Uuid;
 
@@ -25,6 +25,14 @@ pub struct LegacyFields {
     pub event: Option<String>,
     pub page: Option<String>,
     pub courserun_key: Option<String>,
+}
+
+impl LegacyFields {
+    /// The fields the LMS's view reads, each the last value sent.
+    pub fn from_form(form: &super::form::FormFields) -> Self {
+        let field = |name: &str| form.last(name).map(str::to_owned);
+        LegacyFields { event_type: field("event_type"), event: field("event"), page: field("page"), courserun_key: field("courserun_key") }
+    }
 }
 
 /// The event of a legacy `/event` request; `received` is the server's time (the
@@ -97,8 +105,14 @@ enum Data<'a> {
 
 fn data_of(raw: Option<&str>) -> Result<Data<'_>, Rejection> {
     let Some(raw) = raw.filter(|r| !r.is_empty()) else { return Ok(Data::Empty) };
-    if json::validate(raw, Dialect::Python).is_err() || has_long_integer(raw) {
-        return Ok(Data::Raw(raw));
+    match json::validate(raw, Dialect::Python) {
+        // Python reads it (up to its recursion limit); this server keeps its limit.
+        Err(json::Invalid::TooDeep) => {
+            return Err(Rejection::new("too_deep", format!("`event` nests deeper than {}", json::MAX_DEPTH)));
+        }
+        Err(_) => return Ok(Data::Raw(raw)),
+        Ok(()) if has_long_integer(raw) => return Ok(Data::Raw(raw)),
+        Ok(()) => {}
     }
     let text = json::compact(raw);
     let value = event_model::Json::from_checked(event_model::Text::from(text.as_ref()));

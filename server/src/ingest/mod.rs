@@ -3,6 +3,7 @@
 //! de-duplication by id, one log record per request, acknowledged once it is durable.
 
 pub mod batch;
+pub mod form;
 pub mod legacy;
 
 use std::borrow::Cow;

@@ -37,8 +37,11 @@ impl Server {
         )
         .unwrap();
         let mut env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        env.push(("TRACKING_JWT_SECRET".into(), JWT_SECRET.into()));
-        env.push(("TRACKING_SESSION_KEY".into(), SESSION_KEY.into()));
+        for (name, default) in [("TRACKING_JWT_SECRET", JWT_SECRET), ("TRACKING_SESSION_KEY", SESSION_KEY)] {
+            if !env.iter().any(|(k, _)| k == name) {
+                env.push((name.into(), default.into()));
+            }
+        }
         let mut server = Server { child: None, url: String::new(), data, config, env, _dir: dir };
         server.spawn();
         server
