@@ -4,7 +4,8 @@
 #   esbuild -> dist/index.js (ESM entry), dist/tracking.legacy.js (one <script> tag).
 # Needs: cargo with the wasm32-unknown-unknown target, wasm-pack, wasm-bindgen (the
 # version in Cargo.lock, on PATH: wasm-pack runs with --mode no-install and never
-# downloads), wasm-opt (binaryen), node + `npm ci` in js/.
+# downloads), node + `npm ci` in js/ (esbuild, and binaryen's wasm-opt: a current
+# release, unlike Debian's 108, which mis-writes wasm-bindgen's externref table export).
 set -eu
 cd "$(dirname "$0")"
 JS=$(pwd)
@@ -18,21 +19,21 @@ export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
 export CARGO_PROFILE_RELEASE_PANIC=abort
 export CARGO_PROFILE_RELEASE_DEBUG=false
 
-FEATURES=$("$ROOT/sdk-wasm/features.sh")
 rm -rf "$JS/pkg"
-# shellcheck disable=SC2086
+# `no_std` (its own allocator and a panic handler that traps: sdk-wasm/src/wasm_rt.rs).
 wasm-pack --log-level warn build "$ROOT/sdk-wasm" --target web --release --mode no-install --no-pack \
-  --out-dir "$JS/pkg" --out-name tracking -- $FEATURES
+  --out-dir "$JS/pkg" --out-name tracking -- --no-default-features
 
 mkdir -p "$JS/dist"
 WASM="$JS/dist/tracking_bg.wasm"
 cp "$JS/pkg/tracking_bg.wasm" "$WASM"
 # panic_immediate_abort for stable Rust: core's panic-message formatting traps at once
-# (the panic handler discards messages anyway); see wasm-fix.mjs. Needs the name section.
+# (the panic handler discards messages anyway); see wasm-fix.mjs. Needs the name section,
+# which wasm-opt keeps (-g) for the check that nothing formats any more.
 node "$JS/wasm-fix.mjs" stub-panics "$WASM"
-wasm-opt -Oz --converge --zero-filled-memory --strip-debug --strip-producers --strip-target-features "$WASM" -o "$WASM"
-# binaryen 108 (Debian bookworm) re-points wasm-bindgen's externref table export; undo that.
-node "$JS/wasm-fix.mjs" fix-exports "$WASM"
+"$JS/node_modules/.bin/wasm-opt" -Oz --converge --zero-filled-memory -g "$WASM" -o "$WASM"
+node "$JS/wasm-fix.mjs" check-formatting "$WASM"
+node "$JS/wasm-fix.mjs" strip-custom "$WASM"
 
 ESBUILD="$JS/node_modules/.bin/esbuild"
 COMMON="--bundle --minify --log-level=warning --log-override:empty-import-meta=silent --log-override:duplicate-object-key=silent"

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // Post-processing of the SDK's wasm module, in place:
 //
-//   node wasm-fix.mjs stub-panics FILE   make core's panic-message formatting trap at once
-//   node wasm-fix.mjs fix-exports FILE   point wasm-bindgen's externref table export back at it
-//   node wasm-fix.mjs strip-names FILE   drop the custom `name` section
+//   node wasm-fix.mjs stub-panics FILE    make core's panic-message formatting trap at once
+//   node wasm-fix.mjs check-formatting FILE   fail if formatting code is left (needs names)
+//   node wasm-fix.mjs strip-custom FILE   drop every custom section (names, producers, ...)
 //
 // stub-panics is `panic_immediate_abort` for stable Rust, at the wasm level. The
 // browser build's panic handler traps without looking at the message
@@ -17,10 +17,10 @@
 // unchanged; wasm-opt then drops what only they called. It needs the name section, so
 // it runs before wasm-opt.
 //
-// fix-exports works around binaryen 108 (Debian bookworm's wasm-opt), which writes the
-// `__wbindgen_externrefs` export as table 0 (the funcref table) whatever the input said;
-// the module then fails to instantiate ("function-typed object must be null ... or a
-// Wasm function object"). With a correct wasm-opt it changes nothing.
+// It matches rustc's symbol names, so it fails loudly instead of silently doing
+// nothing: stub-panics exits 1 when it finds none of core's panicking functions, and
+// check-formatting (run on the optimized module, names kept) exits 1 when any of
+// core's formatting machinery is still there.
 import { readFileSync, writeFileSync } from 'node:fs';
 
 const STUB = [
@@ -169,58 +169,66 @@ function stubPanics(buf) {
     }
     parts.push(section(10, Buffer.concat(out)));
   }
+  const panicking = [...names.values()].filter((n) => STUB[0].test(n)).length;
+  if (!panicking || stubbed < 10) {
+    console.error(`stub-panics: found ${panicking} of core's panicking functions and stubbed ${stubbed}: `
+      + "rustc's symbol names changed, update STUB in js/wasm-fix.mjs");
+    process.exit(1);
+  }
   console.error(`stub-panics: ${stubbed} functions now trap at once`);
   return Buffer.concat(parts);
 }
 
-function fixExports(buf) {
-  const tables = [...imports(buf).tables];
+// Formatting code that must not survive stub-panics and wasm-opt.
+const FORMATTING = [/core(\[[0-9a-f]+\])?::fmt::/, /pad_integral/, /::fmt::Formatter/, /core(\[[0-9a-f]+\])?::unicode::printable/];
+
+// The body size of each defined function, by function index.
+function bodySizes(buf) {
+  const first = imports(buf).functions;
+  const sizes = new Map();
   for (const { id, body } of sections(buf)) {
-    if (id !== 4) continue;
+    if (id !== 10) continue;
     let [count, p] = leb(body, 0);
-    while (count--) {
-      tables.push(body[p]);
-      p = limits(body, p + 1);
+    for (let i = 0; i < count; i++) {
+      const [size, q] = leb(body, p);
+      sizes.set(first + i, size);
+      p = q + size;
     }
   }
-  const externref = tables.indexOf(0x6f);
-  if (externref < 0) return buf;
-  const parts = [buf.subarray(0, 8)];
-  for (const { id, whole, body } of sections(buf)) {
-    if (id !== 7) {
-      parts.push(whole);
-      continue;
-    }
-    let [count, p] = leb(body, 0);
-    const out = [uleb(count)];
-    while (count--) {
-      let n;
-      [n, p] = leb(body, p);
-      const name = body.subarray(p, p + n);
-      p += n;
-      const kind = body[p];
-      let index;
-      [index, p] = leb(body, p + 1);
-      if (kind === 1 && name.toString('utf8') === '__wbindgen_externrefs') index = externref;
-      out.push(uleb(n), name, Buffer.from([kind]), uleb(index));
-    }
-    parts.push(section(7, Buffer.concat(out)));
-  }
-  return Buffer.concat(parts);
+  return sizes;
 }
 
-function stripNames(buf) {
+function checkFormatting(buf) {
+  const byIndex = functionNames(buf);
+  if (!byIndex.size) {
+    console.error('check-formatting: the module has no name section');
+    process.exit(1);
+  }
+  const sizes = bodySizes(buf);
+  const names = [...byIndex.values()];
+  // A stub that is still in the function table is a few bytes that trap: harmless.
+  const left = [...byIndex].filter(([i, n]) => (sizes.get(i) || 0) > 8 && FORMATTING.some((re) => re.test(n))).map(([, n]) => n);
+  if (left.length) {
+    console.error(`check-formatting: ${left.length} formatting functions are left, e.g. ${left.slice(0, 3).join(', ')}`);
+    process.exit(1);
+  }
+  console.error(`check-formatting: none of ${names.length} functions formats anything`);
+  return null;
+}
+
+function stripCustom(buf) {
   const parts = [buf.subarray(0, 8)];
-  for (const { id, whole, body } of sections(buf)) {
-    if (!(id === 0 && customName(body) === 'name')) parts.push(whole);
+  for (const { id, whole } of sections(buf)) {
+    if (id !== 0) parts.push(whole);
   }
   return Buffer.concat(parts);
 }
 
 const [command, file] = process.argv.slice(2);
-const run = { 'stub-panics': stubPanics, 'fix-exports': fixExports, 'strip-names': stripNames }[command];
+const run = { 'stub-panics': stubPanics, 'check-formatting': checkFormatting, 'strip-custom': stripCustom }[command];
 if (!run || !file) {
-  console.error('usage: node wasm-fix.mjs stub-panics|fix-exports|strip-names FILE');
+  console.error('usage: node wasm-fix.mjs stub-panics|check-formatting|strip-custom FILE');
   process.exit(2);
 }
-writeFileSync(file, run(readFileSync(file)));
+const out = run(readFileSync(file));
+if (out) writeFileSync(file, out);

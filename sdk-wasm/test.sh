@@ -10,7 +10,7 @@ ROOT=$(cd .. && pwd)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver || echo /usr/bin/chromedriver)}"
 
-cargo test -p sdk-wasm --quiet
+cargo test -p sdk-wasm --quiet --release
 
 LOG=$(mktemp)
 node "$ROOT/js/test/server.mjs" 0 >"$LOG" 2>&1 &

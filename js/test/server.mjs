@@ -4,7 +4,8 @@
 //   POST [/s/<scenario>]/v1/batch   the batch endpoint (text/plain or application/json)
 //   POST /control/<scenario>        {"responses": [{"status": 503, "headers": {...},
 //                                   "delay": ms}, ...]}: answers for the next requests
-//   GET  /control/<scenario>        {"requests": [{"t", "contentType", "cookie", "body"}]}
+//   GET  /control/<scenario>        {"requests": [{"t", "contentType", "contentEncoding",
+//                                   "wireBytes", "cookie", "body"}]}
 //   GET  /events                    {"events": [...accepted events...], "duplicates": n}
 //   GET  /<path>                    files under the static roots (js/dist, js/test/pages)
 //
@@ -49,11 +50,13 @@ export async function startServer({ port = 0, host = '127.0.0.1', roots = [join(
     }
   };
 
-  const body = (req) => new Promise((resolve, reject) => {
+  // The body as text (gunzipped when it came compressed); `wire` gets the bytes sent.
+  const body = (req, wire = {}) => new Promise((resolve, reject) => {
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
       let buf = Buffer.concat(chunks);
+      wire.bytes = buf.length;
       if (req.headers['content-encoding'] === 'gzip') buf = gunzipSync(buf);
       resolve(buf.toString('utf8'));
     });
@@ -66,9 +69,13 @@ export async function startServer({ port = 0, host = '127.0.0.1', roots = [join(
   };
 
   async function batch(req, res, name) {
-    const text = await body(req);
+    const wire = {};
+    const text = await body(req, wire);
     const sc = scenario(name);
-    sc.requests.push({ t: Date.now(), contentType: req.headers['content-type'] || '', cookie: req.headers.cookie || '', origin: req.headers.origin || '', body: text });
+    sc.requests.push({
+      t: Date.now(), contentType: req.headers['content-type'] || '', contentEncoding: req.headers['content-encoding'] || '',
+      wireBytes: wire.bytes, cookie: req.headers.cookie || '', origin: req.headers.origin || '', body: text,
+    });
     const scripted = sc.responses.shift();
     if (scripted) {
       if (scripted.delay) await new Promise((r) => setTimeout(r, scripted.delay));
@@ -122,7 +129,9 @@ export async function startServer({ port = 0, host = '127.0.0.1', roots = [join(
       }
       if (req.method === 'OPTIONS') {
         res.setHeader('Access-Control-Allow-Methods', 'GET, POST, DELETE');
-        res.setHeader('Access-Control-Allow-Headers', 'Content-Type');
+        // Compressed batches carry Content-Encoding, which needs a pre-flight.
+        res.setHeader('Access-Control-Allow-Headers', 'Content-Type, Content-Encoding');
+        res.setHeader('Access-Control-Max-Age', '7200');
         res.writeHead(204);
         res.end();
         return;

@@ -3,15 +3,17 @@
 //! WebAssembly core that validates, scrubs and batches events to the ingest server's
 //! `POST /v1/batch`.
 //!
-//! The name rules and the scrubber are the server's own (`event_model::rules`), so the
-//! browser refuses or masks exactly what the server would. The SDK holds no JSON
-//! library: the browser's `JSON.stringify` takes the snapshot of the properties and
-//! [`json`] rewrites its text in one pass.
+//! The layers, each in one place: [`prepare`] applies the server's own rules
+//! (`event_model::rules`) to one call; [`queue`] batches, retries, splits, persists and
+//! flushes; [`recorder`] ties calls to the queue; all three are plain Rust, tested
+//! natively, and reach the world only through [`io::Io`]. [`browser`] is that world in
+//! a browser (web-sys, js-sys); the functions below are the page's entry points.
 //!
-//! Nothing here throws into the page except `identifyAuthenticatedUser` without a user
-//! id, as frontend-platform does. The npm package `@org/tracking` (in `js/`) wraps
-//! these exports: it queues calls made before the module is ready and swallows a
-//! module that cannot load.
+//! The SDK holds no JSON library: the browser's `JSON.stringify` takes the snapshot of
+//! the properties and [`json`] rewrites its text in one pass. Nothing here throws into
+//! the page except `identifyAuthenticatedUser` without a user id, as frontend-platform
+//! does. The npm package `@org/tracking` (in `js/`) wraps these exports: it queues
+//! calls made before the module is ready and swallows a module that cannot load.
 
 #![cfg_attr(not(feature = "std"), no_std)]
 
@@ -20,22 +22,29 @@ extern crate alloc;
 use alloc::string::String;
 use core::cell::RefCell;
 
+use js_sys::Promise;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsValue;
 
 #[cfg(all(not(feature = "std"), target_arch = "wasm32"))]
 mod wasm_rt;
 
+pub mod browser;
+pub mod codec;
+pub mod config;
 pub mod event;
 mod fifo;
+pub mod io;
 pub mod json;
 pub mod prepare;
+pub mod queue;
+pub mod recorder;
 pub mod snake;
-pub mod tracker;
-pub mod web;
 
+pub use browser::Tracker;
+pub use config::{Config, NameMode};
 pub use event::Kind;
-pub use tracker::{Call, Config, Tracker};
+pub use recorder::{Call, Recorder};
 
 struct Global {
     tracker: Option<Tracker>,
@@ -50,10 +59,7 @@ struct PageGlobal(RefCell<Global>);
 // SAFETY: wasm32-unknown-unknown without the `atomics` feature has one thread.
 unsafe impl Sync for PageGlobal {}
 
-static GLOBAL: PageGlobal = PageGlobal(RefCell::new(Global {
-    tracker: None,
-    lost: 0,
-}));
+static GLOBAL: PageGlobal = PageGlobal(RefCell::new(Global { tracker: None, lost: 0 }));
 
 fn tracker() -> Option<Tracker> {
     GLOBAL.0.try_borrow().ok().and_then(|g| g.tracker.clone())
@@ -81,14 +87,8 @@ fn text(v: &JsValue) -> Option<String> {
 }
 
 /// Captures a call on the calling path and hands it to the tracker.
-fn capture(
-    kind: Kind,
-    name: &JsValue,
-    category: Option<&JsValue>,
-    properties: &JsValue,
-    snake: bool,
-) {
-    let (data, unserializable) = match web::stringify_value(properties) {
+fn capture(kind: Kind, name: &JsValue, category: Option<&JsValue>, properties: &JsValue, snake: bool) {
+    let (data, unserializable) = match browser::stringify(properties) {
         Ok(d) => (d, false),
         Err(()) => (None, true),
     };
@@ -99,8 +99,8 @@ fn capture(
         data,
         unserializable,
         snake,
-        time: web::now(),
-        page: web::page(0),
+        time: js_sys::Date::now(),
+        page: browser::page_url(),
     });
 }
 
@@ -116,6 +116,10 @@ fn identify(user_id: Option<String>, traits: Option<String>, time: f64, page: St
     }
 }
 
+fn resolved() -> JsValue {
+    Promise::resolve(&JsValue::UNDEFINED).into()
+}
+
 /// Sets the endpoint and the queue's limits (see the README for every option) and
 /// starts the tracker. Calls made before it are dropped (counted in `lost`): the npm
 /// entry holds them until `configure` and replays them. Calling it again changes the
@@ -126,7 +130,7 @@ pub fn configure(options: JsValue) {
         t.reconfigure(&options);
         return;
     }
-    let t = Tracker::new(Config::from_js(&options));
+    let t = Tracker::new(Tracker::config_of(&options));
     if let Ok(mut g) = GLOBAL.0.try_borrow_mut() {
         g.tracker = Some(t);
     }
@@ -138,7 +142,7 @@ pub fn configure(options: JsValue) {
 #[wasm_bindgen(js_name = sendTrackingLogEvent)]
 pub fn send_tracking_log_event(name: JsValue, properties: JsValue) -> JsValue {
     capture(Kind::TrackingLog, &name, None, &properties, true);
-    web::resolved()
+    resolved()
 }
 
 /// A Segment `track` event.
@@ -158,12 +162,10 @@ pub fn send_page_event(category: JsValue, name: JsValue, properties: JsValue) {
 #[wasm_bindgen(js_name = identifyAuthenticatedUser)]
 pub fn identify_authenticated_user(user_id: JsValue, traits: JsValue) -> Result<(), JsValue> {
     if !user_id.is_truthy() {
-        return Err(web::error(
-            "UserId is required for identifyAuthenticatedUser.",
-        ));
+        return Err(js_sys::Error::new("UserId is required for identifyAuthenticatedUser.").into());
     }
-    let traits = web::stringify_value(&traits).ok().flatten();
-    identify(text(&user_id), traits, web::now(), web::page(0));
+    let traits = browser::stringify(&traits).ok().flatten();
+    identify(text(&user_id), traits, js_sys::Date::now(), browser::page_url());
     Ok(())
 }
 
@@ -171,9 +173,9 @@ pub fn identify_authenticated_user(user_id: JsValue, traits: JsValue) -> Result<
 /// id) and, when traits are given, sends an `identify` event with them.
 #[wasm_bindgen(js_name = identifyAnonymousUser)]
 pub fn identify_anonymous_user(traits: JsValue) -> JsValue {
-    let traits = web::stringify_value(&traits).ok().flatten();
-    identify(None, traits, web::now(), web::page(0));
-    web::resolved()
+    let traits = browser::stringify(&traits).ok().flatten();
+    identify(None, traits, js_sys::Date::now(), browser::page_url());
+    resolved()
 }
 
 /// The legacy `Logger.log(event_type, data)`: a tracking-log event whose data is kept
@@ -181,7 +183,7 @@ pub fn identify_anonymous_user(traits: JsValue) -> JsValue {
 #[wasm_bindgen(js_name = logLegacy)]
 pub fn log_legacy(event_type: JsValue, data: JsValue) -> JsValue {
     capture(Kind::TrackingLog, &event_type, None, &data, false);
-    web::resolved()
+    resolved()
 }
 
 /// Sends what is queued now; resolves when it is delivered or the attempt failed
@@ -189,8 +191,8 @@ pub fn log_legacy(event_type: JsValue, data: JsValue) -> JsValue {
 #[wasm_bindgen]
 pub fn flush() -> JsValue {
     match tracker() {
-        Some(t) => t.flush(),
-        None => web::resolved(),
+        Some(t) => t.flush().into(),
+        None => resolved(),
     }
 }
 
@@ -202,10 +204,11 @@ pub fn get_stats() -> JsValue {
         Some(t) => t.stats_with(lost),
         None => {
             // Nothing counted yet but calls made before `configure`.
-            let mut text = String::from("0,0,0,0,0,0,0,0,0,0,0,0,");
-            event::push_u64(&mut text, lost);
-            text.push_str(",0,0,0,0,0,0,0,0,0");
-            web::stats_object(&text, false)
+            let o = js_sys::Object::new();
+            let _ = js_sys::Reflect::set(&o, &"configured".into(), &JsValue::FALSE);
+            let _ = js_sys::Reflect::set(&o, &"lost".into(), &JsValue::from_f64(lost as f64));
+            let _ = js_sys::Reflect::set(&o, &"dropped".into(), &js_sys::Object::new());
+            o.into()
         }
     }
 }
@@ -234,14 +237,5 @@ pub fn replay(code: u8, name: JsValue, category: JsValue, data: JsValue, time: f
         3 | 4 => return identify(if code == 3 { text(&name) } else { None }, data, time, page),
         _ => return,
     };
-    dispatch(Call {
-        kind,
-        name: text(&name),
-        category: text(&category),
-        data,
-        unserializable,
-        snake: code == 0,
-        time,
-        page,
-    });
+    dispatch(Call { kind, name: text(&name), category: text(&category), data, unserializable, snake: code == 0, time, page });
 }

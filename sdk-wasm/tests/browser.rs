@@ -5,7 +5,7 @@
 #![cfg(target_arch = "wasm32")]
 
 use js_sys::{Array, Promise, Reflect, JSON};
-use sdk_wasm::tracker::NameMode;
+use sdk_wasm::NameMode;
 use sdk_wasm::{Call, Config, Kind, Tracker};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -25,12 +25,13 @@ export async function requests(url) {
   return requests.map((q) => {
     let events = [];
     try { events = JSON.parse(q.body).events; } catch (e) {}
-    return { t: q.t, contentType: q.contentType, bytes: new TextEncoder().encode(q.body).length, events };
+    return { t: q.t, contentType: q.contentType, encoding: q.contentEncoding, wire: q.wireBytes, bytes: new TextEncoder().encode(q.body).length, events };
   });
 }
 export function storageKeys(prefix) {
   return Object.keys(localStorage).filter((k) => k.startsWith(prefix)).sort();
 }
+export function storageValue(key) { return localStorage.getItem(key) || ''; }
 export function storageText(prefix) {
   return Object.keys(localStorage).filter((k) => k.startsWith(prefix)).map((k) => localStorage.getItem(k)).join('\n');
 }
@@ -61,6 +62,8 @@ extern "C" {
     fn storage_keys(prefix: &str) -> Array;
     #[wasm_bindgen(js_name = storageText)]
     fn storage_text(prefix: &str) -> String;
+    #[wasm_bindgen(js_name = storageValue)]
+    fn storage_value(key: &str) -> String;
     #[wasm_bindgen(js_name = clearStorage)]
     fn clear_storage(prefix: &str);
     #[wasm_bindgen(js_name = setOnline)]
@@ -91,6 +94,9 @@ async fn wait(ms: u32) {
 struct Seen {
     t: f64,
     content_type: String,
+    /// `Content-Encoding` and the bytes on the wire.
+    encoding: String,
+    wire: usize,
     bytes: usize,
     ids: Vec<String>,
     events: Vec<JsValue>,
@@ -144,6 +150,8 @@ impl Scenario {
                 Seen {
                     t: get(&r, "t").as_f64().unwrap(),
                     content_type: text(&r, "contentType"),
+                    encoding: text(&r, "encoding"),
+                    wire: get(&r, "wire").as_f64().unwrap() as usize,
                     bytes: get(&r, "bytes").as_f64().unwrap() as usize,
                     ids: events.iter().map(|e| text(e, "id")).collect(),
                     events,
@@ -275,6 +283,57 @@ async fn batches_by_count_then_by_time() {
 }
 
 #[wasm_bindgen_test]
+async fn batches_go_gzipped_and_beacons_plain() {
+    let sc = Scenario::new("gzip").await;
+    let t = Tracker::new(Config { batch_events: 50.0, ..sc.config() });
+    for i in 0..50 {
+        track(&t, i);
+    }
+    flushed(&t).await;
+    // One event alone is under the 1 KB threshold: it goes as it is.
+    track(&t, 50);
+    flushed(&t).await;
+    let seen = sc.until_requests(2, 2000).await;
+    assert_eq!((seen[0].encoding.as_str(), seen[0].ids.len()), ("gzip", 50));
+    assert!(seen[0].wire * 4 < seen[0].bytes, "{} bytes on the wire for {}", seen[0].wire, seen[0].bytes);
+    assert!(seen[0].content_type.starts_with("text/plain"));
+    assert_eq!((seen[1].encoding.as_str(), seen[1].wire), ("", seen[1].bytes));
+    // Off when asked.
+    let plain = Tracker::new(Config { gzip: false, batch_events: 50.0, storage_key: None, ..sc.config() });
+    for i in 0..50 {
+        track(&plain, i);
+    }
+    flushed(&plain).await;
+    let seen = sc.until_requests(3, 2000).await;
+    assert_eq!(seen[2].encoding, "");
+    // Beacons stay plain (a keepalive request cannot wait for compression).
+    track(&t, 51);
+    t.unload(true);
+    let seen = sc.until_requests(4, 2000).await;
+    assert_eq!(seen[3].encoding, "");
+    t.shutdown();
+    plain.shutdown();
+}
+
+#[wasm_bindgen_test]
+async fn a_batch_refused_whole_is_sent_again_in_halves() {
+    let sc = Scenario::new("split").await;
+    let refused = r#"{"status": 400, "headers": {"Content-Type": "application/json"}, "body": "{\"error\":\"invalid_json\",\"detail\":\"x\"}"}"#;
+    sc.script(&format!("[{refused}, {refused}]")).await;
+    let t = Tracker::new(Config { batch_events: 8.0, ..sc.config() });
+    for i in 0..8 {
+        track(&t, i);
+    }
+    let seen = sc.until_requests(5, 3000).await;
+    let sizes: Vec<usize> = seen.iter().map(|s| s.ids.len()).collect();
+    assert_eq!(sizes, [8, 4, 2, 2, 4], "halves after each whole-batch refusal");
+    assert_eq!(stat(&t, "sent"), 8.0);
+    assert_eq!(stat(&t, "split"), 2.0);
+    assert_eq!(stat(&t, "dropped.total"), 0.0);
+    t.shutdown();
+}
+
+#[wasm_bindgen_test]
 async fn batches_by_bytes() {
     let sc = Scenario::new("bytes").await;
     let t = Tracker::new(Config {
@@ -350,7 +409,7 @@ async fn persists_and_restores_across_a_reload() {
 }
 
 #[wasm_bindgen_test]
-async fn storage_is_bounded_oldest_first() {
+async fn storage_is_bounded_and_the_rest_stays_in_memory() {
     let sc = Scenario::new("bounded").await;
     sc.script(r#"[{"status": 503, "headers": {"Retry-After": "60"}}]"#)
         .await;
@@ -371,15 +430,20 @@ async fn storage_is_bounded_oldest_first() {
         }
         t.persist_now();
     }
-    // 8 events of ~700 bytes in chunks of 2: only the newest fit in 3000 bytes.
-    let text = storage_text("t-bounded.q.");
-    assert!(text.len() <= 3000, "{} bytes stored", text.len());
-    assert!(
-        !text.contains("\"round\":0"),
-        "the oldest chunk was evicted"
-    );
-    assert!(text.contains("\"round\":3"), "the newest chunk is kept");
-    assert!(stat(&t, "storageEvicted") >= 2.0);
+    // 8 events of ~700 bytes in chunks of 2 (packed two bytes per character): the
+    // oldest fit in 3000 bytes as the browser counts them, the newest stay in memory.
+    let keys = storage_keys("t-bounded.q.");
+    let units: usize = keys.iter().map(|k| k.as_string().unwrap().encode_utf16().count()).sum::<usize>()
+        + storage_text("t-bounded.q.").encode_utf16().count();
+    assert!(units * 2 <= 3000, "{units} code units stored");
+    let stored: String = keys
+        .iter()
+        .map(|k| sdk_wasm::codec::unpack(&storage_value(&k.as_string().unwrap())).unwrap())
+        .collect();
+    assert!(stored.contains("\"round\":0"), "the oldest are stored");
+    assert!(!stored.contains("\"round\":3"), "the newest are not");
+    assert!(stat(&t, "storageFull") >= 2.0);
+    assert_eq!(stat(&t, "queued"), 8.0, "nothing is lost while the page lives");
     t.shutdown();
 }
 
@@ -723,7 +787,8 @@ async fn snake_case_matches_lodash_in_the_browser() {
         let key = js_sys::JsString::from(row.get(0));
         let want = js_sys::JsString::from(row.get(1));
         let units: Vec<u16> = key.iter().collect();
-        let got = sdk_wasm::snake::snake_case_utf16(&units, &sdk_wasm::web::lower_case);
+        let lower = |w: &[u16]| -> Vec<u16> { js_sys::JsString::from(String::from_utf16_lossy(w)).to_lower_case().as_string().unwrap().encode_utf16().collect() };
+        let got = sdk_wasm::snake::snake_case_utf16(&units, &lower);
         if got != want.iter().collect::<Vec<u16>>() {
             failures.push(format!(
                 "{:?} -> {:?}, lodash {:?}",

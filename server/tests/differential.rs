@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use sdk_wasm::event::{to_json, Kind, Parts};
 use sdk_wasm::prepare::{prepare, Draft, Limits, Refused};
-use sdk_wasm::tracker::NameMode;
+use sdk_wasm::NameMode;
 use serde_json::{json, Value};
 
 

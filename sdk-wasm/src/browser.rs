@@ -1,0 +1,541 @@
+//! The browser side of the SDK: [`Io`] on `web-sys` and `js-sys` (fetch, sendBeacon,
+//! localStorage, timers, `pagehide`/`visibilitychange`/`online`, crypto, `JSON`,
+//! `CompressionStream`), options and stats as objects, and [`Tracker`], the handle the
+//! page's functions use.
+//!
+//! Callbacks come back through closures made once per tracker (timers, listeners, the
+//! steps of a request, bound to their token), so nothing leaks per request, and each
+//! catches what the page's environment may throw (a wrapped `fetch`, a disabled
+//! `localStorage`, a replaced `console`).
+
+use alloc::rc::{Rc, Weak};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+
+use js_sys::{Array, Function, JsString, Object, Promise, Reflect, JSON};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{Blob, Document, Event, EventTarget, ReadableWritablePair, RequestCredentials, RequestInit, Storage, VisibilityState, Window};
+
+use crate::config::{Config, NUMBERS};
+use crate::io::{Io, Response, Timer, DROP_NAMES};
+use crate::recorder::{Call, Recorder};
+
+#[wasm_bindgen]
+extern "C" {
+    /// `CompressionStream`, which web-sys has only among its unstable APIs.
+    #[wasm_bindgen(js_name = CompressionStream)]
+    type CompressionStream;
+    #[wasm_bindgen(constructor, catch, js_class = "CompressionStream")]
+    fn new(format: &str) -> Result<CompressionStream, JsValue>;
+
+    /// A promise seen as a thenable: `then(onFulfilled, onRejected)` with functions
+    /// (js-sys's `then` takes closures; these are bound ones).
+    type Thenable;
+    #[wasm_bindgen(method)]
+    fn then(this: &Thenable, on_fulfilled: &JsValue, on_rejected: &JsValue);
+
+    /// The global scope's `fetch`, catching what a page's wrapped `fetch` may throw.
+    type Fetcher;
+    #[wasm_bindgen(method, catch)]
+    fn fetch(this: &Fetcher, url: &str, init: &RequestInit) -> Result<Promise, JsValue>;
+}
+
+fn then(promise: &Promise, on_fulfilled: &impl AsRef<JsValue>, on_rejected: &impl AsRef<JsValue>) {
+    promise.unchecked_ref::<Thenable>().then(on_fulfilled.as_ref(), on_rejected.as_ref());
+}
+
+fn fetch(window: &Window, url: &str, init: &RequestInit) -> Result<Promise, JsValue> {
+    window.unchecked_ref::<Fetcher>().fetch(url, init)
+}
+
+type Shared = RefCell<State>;
+
+struct State {
+    rec: Recorder,
+    io: BrowserIo,
+}
+
+/// Runs `f` on the tracker behind `weak`, unless it is gone or busy (a callback from
+/// inside a call the tracker is making).
+fn with(weak: &Weak<Shared>, f: impl FnOnce(&mut Recorder, &mut BrowserIo)) {
+    if let Some(rc) = weak.upgrade() {
+        if let Ok(mut state) = rc.try_borrow_mut() {
+            let State { rec, io } = &mut *state;
+            f(rec, io);
+        }
+    }
+}
+
+/// The closures the browser calls back, made once per tracker.
+struct Callbacks {
+    timers: [Closure<dyn FnMut()>; 3],
+    /// (token, body): the compressed body (an `ArrayBuffer`) or, when compression
+    /// failed, the text.
+    payload: Closure<dyn FnMut(u32, JsValue)>,
+    /// (token, `Response`).
+    fetched: Closure<dyn FnMut(u32, JsValue)>,
+    /// (token, status, JSON body or undefined).
+    body: Closure<dyn FnMut(u32, u16, JsValue)>,
+    /// (token, error): a network error, a timeout.
+    failed: Closure<dyn FnMut(u32, JsValue)>,
+    listeners: Vec<(EventTarget, &'static str, Closure<dyn FnMut(Event)>)>,
+}
+
+pub struct BrowserIo {
+    window: Option<Window>,
+    storage: Option<Storage>,
+    url: String,
+    timeout_ms: f64,
+    gzip: bool,
+    timers: [Option<i32>; 3],
+    callbacks: Option<Callbacks>,
+    waiters: Vec<(u32, Function)>,
+    next_waiter: u32,
+}
+
+impl BrowserIo {
+    fn new(cfg: &Config) -> BrowserIo {
+        let window = web_sys::window();
+        let storage = match &window {
+            Some(w) if cfg.storage_key.is_some() => w.local_storage().ok().flatten(),
+            _ => None,
+        };
+        let gzip = cfg.gzip && Reflect::has(&js_sys::global(), &JsValue::from_str("CompressionStream")).unwrap_or(false);
+        BrowserIo { window, storage, url: batch_url(&cfg.endpoint), timeout_ms: cfg.request_timeout_ms, gzip, timers: [None; 3], callbacks: None, waiters: Vec::new(), next_waiter: 1 }
+    }
+
+    fn listen(&mut self, weak: &Weak<Shared>) {
+        let timer = |t: Timer| {
+            let weak = weak.clone();
+            Closure::<dyn FnMut()>::new(move || {
+                with(&weak, |rec, io| {
+                    io.timers[t as usize] = None;
+                    rec.on_timer(t, io);
+                })
+            })
+        };
+        let w = weak.clone();
+        let payload = Closure::<dyn FnMut(u32, JsValue)>::new(move |token: u32, body: JsValue| with(&w, |_, io| io.fetch(token, &body)));
+        let w = weak.clone();
+        let fetched = Closure::<dyn FnMut(u32, JsValue)>::new(move |token: u32, response: JsValue| with(&w, |rec, io| io.fetched(rec, token, response)));
+        let w = weak.clone();
+        let body = Closure::<dyn FnMut(u32, u16, JsValue)>::new(move |token: u32, status: u16, json: JsValue| {
+            with(&w, |rec, io| rec.on_response(token, &response_of(status, None, &json), io))
+        });
+        let w = weak.clone();
+        let failed = Closure::<dyn FnMut(u32, JsValue)>::new(move |token: u32, _error: JsValue| {
+            with(&w, |rec, io| rec.on_response(token, &Response::default(), io))
+        });
+        let mut listeners = Vec::new();
+        let mut on = |target: Option<EventTarget>, kind: &'static str, f: fn(&mut Recorder, &mut BrowserIo)| {
+            let Some(target) = target else { return };
+            let weak = weak.clone();
+            let closure = Closure::<dyn FnMut(Event)>::new(move |_: Event| with(&weak, f));
+            if target.add_event_listener_with_callback(kind, closure.as_ref().unchecked_ref()).is_ok() {
+                listeners.push((target, kind, closure));
+            }
+        };
+        let window = self.window.clone();
+        let document = window.as_ref().and_then(Window::document);
+        on(window.clone().map(Into::into), "pagehide", |rec, io| rec.unload(true, io));
+        on(window.map(Into::into), "online", |rec, io| rec.on_online(io));
+        on(document.map(Into::into), "visibilitychange", |rec, io| {
+            if document_of(io).is_some_and(|d| d.visibility_state() == VisibilityState::Hidden) {
+                rec.unload(false, io);
+            }
+        });
+        self.callbacks = Some(Callbacks { timers: [timer(Timer::Flush), timer(Timer::Persist), timer(Timer::Retry)], payload, fetched, body, failed, listeners });
+    }
+
+    fn stop(&mut self) {
+        for t in [Timer::Flush, Timer::Persist, Timer::Retry] {
+            self.disarm(t);
+        }
+        if let Some(callbacks) = self.callbacks.take() {
+            for (target, kind, closure) in &callbacks.listeners {
+                let _ = target.remove_event_listener_with_callback(kind, closure.as_ref().unchecked_ref());
+            }
+        }
+    }
+
+    /// Sends a body (compressed or text) with `fetch`.
+    fn fetch(&mut self, token: u32, body: &JsValue) {
+        let (Some(window), Some(callbacks)) = (&self.window, &self.callbacks) else { return };
+        let init = RequestInit::new();
+        init.set_method("POST");
+        init.set_credentials(RequestCredentials::Include);
+        init.set_body(body);
+        if !body.is_string() {
+            let headers = Object::new();
+            let _ = Reflect::set(&headers, &"Content-Type".into(), &"text/plain;charset=UTF-8".into());
+            let _ = Reflect::set(&headers, &"Content-Encoding".into(), &"gzip".into());
+            init.set_headers(&headers);
+        }
+        if self.timeout_ms > 0.0 {
+            init.set_signal(Some(&web_sys::AbortSignal::timeout_with_f64(self.timeout_ms)));
+        }
+        let token = JsValue::from(token);
+        let ok = callbacks.fetched.as_ref().unchecked_ref::<Function>().bind1(&JsValue::NULL, &token);
+        let err = callbacks.failed.as_ref().unchecked_ref::<Function>().bind1(&JsValue::NULL, &token);
+        let promise = fetch(window, &self.url, &init).unwrap_or_else(|e| Promise::reject(&e));
+        then(&promise, &ok, &err);
+    }
+
+    fn fetched(&mut self, rec: &mut Recorder, token: u32, response: JsValue) {
+        let Ok(response) = response.dyn_into::<web_sys::Response>() else {
+            return rec.on_response(token, &Response::default(), self);
+        };
+        let status = response.status();
+        // The results of a 2xx and the reason of a refusal are in the JSON body.
+        if (200..300).contains(&status) || status == 400 || status == 413 {
+            if let (Some(callbacks), Ok(json)) = (&self.callbacks, response.json()) {
+                let f = callbacks.body.as_ref().unchecked_ref::<Function>().bind2(&JsValue::NULL, &token.into(), &status.into());
+                then(&json, &f, &f);
+                return;
+            }
+        }
+        let retry_after = response.headers().get("Retry-After").ok().flatten().and_then(|v| retry_after_ms(&v));
+        rec.on_response(token, &response_of(status, retry_after, &JsValue::UNDEFINED), self);
+    }
+}
+
+fn batch_url(endpoint: &str) -> String {
+    let mut url = String::from(endpoint);
+    url.push_str("/v1/batch");
+    url
+}
+
+fn document_of(io: &BrowserIo) -> Option<Document> {
+    io.window.as_ref().and_then(Window::document)
+}
+
+/// Calls a binding that may throw (web-sys marks them `catch`), as an `Option`.
+fn catch<T>(f: impl FnOnce() -> Result<T, JsValue>) -> Option<T> {
+    f().ok()
+}
+
+/// `Retry-After` in ms from now: delay-seconds or an HTTP date.
+fn retry_after_ms(value: &str) -> Option<f64> {
+    let v = value.trim();
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        return crate::config::whole_number(v).map(|s| s * 1000.0);
+    }
+    let at = js_sys::Date::parse(v);
+    (!at.is_nan()).then(|| (at - js_sys::Date::now()).max(0.0))
+}
+
+/// The parts of a reply the queue reads: the rejected ids of a 2xx, the `error` of a refusal.
+fn response_of(status: u16, retry_after_ms: Option<f64>, json: &JsValue) -> Response {
+    let get = |v: &JsValue, k: &str| if v.is_object() { Reflect::get(v, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED) } else { JsValue::UNDEFINED };
+    let mut response = Response { status, retry_after_ms, error: get(json, "error").as_string(), rejected: Vec::new() };
+    if let Ok(results) = get(json, "results").dyn_into::<Array>() {
+        for r in results.iter() {
+            if get(&r, "status").as_string().as_deref() == Some("rejected") {
+                if let Some(id) = get(&r, "id").as_string() {
+                    response.rejected.push(id);
+                }
+            }
+        }
+    }
+    response
+}
+
+impl Io for BrowserIo {
+    fn now(&mut self) -> f64 {
+        js_sys::Date::now()
+    }
+
+    fn random_bytes(&mut self, out: &mut [u8]) {
+        let crypto = self.window.as_ref().and_then(|w| w.crypto().ok());
+        if crypto.and_then(|c| c.get_random_values_with_u8_array(out).ok()).is_none() {
+            for b in out {
+                *b = (js_sys::Math::random() * 256.0) as u8;
+            }
+        }
+    }
+
+    fn online(&mut self) -> bool {
+        self.window.as_ref().is_none_or(|w| w.navigator().on_line())
+    }
+
+    fn send(&mut self, token: u32, body: &str) {
+        let Some(callbacks) = &self.callbacks else { return };
+        if self.gzip && body.len() > 1024 {
+            // new Response(new Blob([body]).stream().pipeThrough(new CompressionStream('gzip'))).arrayBuffer()
+            let compressed = catch(|| {
+                let blob = Blob::new_with_str_sequence(&Array::of1(&JsValue::from_str(body)))?;
+                let pair: ReadableWritablePair = CompressionStream::new("gzip")?.unchecked_into();
+                let stream = blob.stream().pipe_through(&pair);
+                web_sys::Response::new_with_opt_readable_stream(Some(&stream))?.array_buffer()
+            });
+            if let Some(compressed) = compressed {
+                let token = JsValue::from(token);
+                let payload: &Function = callbacks.payload.as_ref().unchecked_ref();
+                let ok = payload.bind1(&JsValue::NULL, &token);
+                // If compression fails the text goes as it is.
+                let fallback = payload.bind2(&JsValue::NULL, &token, &JsValue::from_str(body));
+                then(&compressed, &ok, &fallback);
+                return;
+            }
+        }
+        self.fetch(token, &JsValue::from_str(body));
+    }
+
+    fn beacon(&mut self, body: &str) -> bool {
+        let Some(window) = &self.window else { return false };
+        match window.navigator().send_beacon_with_opt_str(&self.url, Some(body)) {
+            Ok(taken) => taken,
+            Err(_) => {
+                // No sendBeacon: a keepalive fetch, which also outlives the page.
+                let init = RequestInit::new();
+                init.set_method("POST");
+                init.set_credentials(RequestCredentials::Include);
+                let _ = Reflect::set(&init, &"keepalive".into(), &JsValue::TRUE);
+                init.set_body(&JsValue::from_str(body));
+                fetch(window, &self.url, &init).is_ok()
+            }
+        }
+    }
+
+    fn load(&mut self, key: &str) -> Option<String> {
+        self.storage.as_ref()?.get_item(key).ok().flatten()
+    }
+
+    fn store(&mut self, key: &str, value: &str) -> bool {
+        self.storage.as_ref().is_some_and(|s| s.set_item(key, value).is_ok())
+    }
+
+    fn unstore(&mut self, key: &str) {
+        if let Some(s) = &self.storage {
+            let _ = s.remove_item(key);
+        }
+    }
+
+    fn keys(&mut self, prefix: &str) -> Vec<String> {
+        let Some(s) = &self.storage else { return Vec::new() };
+        let n = s.length().unwrap_or(0);
+        let mut keys: Vec<String> = (0..n).filter_map(|i| s.key(i).ok().flatten()).filter(|k| k.starts_with(prefix)).collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    fn arm(&mut self, timer: Timer, ms: f64) {
+        self.disarm(timer);
+        let (Some(window), Some(callbacks)) = (&self.window, &self.callbacks) else { return };
+        let f = callbacks.timers[timer as usize].as_ref().unchecked_ref();
+        self.timers[timer as usize] = window.set_timeout_with_callback_and_timeout_and_arguments_0(f, ms as i32).ok();
+    }
+
+    fn disarm(&mut self, timer: Timer) {
+        if let (Some(window), Some(id)) = (&self.window, self.timers[timer as usize].take()) {
+            window.clear_timeout_with_handle(id);
+        }
+    }
+
+    fn settled(&mut self, waiter: u32) {
+        if let Some(at) = self.waiters.iter().position(|(id, _)| *id == waiter) {
+            let (_, resolve) = self.waiters.swap_remove(at);
+            let _ = resolve.call0(&JsValue::UNDEFINED);
+        }
+    }
+
+    fn warn(&mut self, message: &str, detail: &str) {
+        web_sys::console::warn_2(&message.into(), &detail.into());
+    }
+
+    fn lower_case(&self, word: &[u16]) -> Vec<u16> {
+        JsString::from_char_code(word).to_lower_case().iter().collect()
+    }
+}
+
+/// `JSON.stringify(value)` as text: `Ok(None)` for `undefined` (and what stringifies
+/// to nothing), `Err` when it throws (a cycle, a BigInt, a throwing getter).
+#[allow(clippy::result_unit_err)]
+pub fn stringify(value: &JsValue) -> Result<Option<String>, ()> {
+    if value.is_undefined() {
+        return Ok(None);
+    }
+    JSON::stringify(value).map(|s| s.as_string()).map_err(|_| ())
+}
+
+/// `document.URL` (`location.href`, read twenty times faster), or `""`.
+pub fn page_url() -> String {
+    web_sys::window().and_then(|w| w.document()).and_then(|d| d.url().ok()).unwrap_or_default()
+}
+
+fn referrer() -> String {
+    web_sys::window().and_then(|w| w.document()).map(|d| d.referrer()).unwrap_or_default()
+}
+
+/// Reads `configure(options)` over `cfg`; absent or mistyped options keep their value.
+/// `storageKey` only counts at start (`with_storage_key`).
+pub fn read_options(cfg: &mut Config, options: &JsValue, with_storage_key: bool) {
+    if !options.is_object() {
+        return;
+    }
+    let get = |k: &str| Reflect::get(options, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
+    if let Some(endpoint) = get("endpoint").as_string() {
+        cfg.set_endpoint(&endpoint);
+    }
+    if let Some(mode) = get("nameValidation").as_string() {
+        cfg.set_name_mode(&mode);
+    }
+    if with_storage_key {
+        let key = get("storageKey");
+        if key.is_null() || key.as_bool() == Some(false) {
+            cfg.storage_key = None;
+        } else if let Some(key) = key.as_string().filter(|k| !k.is_empty()) {
+            cfg.storage_key = Some(key);
+        }
+    }
+    if let Ok(keys) = get("sensitiveKeys").dyn_into::<Array>() {
+        cfg.sensitive_keys = keys.iter().filter_map(|k| k.as_string()).filter(|k| !k.is_empty()).collect();
+    }
+    if let Some(gzip) = get("gzip").as_bool() {
+        cfg.gzip = gzip;
+    }
+    for name in NUMBERS {
+        if let (Some(n), Some(field)) = (get(name).as_f64(), cfg.number_mut(name)) {
+            if n >= 0.0 && n < 1e12 {
+                *field = (n as u64) as f64;
+            }
+        }
+    }
+}
+
+/// A tracker instance. The page's functions use one global instance; tests make their own.
+#[derive(Clone)]
+pub struct Tracker(Rc<Shared>);
+
+impl Tracker {
+    /// Starts a tracker: restores events persisted by earlier pages, listens for
+    /// `visibilitychange`, `pagehide` and `online`, and sends what it restored.
+    pub fn new(cfg: Config) -> Tracker {
+        let rc = Rc::new_cyclic(|weak: &Weak<Shared>| {
+            let mut io = BrowserIo::new(&cfg);
+            io.listen(weak);
+            let rec = Recorder::start(cfg, referrer(), &mut io);
+            RefCell::new(State { rec, io })
+        });
+        Tracker(rc)
+    }
+
+    /// The configuration of `configure(options)` over the defaults.
+    pub fn config_of(options: &JsValue) -> Config {
+        let mut cfg = Config::default();
+        read_options(&mut cfg, options, true);
+        cfg
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Recorder, &mut BrowserIo) -> R) -> Option<R> {
+        let mut state = self.0.try_borrow_mut().ok()?;
+        let State { rec, io } = &mut *state;
+        Some(f(rec, io))
+    }
+
+    /// Records one call; `false` when the tracker was busy (a re-entrant call from
+    /// inside the SDK) and the call was dropped.
+    pub fn record(&self, call: Call) -> bool {
+        self.with(|rec, io| rec.record(call, io)).is_some()
+    }
+
+    /// `identifyAuthenticatedUser` (`Some(user id)`) or `identifyAnonymousUser` (`None`).
+    pub fn identify(&self, user_id: Option<String>, traits: Option<String>, time: f64, page: String) -> bool {
+        self.with(|rec, io| rec.identify(user_id, traits, time, page, io)).is_some()
+    }
+
+    /// Replaces the settings (the storage key is kept: it is read once, at start).
+    pub fn reconfigure(&self, options: &JsValue) {
+        self.with(|rec, io| {
+            read_options(&mut rec.cfg, options, false);
+            io.url = batch_url(&rec.cfg.endpoint);
+            io.timeout_ms = rec.cfg.request_timeout_ms;
+            io.gzip = io.gzip && rec.cfg.gzip;
+        });
+    }
+
+    /// A promise that resolves once the events queued now are settled, or the attempt
+    /// to send them failed (they stay queued for a retry). It never rejects.
+    pub fn flush(&self) -> Promise {
+        let mut resolve_fn = None;
+        let promise = Promise::new(&mut |resolve, _reject| resolve_fn = Some(resolve));
+        let Some(resolve) = resolve_fn else { return promise };
+        let queued = self.with(|rec, io| {
+            let waiter = io.next_waiter;
+            io.next_waiter = io.next_waiter.wrapping_add(1);
+            io.waiters.push((waiter, resolve.clone()));
+            rec.flush(waiter, io);
+        });
+        if queued.is_none() {
+            let _ = resolve.call0(&JsValue::UNDEFINED);
+        }
+        promise
+    }
+
+    /// The counters of `getStats()`, as an object.
+    pub fn stats(&self) -> JsValue {
+        self.stats_with(0)
+    }
+
+    /// The counters with `lost`, the page-level count of calls lost before the tracker
+    /// existed (or made while it was busy).
+    pub fn stats_with(&self, lost: u64) -> JsValue {
+        let Ok(state) = self.0.try_borrow() else { return JsValue::UNDEFINED };
+        let queue = &state.rec.queue;
+        let stats = &queue.stats;
+        let o = Object::new();
+        let set = |o: &Object, k: &str, v: u64| drop(Reflect::set(o, &JsValue::from_str(k), &JsValue::from_f64(v as f64)));
+        let _ = Reflect::set(&o, &"configured".into(), &JsValue::TRUE);
+        for (k, v) in stats.named() {
+            set(&o, k, v);
+        }
+        set(&o, "queued", queue.len() as u64);
+        set(&o, "inflight", queue.inflight() as u64);
+        set(&o, "persisted", queue.persisted());
+        set(&o, "lost", lost);
+        let dropped = Object::new();
+        for (k, v) in DROP_NAMES.iter().zip(stats.dropped.iter()) {
+            set(&dropped, k, *v);
+        }
+        set(&dropped, "total", stats.dropped_total());
+        let _ = Reflect::set(&o, &"dropped".into(), &dropped);
+        o.into()
+    }
+
+    /// Forgets the user id and mints a new anonymous id (Segment's `reset()`).
+    pub fn reset(&self) {
+        self.with(|rec, io| rec.reset(io));
+    }
+
+    /// The unload flush, as `pagehide` (`true`) or `visibilitychange`→hidden (`false`) runs it.
+    pub fn unload(&self, pagehide: bool) {
+        self.with(|rec, io| rec.unload(pagehide, io));
+    }
+
+    /// Writes every unpersisted event to storage now.
+    pub fn persist_now(&self) {
+        self.with(|rec, io| rec.persist_now(io));
+    }
+
+    /// Stops timers and listeners without sending or persisting anything: what a page
+    /// that is killed leaves behind (tests use it to simulate a reload).
+    pub fn shutdown(&self) {
+        self.with(|rec, io| {
+            rec.queue.stop(io);
+            io.stop();
+        });
+    }
+
+    /// The anonymous id (persisted across pages).
+    pub fn anonymous_id(&self) -> String {
+        self.0.try_borrow().map(|s| s.rec.anonymous_id().into()).unwrap_or_default()
+    }
+
+    /// Ids of the queued events, oldest first.
+    pub fn queued_ids(&self) -> Vec<String> {
+        self.0.try_borrow().map(|s| s.rec.queue.ids()).unwrap_or_default()
+    }
+}
