@@ -41,6 +41,10 @@ COMMON="--bundle --minify --log-level=warning --log-override:empty-import-meta=s
 "$ESBUILD" "$JS/src/index.js" $COMMON --format=esm --target=es2020 --outfile="$JS/dist/index.js"
 # shellcheck disable=SC2086
 "$ESBUILD" "$JS/src/legacy.js" $COMMON --format=iife --target=es2019 --outfile="$JS/dist/tracking.legacy.js"
+# The frontend-platform service imports the entry above (one SDK instance per page).
+# shellcheck disable=SC2086
+"$ESBUILD" "$JS/src/frontend-platform.js" $COMMON --format=esm --target=es2020 --external:./index.js --outfile="$JS/dist/frontend-platform.js"
 cp "$JS/src/index.d.ts" "$JS/dist/index.d.ts"
+cp "$JS/src/frontend-platform.d.ts" "$JS/dist/frontend-platform.d.ts"
 echo "built $JS/dist:"
 ls -l "$JS/dist"

@@ -28,8 +28,8 @@ if have rustup && ! rustup target list --installed | grep -qx wasm32-unknown-unk
   rustup target add wasm32-unknown-unknown
 fi
 
-# Build tools for -sys crates and the SDK's size optimizer; node builds the npm package.
-apt_install pkg-config binaryen
+# Build tools for -sys crates; node builds the npm package (its binaryen is an npm package).
+apt_install pkg-config
 have node || apt_install nodejs
 have npm || apt_install npm
 

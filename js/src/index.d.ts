@@ -10,11 +10,13 @@ export interface TrackingOptions {
   flushInterval?: number;
   /** Largest event, bytes of JSON; larger events are dropped (reason `size_limit`). Default 50000. */
   maxEventBytes?: number;
-  /** Most events held in memory; the oldest are dropped beyond it (`queue_full`). Default 100000. */
+  /** Most events held in memory; the oldest not in flight are dropped beyond it (`queue_full`). Default 100000. */
   maxQueueEvents?: number;
+  /** Most bytes of event JSON held in memory, likewise. Default 20000000. */
+  maxQueueBytes?: number;
   /** localStorage key prefix; `false` disables persistence. Default `'orgtracking'`. Read once. */
   storageKey?: string | false;
-  /** Most bytes of queued events kept in localStorage; oldest evicted first. Default 1000000. */
+  /** Most localStorage the queue uses, bytes as browsers count them (two per character); events beyond it stay in memory only (`storageFull`). Default 5000000 (about 12,000 events). */
   maxStorageBytes?: number;
   /** Delay before new events are written to localStorage, ms. Default 250. */
   persistDelay?: number;
@@ -30,6 +32,8 @@ export interface TrackingOptions {
   requestTimeout?: number;
   /** Bytes the unload flush may hand to sendBeacon. Default 64000. */
   unloadBytes?: number;
+  /** Compress batches sent with fetch (CompressionStream, Content-Encoding: gzip). Default true. */
+  gzip?: boolean;
   /** What to do with names that are not namespace.object.action. Default `'warn'`. */
   nameValidation?: 'off' | 'warn' | 'reject';
   /** Password-like keys to mask beyond the built-in list. */
@@ -54,9 +58,14 @@ export interface TrackingStats {
   queued?: number;
   inflight?: number;
   persisted?: number;
-  storageEvicted?: number;
+  /** Batches sent again in halves after the server refused one whole. */
+  split?: number;
+  /** Events kept in memory only: the storage budget or quota was full. */
+  storageFull?: number;
   storageErrors?: number;
   invalidNames?: number;
+  /** Events of a request in flight when the page went away that could be neither beaconed nor stored. */
+  unconfirmed?: number;
   pending: number;
   lost: number;
   dropped: Record<string, number>;

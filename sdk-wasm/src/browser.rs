@@ -3,10 +3,10 @@
 //! `CompressionStream`), options and stats as objects, and [`Tracker`], the handle the
 //! page's functions use.
 //!
-//! Callbacks come back through closures made once per tracker (timers, listeners, the
-//! steps of a request, bound to their token), so nothing leaks per request, and each
-//! catches what the page's environment may throw (a wrapped `fetch`, a disabled
-//! `localStorage`, a replaced `console`).
+//! Callbacks come back through one closure per tracker (timers, listeners, the steps of
+//! a request are it, bound to their arguments), so nothing leaks per request; each
+//! binding catches what the page's environment may throw (a wrapped `fetch`, a
+//! disabled `localStorage`, a replaced `console`).
 
 use alloc::rc::{Rc, Weak};
 use alloc::string::String;
@@ -17,7 +17,7 @@ use js_sys::{Array, Function, JsString, Object, Promise, Reflect, JSON};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{Blob, Document, Event, EventTarget, ReadableWritablePair, RequestCredentials, RequestInit, Storage, VisibilityState, Window};
+use web_sys::{Blob, Document, EventTarget, ReadableWritablePair, RequestCredentials, RequestInit, Storage, VisibilityState, Window};
 
 use crate::config::{Config, NUMBERS};
 use crate::io::{Io, Response, Timer, DROP_NAMES};
@@ -69,19 +69,67 @@ fn with(weak: &Weak<Shared>, f: impl FnOnce(&mut Recorder, &mut BrowserIo)) {
     }
 }
 
-/// The closures the browser calls back, made once per tracker.
+/// What the one callback of a tracker is called for (its first argument).
+#[derive(Clone, Copy)]
+#[repr(u32)]
+enum Cb {
+    Flush = 0,
+    Persist = 1,
+    Retry = 2,
+    /// (token, the compressed body, or the text when compression failed)
+    Payload,
+    /// (token, the `Response`)
+    Fetched,
+    /// (token, status, the JSON body or undefined)
+    Body,
+    /// (token, the error): a network error, a timeout
+    Failed,
+    Pagehide,
+    Online,
+    Visibility,
+}
+
+const CALLS: [Cb; 10] = [Cb::Flush, Cb::Persist, Cb::Retry, Cb::Payload, Cb::Fetched, Cb::Body, Cb::Failed, Cb::Pagehide, Cb::Online, Cb::Visibility];
+
+/// The tracker's one closure (timers, listeners and the steps of a request are it,
+/// bound to their arguments), and the listeners it is registered as.
 struct Callbacks {
-    timers: [Closure<dyn FnMut()>; 3],
-    /// (token, body): the compressed body (an `ArrayBuffer`) or, when compression
-    /// failed, the text.
-    payload: Closure<dyn FnMut(u32, JsValue)>,
-    /// (token, `Response`).
-    fetched: Closure<dyn FnMut(u32, JsValue)>,
-    /// (token, status, JSON body or undefined).
-    body: Closure<dyn FnMut(u32, u16, JsValue)>,
-    /// (token, error): a network error, a timeout.
-    failed: Closure<dyn FnMut(u32, JsValue)>,
-    listeners: Vec<(EventTarget, &'static str, Closure<dyn FnMut(Event)>)>,
+    callback: Closure<dyn FnMut(u32, JsValue, JsValue, JsValue)>,
+    listeners: Vec<(EventTarget, &'static str, Function)>,
+}
+
+impl Callbacks {
+    /// The callback with its leading arguments bound: `kind`, then `args`.
+    fn bound(&self, kind: Cb, args: &[&JsValue]) -> JsValue {
+        let f: &Function = self.callback.as_ref().unchecked_ref();
+        let kind = JsValue::from(kind as u32);
+        match args {
+            [] => f.bind1(&JsValue::NULL, &kind).into(),
+            [a] => f.bind2(&JsValue::NULL, &kind, a).into(),
+            [a, b, ..] => f.bind3(&JsValue::NULL, &kind, a, b).into(),
+        }
+    }
+}
+
+fn on_call(rec: &mut Recorder, io: &mut BrowserIo, kind: u32, a: JsValue, b: JsValue, c: JsValue) {
+    let token = a.as_f64().unwrap_or(0.0) as u32;
+    match CALLS.get(kind as usize) {
+        Some(&Cb::Flush) => io.fired(rec, Timer::Flush),
+        Some(&Cb::Persist) => io.fired(rec, Timer::Persist),
+        Some(&Cb::Retry) => io.fired(rec, Timer::Retry),
+        Some(Cb::Payload) => io.fetch(token, &b),
+        Some(Cb::Fetched) => io.fetched(rec, token, b),
+        Some(Cb::Body) => rec.on_response(token, &response_of(b.as_f64().unwrap_or(0.0) as u16, None, &c), io),
+        Some(Cb::Failed) => rec.on_response(token, &Response::default(), io),
+        Some(Cb::Pagehide) => rec.unload(true, io),
+        Some(Cb::Online) => rec.on_online(io),
+        Some(Cb::Visibility) => {
+            if document_of(io).is_some_and(|d| d.visibility_state() == VisibilityState::Hidden) {
+                rec.unload(false, io);
+            }
+        }
+        None => {}
+    }
 }
 
 pub struct BrowserIo {
@@ -108,46 +156,31 @@ impl BrowserIo {
     }
 
     fn listen(&mut self, weak: &Weak<Shared>) {
-        let timer = |t: Timer| {
-            let weak = weak.clone();
-            Closure::<dyn FnMut()>::new(move || {
-                with(&weak, |rec, io| {
-                    io.timers[t as usize] = None;
-                    rec.on_timer(t, io);
-                })
-            })
-        };
-        let w = weak.clone();
-        let payload = Closure::<dyn FnMut(u32, JsValue)>::new(move |token: u32, body: JsValue| with(&w, |_, io| io.fetch(token, &body)));
-        let w = weak.clone();
-        let fetched = Closure::<dyn FnMut(u32, JsValue)>::new(move |token: u32, response: JsValue| with(&w, |rec, io| io.fetched(rec, token, response)));
-        let w = weak.clone();
-        let body = Closure::<dyn FnMut(u32, u16, JsValue)>::new(move |token: u32, status: u16, json: JsValue| {
-            with(&w, |rec, io| rec.on_response(token, &response_of(status, None, &json), io))
+        let weak = weak.clone();
+        let callback = Closure::<dyn FnMut(u32, JsValue, JsValue, JsValue)>::new(move |kind: u32, a: JsValue, b: JsValue, c: JsValue| {
+            with(&weak, |rec, io| on_call(rec, io, kind, a, b, c))
         });
-        let w = weak.clone();
-        let failed = Closure::<dyn FnMut(u32, JsValue)>::new(move |token: u32, _error: JsValue| {
-            with(&w, |rec, io| rec.on_response(token, &Response::default(), io))
-        });
-        let mut listeners = Vec::new();
-        let mut on = |target: Option<EventTarget>, kind: &'static str, f: fn(&mut Recorder, &mut BrowserIo)| {
-            let Some(target) = target else { return };
-            let weak = weak.clone();
-            let closure = Closure::<dyn FnMut(Event)>::new(move |_: Event| with(&weak, f));
-            if target.add_event_listener_with_callback(kind, closure.as_ref().unchecked_ref()).is_ok() {
-                listeners.push((target, kind, closure));
-            }
-        };
+        let mut callbacks = Callbacks { callback, listeners: Vec::new() };
         let window = self.window.clone();
         let document = window.as_ref().and_then(Window::document);
-        on(window.clone().map(Into::into), "pagehide", |rec, io| rec.unload(true, io));
-        on(window.map(Into::into), "online", |rec, io| rec.on_online(io));
-        on(document.map(Into::into), "visibilitychange", |rec, io| {
-            if document_of(io).is_some_and(|d| d.visibility_state() == VisibilityState::Hidden) {
-                rec.unload(false, io);
+        let targets: [(Option<EventTarget>, &'static str, Cb); 3] = [
+            (window.clone().map(Into::into), "pagehide", Cb::Pagehide),
+            (window.map(Into::into), "online", Cb::Online),
+            (document.map(Into::into), "visibilitychange", Cb::Visibility),
+        ];
+        for (target, kind, call) in targets {
+            let Some(target) = target else { continue };
+            let f: Function = callbacks.bound(call, &[]).unchecked_into();
+            if target.add_event_listener_with_callback(kind, &f).is_ok() {
+                callbacks.listeners.push((target, kind, f));
             }
-        });
-        self.callbacks = Some(Callbacks { timers: [timer(Timer::Flush), timer(Timer::Persist), timer(Timer::Retry)], payload, fetched, body, failed, listeners });
+        }
+        self.callbacks = Some(callbacks);
+    }
+
+    fn fired(&mut self, rec: &mut Recorder, timer: Timer) {
+        self.timers[timer as usize] = None;
+        rec.on_timer(timer, self);
     }
 
     fn stop(&mut self) {
@@ -155,8 +188,8 @@ impl BrowserIo {
             self.disarm(t);
         }
         if let Some(callbacks) = self.callbacks.take() {
-            for (target, kind, closure) in &callbacks.listeners {
-                let _ = target.remove_event_listener_with_callback(kind, closure.as_ref().unchecked_ref());
+            for (target, kind, f) in &callbacks.listeners {
+                let _ = target.remove_event_listener_with_callback(kind, f);
             }
         }
     }
@@ -178,8 +211,8 @@ impl BrowserIo {
             init.set_signal(Some(&web_sys::AbortSignal::timeout_with_f64(self.timeout_ms)));
         }
         let token = JsValue::from(token);
-        let ok = callbacks.fetched.as_ref().unchecked_ref::<Function>().bind1(&JsValue::NULL, &token);
-        let err = callbacks.failed.as_ref().unchecked_ref::<Function>().bind1(&JsValue::NULL, &token);
+        let ok = callbacks.bound(Cb::Fetched, &[&token]);
+        let err = callbacks.bound(Cb::Failed, &[&token]);
         let promise = fetch(window, &self.url, &init).unwrap_or_else(|e| Promise::reject(&e));
         then(&promise, &ok, &err);
     }
@@ -192,7 +225,7 @@ impl BrowserIo {
         // The results of a 2xx and the reason of a refusal are in the JSON body.
         if (200..300).contains(&status) || status == 400 || status == 413 {
             if let (Some(callbacks), Ok(json)) = (&self.callbacks, response.json()) {
-                let f = callbacks.body.as_ref().unchecked_ref::<Function>().bind2(&JsValue::NULL, &token.into(), &status.into());
+                let f = callbacks.bound(Cb::Body, &[&token.into(), &status.into()]);
                 then(&json, &f, &f);
                 return;
             }
@@ -273,10 +306,9 @@ impl Io for BrowserIo {
             });
             if let Some(compressed) = compressed {
                 let token = JsValue::from(token);
-                let payload: &Function = callbacks.payload.as_ref().unchecked_ref();
-                let ok = payload.bind1(&JsValue::NULL, &token);
+                let ok = callbacks.bound(Cb::Payload, &[&token]);
                 // If compression fails the text goes as it is.
-                let fallback = payload.bind2(&JsValue::NULL, &token, &JsValue::from_str(body));
+                let fallback = callbacks.bound(Cb::Payload, &[&token, &JsValue::from_str(body)]);
                 then(&compressed, &ok, &fallback);
                 return;
             }
@@ -316,17 +348,21 @@ impl Io for BrowserIo {
 
     fn keys(&mut self, prefix: &str) -> Vec<String> {
         let Some(s) = &self.storage else { return Vec::new() };
-        let n = s.length().unwrap_or(0);
-        let mut keys: Vec<String> = (0..n).filter_map(|i| s.key(i).ok().flatten()).filter(|k| k.starts_with(prefix)).collect();
-        keys.sort_unstable();
-        keys
+        let keys = Array::new();
+        for i in 0..s.length().unwrap_or(0) {
+            if let Some(key) = s.key(i).ok().flatten().filter(|k| k.starts_with(prefix)) {
+                keys.push(&JsValue::from(key));
+            }
+        }
+        // JavaScript's sort: a sort in Rust would add 3 KB to the module.
+        keys.sort().iter().filter_map(|k| k.as_string()).collect()
     }
 
     fn arm(&mut self, timer: Timer, ms: f64) {
         self.disarm(timer);
         let (Some(window), Some(callbacks)) = (&self.window, &self.callbacks) else { return };
-        let f = callbacks.timers[timer as usize].as_ref().unchecked_ref();
-        self.timers[timer as usize] = window.set_timeout_with_callback_and_timeout_and_arguments_0(f, ms as i32).ok();
+        let f: Function = callbacks.bound(CALLS[timer as usize], &[]).unchecked_into();
+        self.timers[timer as usize] = window.set_timeout_with_callback_and_timeout_and_arguments_0(&f, ms as i32).ok();
     }
 
     fn disarm(&mut self, timer: Timer) {
@@ -347,7 +383,9 @@ impl Io for BrowserIo {
     }
 
     fn lower_case(&self, word: &[u16]) -> Vec<u16> {
-        JsString::from_char_code(word).to_lower_case().iter().collect()
+        // Words never hold lone surrogates (lodash's word patterns do not match them).
+        let lower = JsString::from(String::from_utf16_lossy(word).as_str()).to_lower_case();
+        lower.as_string().unwrap_or_default().encode_utf16().collect()
     }
 }
 
