@@ -13,7 +13,10 @@
 //    batch sends, localStorage writes) leaves the main thread blocked, plus any
 //    `longtask` entries (tasks over 50 ms) the browser reports.
 // 3. Delivery: how many of the 10,000 events reach a local server (the fake ingest
-//    server of js/test/server.mjs), each once.
+//    server of js/test/server.mjs), each once, and the bytes per event on the wire
+//    (gzip with CompressionStream) against the same batches uncompressed.
+// 4. A burst then navigation: 10,000 events, the page left at once, the next page of
+//    the site: how many arrive, each once.
 import { readFileSync } from 'node:fs';
 import { gzipSync, brotliCompressSync, constants } from 'node:zlib';
 import { startServer } from '../test/server.mjs';
@@ -119,8 +122,35 @@ try {
   }, 60000) || srv.events.filter((e) => e.name === 'edx.bench.event.sent');
   result.delivered = new Set(events.map((e) => e.id)).size;
   result.duplicates = srv.duplicates;
-  result.requests = srv.scenario('bench').requests.length;
+  const requests = srv.scenario('bench').requests;
+  result.requests = requests.length;
+  const sent = requests.reduce((n, r) => n + JSON.parse(r.body).events.length, 0);
+  result.wirePerEvent = requests.reduce((n, r) => n + r.wireBytes, 0) / sent;
+  result.plainPerEvent = requests.reduce((n, r) => n + Buffer.byteLength(r.body), 0) / sent;
+  result.gzipped = requests.filter((r) => r.contentEncoding === 'gzip').length;
   await page.close();
+
+  // A burst, then at once the next page of the site, which sends what the last one stored.
+  const nav = await browser.page();
+  await nav.goto(`${srv.url}/esm.html`);
+  await nav.waitForFunction(() => window.T);
+  await nav.evaluate(async ({ n }) => {
+    const { T } = window;
+    await T.ready();
+    T.configure({ endpoint: '/s/navigate', storageKey: 'navigate' });
+    const props = { course_id: 'course-v1:edX+DemoX+Demo_Course', block_id: 'block-v1:edX+DemoX+Demo_Course+type@problem+block@1', label: 'burst' };
+    for (let i = 0; i < n; i++) T.sendTrackEvent('edx.bench.navigate.sent', { ...props, i });
+    location.href = '/esm.html?next';
+  }, { n: N });
+  await nav.waitForURL('**/esm.html?next');
+  await nav.waitForFunction(() => window.T);
+  await nav.evaluate(() => window.T.configure({ endpoint: '/s/navigate', storageKey: 'navigate' }));
+  const arrived = await until(() => {
+    const got = srv.events.filter((e) => e.name === 'edx.bench.navigate.sent');
+    return got.length >= N && got;
+  }, 60000) || srv.events.filter((e) => e.name === 'edx.bench.navigate.sent');
+  result.navigated = new Set(arrived.map((e) => e.id)).size;
+  await nav.close();
 } finally {
   await browser.close();
   await srv.close();
@@ -132,6 +162,9 @@ console.log(`median ${result.medianUs.toFixed(2)} µs per call (chunks of ${CHUN
 console.log(`the burst: ${result.burstMs.toFixed(1)} ms (one task of the caller's)`);
 console.log(`longest main-thread task after it (SDK timers, sends, storage): ${result.longestTaskAfterMs.toFixed(1)} ms; queue drained in ${result.drainedMs.toFixed(0)} ms`);
 console.log(`longtask entries (>50 ms): ${result.longtasks.length ? result.longtasks.map((d) => d.toFixed(0)).join(', ') : 'none'}`);
-console.log(`delivered to the local server: ${result.delivered} of ${N} (duplicates seen by the server: ${result.duplicates}; ${result.requests} requests)`);
+console.log(`delivered to the local server: ${result.delivered} of ${N} (duplicates seen by the server: ${result.duplicates}; ${result.requests} requests, ${result.gzipped} gzipped)`);
+console.log(`bytes per event on the wire: ${result.wirePerEvent.toFixed(1)} (the same batches uncompressed: ${result.plainPerEvent.toFixed(1)}; ratio ${(result.wirePerEvent / result.plainPerEvent).toFixed(3)})`);
+console.log(`\n# ${N} events, then navigation at once, then the next page of the site`);
+console.log(`delivered: ${result.navigated} of ${N}`);
 console.log(`SDK stats: enqueued ${result.stats.enqueued}, sent ${result.stats.sent}, retried ${result.stats.retried}, dropped ${result.stats.dropped.total}`);
 console.log(`\n${JSON.stringify({ esm: { raw: esm.raw, gzip: esm.gzip, brotli: esm.brotli }, legacy: { raw: legacy.raw, gzip: legacy.gzip, brotli: legacy.brotli }, ...result, stats: undefined })}`);

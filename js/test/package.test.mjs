@@ -254,3 +254,26 @@ test('50 events followed at once by navigation: 50 delivered, once each', async 
   assert.equal(srv.duplicates, 0);
   await page.close();
 });
+
+test('10,000 events, navigation at once, the next page of the site: all 10,000 delivered once', async () => {
+  const page = await esmPage();
+  await page.evaluate(() => window.T.ready());
+  const props = { course_id: 'course-v1:edX+DemoX+Demo_Course', block_id: 'block-v1:edX+DemoX+Demo_Course+type@problem+block@1', label: 'burst' };
+  await page.evaluate((p) => {
+    const { T } = window;
+    T.configure({ endpoint: '/s/burst', storageKey: 'burst' });
+    for (let i = 0; i < 10000; i++) T.sendTrackEvent('edx.test.burst.sent', { ...p, i });
+    location.href = '/esm.html?next';
+  }, props);
+  await page.waitForURL('**/esm.html?next');
+  await page.waitForFunction(() => window.T);
+  // The next page starts the SDK: it restores what the last one stored and sends it.
+  await page.evaluate(() => window.T.configure({ endpoint: '/s/burst', storageKey: 'burst' }));
+  const events = await until(() => eventsIn('burst').length >= 10000 && eventsIn('burst'), 60000);
+  assert.ok(events, `only ${eventsIn('burst').length} of 10000 arrived`);
+  assert.equal(new Set(events.map((e) => e.id)).size, 10000);
+  assert.deepEqual([...new Set(events.map((e) => e.data.i))].length, 10000);
+  const stats = await page.evaluate(() => window.T.getStats());
+  assert.equal(stats.dropped.total, 0, JSON.stringify(stats));
+  await page.close();
+});

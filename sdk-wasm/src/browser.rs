@@ -142,6 +142,9 @@ pub struct BrowserIo {
     callbacks: Option<Callbacks>,
     waiters: Vec<(u32, Function)>,
     next_waiter: u32,
+    document: Option<Document>,
+    random: [u8; 256],
+    random_at: usize,
 }
 
 impl BrowserIo {
@@ -152,7 +155,7 @@ impl BrowserIo {
             _ => None,
         };
         let gzip = cfg.gzip && Reflect::has(&js_sys::global(), &JsValue::from_str("CompressionStream")).unwrap_or(false);
-        BrowserIo { window, storage, url: batch_url(&cfg.endpoint), timeout_ms: cfg.request_timeout_ms, gzip, timers: [None; 3], callbacks: None, waiters: Vec::new(), next_waiter: 1 }
+        BrowserIo { window, storage, url: batch_url(&cfg.endpoint), timeout_ms: cfg.request_timeout_ms, gzip, timers: [None; 3], callbacks: None, waiters: Vec::new(), next_waiter: 1, document: None, random: [0; 256], random_at: 256 }
     }
 
     fn listen(&mut self, weak: &Weak<Shared>) {
@@ -163,6 +166,7 @@ impl BrowserIo {
         let mut callbacks = Callbacks { callback, listeners: Vec::new() };
         let window = self.window.clone();
         let document = window.as_ref().and_then(Window::document);
+        self.document = document.clone();
         let targets: [(Option<EventTarget>, &'static str, Cb); 3] = [
             (window.clone().map(Into::into), "pagehide", Cb::Pagehide),
             (window.map(Into::into), "online", Cb::Online),
@@ -242,7 +246,7 @@ fn batch_url(endpoint: &str) -> String {
 }
 
 fn document_of(io: &BrowserIo) -> Option<Document> {
-    io.window.as_ref().and_then(Window::document)
+    io.document.clone()
 }
 
 /// Calls a binding that may throw (web-sys marks them `catch`), as an `Option`.
@@ -282,11 +286,19 @@ impl Io for BrowserIo {
     }
 
     fn random_bytes(&mut self, out: &mut [u8]) {
-        let crypto = self.window.as_ref().and_then(|w| w.crypto().ok());
-        if crypto.and_then(|c| c.get_random_values_with_u8_array(out).ok()).is_none() {
-            for b in out {
-                *b = (js_sys::Math::random() * 256.0) as u8;
+        for b in out {
+            if self.random_at >= self.random.len() {
+                // 256 bytes at a time: one call into the browser per 25 events.
+                let crypto = self.window.as_ref().and_then(|w| w.crypto().ok());
+                if crypto.and_then(|c| c.get_random_values_with_u8_array(&mut self.random).ok()).is_none() {
+                    for r in self.random.iter_mut() {
+                        *r = (js_sys::Math::random() * 256.0) as u8;
+                    }
+                }
+                self.random_at = 0;
             }
+            *b = self.random[self.random_at];
+            self.random_at += 1;
         }
     }
 
@@ -404,6 +416,10 @@ pub fn page_url() -> String {
     web_sys::window().and_then(|w| w.document()).and_then(|d| d.url().ok()).unwrap_or_default()
 }
 
+fn document_url(document: Option<&Document>) -> String {
+    document.and_then(|d| d.url().ok()).unwrap_or_default()
+}
+
 fn referrer() -> String {
     web_sys::window().and_then(|w| w.document()).map(|d| d.referrer()).unwrap_or_default()
 }
@@ -472,6 +488,14 @@ impl Tracker {
         let mut state = self.0.try_borrow_mut().ok()?;
         let State { rec, io } = &mut *state;
         Some(f(rec, io))
+    }
+
+    /// `document.URL` now (the document kept, so one call into the browser).
+    pub fn page_url(&self) -> String {
+        match self.0.try_borrow() {
+            Ok(state) => document_url(state.io.document.as_ref()),
+            Err(_) => page_url(),
+        }
     }
 
     /// Records one call; `false` when the tracker was busy (a re-entrant call from

@@ -88,20 +88,15 @@ fn text(v: &JsValue) -> Option<String> {
 
 /// Captures a call on the calling path and hands it to the tracker.
 fn capture(kind: Kind, name: &JsValue, category: Option<&JsValue>, properties: &JsValue, snake: bool) {
+    let Some(t) = tracker() else { return lose() };
     let (data, unserializable) = match browser::stringify(properties) {
         Ok(d) => (d, false),
         Err(()) => (None, true),
     };
-    dispatch(Call {
-        kind,
-        name: text(name),
-        category: category.and_then(text),
-        data,
-        unserializable,
-        snake,
-        time: js_sys::Date::now(),
-        page: browser::page_url(),
-    });
+    let call = Call { kind, name: text(name), category: category.and_then(text), data, unserializable, snake, time: js_sys::Date::now(), page: t.page_url() };
+    if !t.record(call) {
+        lose();
+    }
 }
 
 fn dispatch(call: Call) {
