@@ -1,7 +1,8 @@
 //! Ingest load test over loopback: batches of 50 realistic events from many
 //! connections with durable commit on, at full and at half load; single-event `/event`
-//! form posts; and, in the same run, the floor: parse + process + serialize + append
-//! of the same events in one thread without HTTP.
+//! form posts; in the same run, the floor: parse + process + serialize + append of the
+//! same events in one thread without HTTP; and the same load beside a Segment sink
+//! that answers 401 and beside a healthy one (what a broken sink costs the others).
 //!
 //! Run with `make bench` or `cargo bench -p tracking-server --bench ingest`
 //! (BENCH_SECONDS=N per phase, BENCH_CONNECTIONS=N).
@@ -40,16 +41,31 @@ struct ServerProcess {
 
 impl ServerProcess {
     fn start() -> Self {
+        Self::start_with("", &[])
+    }
+
+    /// A server with `extra` appended to its configuration and `env` set.
+    fn start_with(extra: &str, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("bench.toml");
         std::fs::write(
             &config,
-            format!("listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\ndemo = false\n[limits]\nrate_per_second = 0\n", dir.path().join("data").display()),
+            format!("listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\ndemo = false\n{extra}\n[limits]\nrate_per_second = 0\n", dir.path().join("data").display()),
         )
         .unwrap();
-        let process = Process::start(&config, &[]);
+        let process = Process::start_with_env(&config, &[], env);
         let url = process.url.clone();
         ServerProcess { process, url, _dir: dir }
+    }
+
+    /// Lines of the tracking log, rotated files included.
+    fn log_lines(&self) -> usize {
+        let data = self._dir.path().join("data");
+        let files = std::fs::read_dir(&data).into_iter().flatten().flatten();
+        files
+            .filter(|f| f.file_name().to_string_lossy().starts_with("tracking.log"))
+            .map(|f| std::fs::read(f.path()).map(|b| b.iter().filter(|c| **c == b'\n').count()).unwrap_or(0))
+            .sum()
     }
 
     /// CPU seconds used by the server so far (user + system).
@@ -95,6 +111,8 @@ fn drive(server: &ServerProcess, path: &str, connections: usize, seconds: f64, r
                 let mut next = Instant::now() + Duration::from_millis(t as u64 % 10);
                 let mut mine = Vec::new();
                 let mut n = t as u64 * 1_000_000;
+                // A learner's session cookie, as the browser sends it to the LMS origin.
+                let session = format!("sessionid=bench{t:028x}");
                 while !stop.load(Ordering::Relaxed) {
                     if interval.is_some() {
                         let now = Instant::now();
@@ -107,7 +125,7 @@ fn drive(server: &ServerProcess, path: &str, connections: usize, seconds: f64, r
                     let result = if form {
                         agent.post(&url).set("Content-Type", "application/x-www-form-urlencoded").send_string(&form_body(n))
                     } else {
-                        agent.post(&url).set("Content-Type", "text/plain;charset=UTF-8").send_string(&batch_body(n))
+                        agent.post(&url).set("Content-Type", "text/plain;charset=UTF-8").set("Cookie", &session).send_string(&batch_body(n))
                     };
                     match result {
                         Ok(response) => {
@@ -208,13 +226,82 @@ fn wrk_form_posts(server: &ServerProcess, seconds: f64) -> Option<Run> {
 fn settle(server: &ServerProcess) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
-        let metrics = ureq::get(&format!("{}/metrics", server.url)).call().ok().and_then(|r| r.into_string().ok()).unwrap_or_default();
-        let lag = metrics.lines().find(|l| l.starts_with("tracking_sink_lag_records")).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse::<i64>().ok());
-        if lag == Some(0) {
+        if server.process.metric("tracking_sink_lag_records{sink=\"root/tracking_logs/logger\"}") == 0.0 {
             return;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A stand-in for Segment's HTTP API that answers every batch with `status`.
+fn fake_segment(status: u16) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                loop {
+                    let mut length = 0usize;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let reply = if status == 200 { r#"{"success": true}"# } else { r#"{"success": false}"# };
+                    let response = format!("HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{reply}", reply.len());
+                    if reader.get_mut().write_all(response.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+/// The same load beside a healthy Segment sink and beside one whose write key was
+/// revoked (401 to everything), with a 64 MiB log: accepted events/s of each, and
+/// how many of the acknowledged events are in the research tracking log.
+fn segment_outage(connections: usize, seconds: f64) {
+    println!("  a Segment sink that answers 401 beside the same load with a healthy one ([wal] max_bytes = 64 MiB):");
+    let mut rates = Vec::new();
+    println!("  (at full load the tracking log, whose policy is `block`, answers 503 when it falls 64 MiB behind: the first line shows that part)");
+    for (label, status) in [("no Segment sink", 0), ("Segment healthy", 200), ("Segment answering 401", 401)] {
+        let routing = tracking_server::config::default_routing_section();
+        let extra = if status == 0 { format!("[wal]\nmax_bytes = 67108864\n{routing}") } else { format!(
+            "[wal]\nmax_bytes = 67108864\n{routing}\n[routing.backends.segment]\nprocessors = [{{ type = \"segment_filter\", allowlist = [\"edx.ui.lms.sequence.next_selected\"] }}]\n[routing.backends.segment.backends.segment]\ntype = \"segment\"\nendpoint = \"{}\"\nmax_backoff_ms = 2000\n",
+            fake_segment(status)
+        ) };
+        let server = ServerProcess::start_with(&extra, &[("TRACKING_SEGMENT_WRITE_KEY", "bench-write-key")]);
+        drive(&server, "/v1/batch", connections, 1.0, None, false); // warm-up
+        let run = drive(&server, "/v1/batch", connections, seconds, None, false);
+        report(label, &run);
+        settle(&server);
+        let accepted = server.process.metric("tracking_events_accepted_total");
+        let lines = server.log_lines();
+        let spilled = server.process.metric("tracking_sink_spilled_total{sink=\"root/segment/segment\"}");
+        let unavailable = server.process.metric("tracking_requests_unavailable_total");
+        println!(
+            "    tracking.log: {lines} lines for {accepted:.0} acknowledged events ({:.2}%); 503 answers: {unavailable:.0}; Segment events spilled: {spilled:.0}",
+            100.0 * lines as f64 / accepted.max(1.0)
+        );
+        rates.push(run.events as f64 / run.seconds);
+    }
+    println!("  ratio accepted events/s, Segment answering 401 / healthy: {:.2} (target ≥ 0.9); healthy / no Segment sink: {:.2}", rates[2] / rates[1], rates[1] / rates[0]);
 }
 
 fn report(label: &str, run: &Run) {
@@ -238,6 +325,10 @@ fn main() {
     println!("ingest over loopback, batches of {EVENTS_PER_BATCH} events, durable commit (fsync), {connections} connections, {seconds} s per phase");
     println!("  (the load generator runs on the same 2 cores as the server)");
 
+    if std::env::var("BENCH_ONLY_SEGMENT").is_ok() {
+        segment_outage(connections, seconds);
+        return;
+    }
     if std::env::var("BENCH_ONLY_FLOOR").is_ok() {
         let (rate, _) = floor(seconds, CommitPolicy::None);
         println!("  floor without fsync: {rate:.0} events/s");
@@ -260,6 +351,7 @@ fn main() {
         }
     }
     drop(server);
+    segment_outage(connections, seconds);
 
     let (floor_rate, _) = floor(seconds, CommitPolicy::Fsync);
     let (cpu_floor, _) = floor(seconds, CommitPolicy::None);

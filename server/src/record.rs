@@ -126,6 +126,31 @@ pub fn decode(record: &[u8]) -> Result<Vec<Event>, RecordError> {
     }
 }
 
+/// How many events a record holds, without reading them (a scan that skips values):
+/// what the spill counts.
+pub fn event_count(record: &[u8]) -> Result<u64, RecordError> {
+    let text = std::str::from_utf8(record).map_err(|_| RecordError::Utf8)?;
+    let mut s = Scanner::containing(text, Dialect::Python);
+    let (mut events, mut single) = (None, false);
+    s.object(0, &mut |s, key, depth| {
+        if key.decode(s.src()) == "events" && events.is_none() {
+            let mut n = 0;
+            s.array(depth, &mut |s, depth| s.value(depth).map(|_| n += 1))?;
+            events = Some(n);
+        } else {
+            single |= matches!(key.decode(s.src()).as_ref(), "name" | "data");
+            s.value(depth)?;
+        }
+        Ok(())
+    })
+    .map_err(RecordError::Json)?;
+    match events {
+        Some(n) => Ok(n),
+        None if single => Ok(1),
+        None => Err(RecordError::Shape),
+    }
+}
+
 /// An event of a record with the shared context merged under its own.
 fn merged(mut event: Fields, shared: &Fields) -> Event {
     let own = event.get("context").and_then(Json::to_fields).unwrap_or_default();
@@ -166,6 +191,7 @@ mod tests {
         assert_eq!(events[1].context()["user_id"], json!(42));
         assert_eq!(events[1].get_str("type").unwrap(), "track");
         assert_eq!(event_ids(&bytes).unwrap().len(), 1);
+        assert_eq!(event_count(&bytes).unwrap(), 2);
     }
 
     #[test]
@@ -175,6 +201,8 @@ mod tests {
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].context()["user_id"], json!(7));
         assert_eq!(events[0].name(), "a.b.c");
+        assert_eq!(event_count(old).unwrap(), 1);
+        assert!(event_count(b"{\"x\":1}").is_err() && event_count(b"{\"events\":[1,").is_err());
     }
 
     #[test]

@@ -29,10 +29,15 @@ impl Process {
     }
 
     pub fn start(config: &Path, args: &[&str]) -> Process {
+        Self::start_with_env(config, args, &[])
+    }
+
+    pub fn start_with_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Process {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tracking-server"))
             .arg("--config")
             .arg(config)
             .args(args)
+            .envs(env.iter().copied())
             .env("TRACKING_LOG", "error")
             .stdout(Stdio::piped())
             .spawn()

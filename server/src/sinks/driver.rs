@@ -4,8 +4,8 @@
 //! `Retry-After`), applies the sink's backlog policy when it cannot deliver, and
 //! restarts the sink from its checkpoint when it panics.
 //!
-//! A sink only turns records into deliveries ([`Sink::deliver`]) and, if it can spill,
-//! into its spill format ([`Sink::spill`]); everything about *when* is here, so every
+//! A sink only turns records into deliveries ([`Sink::deliver`]); spilling copies the
+//! log's records and is the driver's; everything about *when* is here, so every
 //! sink retries, spills, reports its state and recovers the same way.
 
 use std::panic::AssertUnwindSafe;
@@ -86,13 +86,6 @@ pub trait Sink: Send + 'static {
     /// The state to save with the position after a delivery.
     fn state(&self) -> Self::State;
 
-    /// Writes the events of `records` to the spill in the sink's own format instead of
-    /// delivering them; returns how many. Sinks whose policy is `block` never spill.
-    fn spill(&mut self, records: &Records, spill: &mut SpillWriter) -> Result<u64, Failure> {
-        let _ = (records, spill);
-        Err(Failure::unavailable("this sink does not spill"))
-    }
-
     /// Called after each delivery and when no record came for a while (rotation by age).
     fn tick(&mut self, checkpoint: &mut Checkpointer<'_, Self::State>) -> Result<(), Failure> {
         let _ = checkpoint;
@@ -103,6 +96,12 @@ pub trait Sink: Send + 'static {
     /// fewer.
     fn batching(&self) -> (usize, Duration) {
         (2048, Duration::ZERO)
+    }
+
+    /// Most bytes of records per delivery (a record holds one request's events, so a
+    /// count alone can make one delivery very large, and every decision wait for it).
+    fn batch_bytes(&self) -> u64 {
+        4 << 20
     }
 
     /// The first and the longest wait between attempts.
@@ -377,10 +376,13 @@ fn drive<S: Sink>(sink: &mut S, context: &SinkContext, status: &SinkStatus, poli
     let mut checkpoint = Checkpointer { context, name, saved: Checkpoint { seq, state: state.unwrap_or_default() } };
     let mut reader = context.wal.reader(seq)?;
     let (max_records, linger) = sink.batching();
+    let max_bytes = sink.batch_bytes();
     let (min_backoff, max_backoff) = sink.backoff();
     let mut backoff = Backoff::new(min_backoff, max_backoff);
     let mut failing_since: Option<Instant> = None;
     let mut spilling = false;
+    // Delivering, but spilling what it is behind by (see below).
+    let mut behind = false;
     let mut next_probe = Instant::now();
     let mut stopped_at: Option<Instant> = None;
     let mut spill = SpillWriter::new(context.spill_dir(name));
@@ -395,13 +397,19 @@ fn drive<S: Sink>(sink: &mut S, context: &SinkContext, status: &SinkStatus, poli
             }
         }
         let lag_bytes = reader.bytes_ahead();
-        let mut batch = reader.read_batch_blocking(max_records, Duration::from_millis(100))?;
-        if !batch.is_empty() && batch.len() < max_records && !linger.is_zero() && !stopping {
-            let until = Instant::now() + linger;
-            while batch.len() < max_records && Instant::now() < until && !context.stop.load(Ordering::SeqCst) {
-                let more = reader.read_batch_blocking(max_records - batch.len(), until.saturating_duration_since(Instant::now()))?;
-                batch.extend(more);
+        // Up to `max_records` records and `max_bytes` bytes, read a few records at a
+        // time so the byte cap holds; waiting up to `linger` for more when short.
+        let mut batch = reader.read_batch_blocking(max_records.min(READ_STEP), Duration::from_millis(100))?;
+        let mut bytes: u64 = batch.iter().map(|(_, r)| r.len() as u64).sum();
+        let until = Instant::now() + linger;
+        while !batch.is_empty() && batch.len() < max_records && bytes < max_bytes && !stopping && !context.stop.load(Ordering::SeqCst) {
+            let wait = until.saturating_duration_since(Instant::now());
+            let more = reader.read_batch_blocking((max_records - batch.len()).min(READ_STEP), wait)?;
+            if more.is_empty() {
+                break;
             }
+            bytes += more.iter().map(|(_, r)| r.len() as u64).sum::<u64>();
+            batch.extend(more);
         }
         update_lag(context, status, checkpoint.seq(), lag_bytes);
         let Some(&(last, _)) = batch.last() else {
@@ -413,6 +421,29 @@ fn drive<S: Sink>(sink: &mut S, context: &SinkContext, status: &SinkStatus, poli
             continue;
         };
         let batch_bytes: u64 = batch.iter().map(|(_, r)| r.len() as u64).sum();
+        // A sink that delivers, but slower than ingest, is over its budget too: what it
+        // is behind by goes to its spill until it catches up, so it never holds the log.
+        if policy.when_full == WhenFull::Spill && !spilling && reader.bytes_ahead().saturating_add(batch_bytes) > policy.max_lag_bytes {
+            if !behind {
+                behind = true;
+                tracing::warn!(sink = %name, lag_bytes = reader.bytes_ahead(), dir = %spill.dir().display(),
+                    "the sink is slower than ingest and over its backlog budget; spilling until it catches up");
+            }
+            match spill_batch(&batch, &mut spill, metrics, name) {
+                Ok(events) => {
+                    checkpoint.save(last + 1, sink.state())?;
+                    count_spilled(context, status, &mut spill, events);
+                    continue;
+                }
+                Err(spill_failure) => {
+                    tracing::error!(sink = %name, reason = %spill_failure.message, "cannot spill; the backlog stays in the log");
+                }
+            }
+        } else if behind && !spilling {
+            behind = false;
+            spill.close()?;
+            tracing::info!(sink = %name, "caught up with ingest; delivering again");
+        }
         loop {
             // Deliveries are tried when the backoff (or, spilling, the next probe) is due.
             let probe = Instant::now() >= next_probe;
@@ -461,13 +492,10 @@ fn drive<S: Sink>(sink: &mut S, context: &SinkContext, status: &SinkStatus, poli
                     next_probe = Instant::now() + failure.retry_after.unwrap_or_default().max(backoff.next_delay());
                 }
                 spilling = true;
-                match sink.spill(&batch, &mut spill).and_then(|n| spill.sync().map(|()| n).map_err(Failure::from)) {
+                match spill_batch(&batch, &mut spill, metrics, name) {
                     Ok(events) => {
                         checkpoint.save(last + 1, sink.state())?;
-                        status.spilled.fetch_add(events, Ordering::Relaxed);
-                        metrics.sink_spilled.with_label_values(&[name]).inc_by(events);
-                        metrics.sink_spill_bytes.with_label_values(&[name]).set(spill.total_bytes() as i64);
-                        set_state(context, status, SinkState::Spilling);
+                        count_spilled(context, status, &mut spill, events);
                         break;
                     }
                     Err(spill_failure) => {
@@ -514,6 +542,39 @@ fn drive<S: Sink>(sink: &mut S, context: &SinkContext, status: &SinkStatus, poli
         }
     }
 }
+
+/// Writes a batch's records to the spill as the log holds them, durably; returns the
+/// events they hold. Spilling is a copy, far cheaper than delivering, so a sink that
+/// cannot keep up with ingest catches up by spilling; its processors and message
+/// format are applied when `replay-spill` delivers the spill.
+fn spill_batch(batch: &Records, spill: &mut SpillWriter, metrics: &crate::metrics::Metrics, name: &str) -> Result<u64, Failure> {
+    let mut events = 0;
+    for (seq, record) in batch {
+        match crate::record::event_count(record) {
+            Ok(n) => {
+                spill.write_record(record)?;
+                events += n;
+            }
+            Err(error) => {
+                // What delivery would skip too (see `events_of`).
+                tracing::error!(sink = name, seq, %error, "unreadable record in the log");
+                metrics.sink_rejected.with_label_values(&[name, "unreadable_record"]).inc();
+            }
+        }
+    }
+    spill.sync()?;
+    Ok(events)
+}
+
+fn count_spilled(context: &SinkContext, status: &SinkStatus, spill: &mut SpillWriter, events: u64) {
+    status.spilled.fetch_add(events, Ordering::Relaxed);
+    context.metrics.sink_spilled.with_label_values(&[&status.name]).inc_by(events);
+    context.metrics.sink_spill_bytes.with_label_values(&[&status.name]).set(spill.total_bytes() as i64);
+    set_state(context, status, SinkState::Spilling);
+}
+
+/// Records read per call while a batch is gathered.
+const READ_STEP: usize = 32;
 
 fn update_lag(context: &SinkContext, status: &SinkStatus, seq: u64, bytes: u64) {
     let records = context.wal.committed_seq().saturating_sub(seq);

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use event_model::config::RoutingConfig;
+use event_model::config::{Chain, RoutingConfig};
 use event_model::routing::Counters;
 use serde::Deserialize;
 
@@ -278,31 +278,35 @@ impl Sinks {
     }
 }
 
-/// Builds one sink of the routing by path (or last name) for `replay-spill`.
+/// Builds one sink of the routing by path (or last name) for `replay-spill`, with the
+/// processors of its branch (a spill holds log records, as the sink reads them).
 pub fn replay_target(routing: &RoutingConfig, data_dir: &Path, wal_max_bytes: u64, sink: &str) -> Result<(String, ReplayTarget), SinkError> {
-    for spec in routing.sinks() {
+    let counters = Arc::new(Counters::default());
+    for pipeline in routing.pipelines(&counters)? {
+        let spec = &pipeline.spec;
         if spec.path != sink && spec.name != sink {
             continue;
         }
         let (_, own) = take_policy(spec.kind, &spec.path, spec.options, wal_max_bytes)?;
         let options_error = |message| SinkError::Options { path: spec.path.clone(), message };
+        let chain = pipeline.chain.clone();
         return match spec.kind {
             "segment" => {
                 let options = segment::Options::from_table(&own, data_dir).map_err(options_error)?;
                 let key = segment::WriteKey::from_env(&options.write_key_env).map_err(|message| SinkError::Options { path: spec.path.clone(), message })?;
-                Ok((spec.path.clone(), ReplayTarget::Segment(options, key)))
+                Ok((spec.path.clone(), ReplayTarget::Segment(options, key, chain)))
             }
-            "nats" => Ok((spec.path.clone(), ReplayTarget::Nats(nats::Options::from_table(&own).map_err(options_error)?))),
+            "nats" => Ok((spec.path.clone(), ReplayTarget::Nats(nats::Options::from_table(&own).map_err(options_error)?, chain))),
             other => Err(SinkError::Options { path: spec.path.clone(), message: format!("a `{other}` sink does not spill") }),
         };
     }
     Err(SinkError::Options { path: sink.to_owned(), message: "no sink of the routing has this path or name".into() })
 }
 
-/// A sink that spill files are replayed into.
+/// A sink that spill files are replayed into, with its branch's processors.
 pub enum ReplayTarget {
-    Segment(segment::Options, segment::WriteKey),
-    Nats(nats::Options),
+    Segment(segment::Options, segment::WriteKey, Chain),
+    Nats(nats::Options, Chain),
 }
 
 /// What `replay-spill` did.
@@ -316,13 +320,12 @@ pub struct ReplayReport {
 /// failures are retried with backoff for up to `patience`.
 pub fn replay_spill(path: &str, target: ReplayTarget, data_dir: &Path, metrics: Arc<Metrics>, patience: Duration) -> Result<ReplayReport, Failure> {
     let dir = data_dir.join("spill").join(checkpoint_key(path));
-    let chain = event_model::config::Chain::empty();
     let mut deliver: Box<dyn FnMut(&[String]) -> Result<u64, Failure>> = match target {
-        ReplayTarget::Segment(options, key) => {
+        ReplayTarget::Segment(options, key, chain) => {
             let mut sink = segment::SegmentSink::new(path.to_owned(), options, key, chain, metrics.clone());
             Box::new(move |lines| sink.replay(lines))
         }
-        ReplayTarget::Nats(options) => {
+        ReplayTarget::Nats(options, chain) => {
             let mut sink = nats::NatsSink::new(path.to_owned(), options, chain, metrics.clone())?;
             Box::new(move |lines| sink.replay(lines))
         }
@@ -335,7 +338,8 @@ pub fn replay_spill(path: &str, target: ReplayTarget, data_dir: &Path, metrics: 
         let lines: Vec<String> = text.lines().filter(|l| event_model::Json::parse(l).is_ok()).map(str::to_owned).collect();
         let mut backoff = driver::Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         let started = std::time::Instant::now();
-        for chunk in lines.chunks(500) {
+        // A line is a log record (a request's events) or, from earlier versions, one message.
+        for chunk in lines.chunks(64) {
             loop {
                 match deliver(chunk) {
                     Ok(n) => {

@@ -17,12 +17,10 @@ use async_nats::jetstream::context::PublishError;
 use async_nats::jetstream::{self, message::PublishMessage, stream};
 use async_nats::ServerAddr;
 use event_model::config::Chain;
-use event_model::rules::json::push_str_literal;
 use serde::Deserialize;
 use sha2::Digest as _;
 
 use super::driver::{Checkpointer, Failure, NoState, Records, Sink};
-use super::spill::SpillWriter;
 use super::SinkError;
 use crate::metrics::Metrics;
 
@@ -454,11 +452,13 @@ impl NatsSink {
         result
     }
 
-    /// Publishes spilled lines (`{"subject", "id", "payload"}`); returns how many.
+    /// Publishes spilled lines (log records, or `{"subject", "id", "payload"}` as
+    /// earlier versions spilled them); returns how many messages.
     pub fn replay(&mut self, lines: &[String]) -> Result<u64, Failure> {
-        let mut outgoing = Vec::with_capacity(lines.len());
-        for line in lines {
-            let Some(fields) = event_model::Fields::parse_text(&event_model::Text::from(line.as_str())) else { continue };
+        let (records, messages) = super::spill::split_replay_lines(lines);
+        let mut outgoing = self.prepare(&records);
+        for line in messages {
+            let Some(fields) = event_model::Fields::parse_text(&event_model::Text::from(line)) else { continue };
             let (Some(subject), Some(id), Some(payload)) = (fields.get_str("subject"), fields.get_str("id"), fields.get("payload")) else { continue };
             outgoing.push(Outgoing { subject: subject.into_owned(), id: id.into_owned(), payload: payload.to_compact().into_bytes() });
         }
@@ -484,22 +484,6 @@ impl Sink for NatsSink {
 
     fn state(&self) -> NoState {
         NoState {}
-    }
-
-    fn spill(&mut self, records: &Records, spill: &mut SpillWriter) -> Result<u64, Failure> {
-        let outgoing = self.prepare(records);
-        for m in &outgoing {
-            let mut line = String::with_capacity(m.payload.len() + m.subject.len() + 64);
-            line.push_str("{\"subject\":");
-            push_str_literal(&mut line, &m.subject);
-            line.push_str(",\"id\":");
-            push_str_literal(&mut line, &m.id);
-            line.push_str(",\"payload\":");
-            line.push_str(std::str::from_utf8(&m.payload).unwrap_or("null"));
-            line.push('}');
-            spill.write_line(line.as_bytes())?;
-        }
-        Ok(outgoing.len() as u64)
     }
 
     fn batching(&self) -> (usize, Duration) {

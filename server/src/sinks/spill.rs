@@ -1,7 +1,9 @@
-//! Spill files: what a sink with the `spill` policy could not deliver, one JSON line
-//! per message in the format the sink would have sent, so `tracking-server
-//! replay-spill --sink NAME` can deliver it later (downstream de-duplication by
-//! message id makes a repeat harmless).
+//! Spill files: what a sink with the `spill` policy could not deliver, so
+//! `tracking-server replay-spill --sink NAME` can deliver it later (downstream
+//! de-duplication by message id makes a repeat harmless). One JSON line per log
+//! record, `{"record":<the record>}`: spilling is a copy, so it always keeps up with
+//! ingest; the sink's processors and format are applied at replay. (Files written by
+//! earlier versions hold one message per line in the sink's format; replay takes both.)
 //!
 //! A sink writes `spill-<time>-<n>.jsonl.open` (mode 0640) and renames it to
 //! `.jsonl` when it closes it: when it delivers again, when the file reaches
@@ -16,6 +18,7 @@ use std::path::{Path, PathBuf};
 /// A spill file is closed (and a new one started) at this size.
 pub const SPILL_FILE_BYTES: u64 = 16 << 20;
 
+const RECORD_PREFIX: &str = "{\"record\":";
 const OPEN_SUFFIX: &str = ".jsonl.open";
 const CLOSED_SUFFIX: &str = ".jsonl";
 
@@ -59,6 +62,16 @@ impl SpillWriter {
             *total += line.len() as u64 + 1;
         }
         Ok(())
+    }
+
+    /// Appends one log record as a `{"record":…}` line. A record is valid JSON, whose
+    /// only newlines are whitespace between tokens: they become spaces.
+    pub fn write_record(&mut self, record: &[u8]) -> io::Result<()> {
+        let mut line = Vec::with_capacity(record.len() + RECORD_PREFIX.len() + 1);
+        line.extend_from_slice(RECORD_PREFIX.as_bytes());
+        line.extend(record.iter().map(|&b| if b == b'\n' { b' ' } else { b }));
+        line.push(b'}');
+        self.write_line(&line)
     }
 
     fn create(&mut self) -> io::Result<Open> {
@@ -109,6 +122,24 @@ impl Drop for SpillWriter {
             tracing::error!(%error, dir = %self.dir.display(), "could not close a spill file");
         }
     }
+}
+
+/// The log record of a spill line written by [`SpillWriter::write_record`].
+pub fn record_of(line: &str) -> Option<&str> {
+    line.strip_prefix(RECORD_PREFIX)?.strip_suffix('}')
+}
+
+/// Spill lines as replay takes them: the log records (numbered in file order), and
+/// the messages earlier versions spilled in the sink's own format.
+pub fn split_replay_lines(lines: &[String]) -> (Vec<(u64, Vec<u8>)>, Vec<&str>) {
+    let (mut records, mut messages) = (Vec::new(), Vec::new());
+    for line in lines {
+        match record_of(line) {
+            Some(record) => records.push((records.len() as u64, record.as_bytes().to_vec())),
+            None => messages.push(line.as_str()),
+        }
+    }
+    (records, messages)
 }
 
 fn closed_name(open: &Path) -> PathBuf {
@@ -180,6 +211,12 @@ mod tests {
         assert_eq!(fs::metadata(&files[0]).unwrap().mode() & 0o777, 0o640);
         let mut again = SpillWriter::new(spill.clone());
         assert_eq!(again.total_bytes(), 16);
+        again.write_record(b"{\"context\":{},\n\"events\":[]}").unwrap();
+        drop(again);
+        let text = fs::read_to_string(closed_files(&spill).unwrap().last().unwrap()).unwrap();
+        assert_eq!(text, "{\"record\":{\"context\":{}, \"events\":[]}}\n");
+        assert_eq!(record_of(text.trim_end()), Some("{\"context\":{}, \"events\":[]}"));
+        assert_eq!(record_of("{\"a\":1}"), None);
     }
 
     #[test]

@@ -34,7 +34,6 @@ use dead_letter::DeadLetter;
 pub use mapping::{check_message, to_message};
 
 use super::driver::{Checkpointer, Failure, NoState, Records, Sink};
-use super::spill::SpillWriter;
 use crate::metrics::Metrics;
 
 /// The environment variable that holds the write key.
@@ -296,16 +295,18 @@ impl SegmentSink {
         }
     }
 
-    /// Delivers spilled lines (messages as they would have been sent), in batches;
-    /// returns how many.
+    /// Delivers spilled lines (log records, or messages as earlier versions spilled
+    /// them), in batches; returns how many messages.
     pub fn replay(&mut self, lines: &[String]) -> Result<u64, Failure> {
-        let messages: Vec<Message> = lines
+        let (records, messages) = super::spill::split_replay_lines(lines);
+        let mut messages: Vec<Message> = messages
             .iter()
             .filter_map(|line| {
-                let parsed = event_model::Fields::parse_text(&event_model::Text::from(line.as_str()))?;
-                Some(Message { id: parsed.get_str("messageId").unwrap_or_default().into_owned(), json: line.clone() })
+                let parsed = event_model::Fields::parse_text(&event_model::Text::from(*line))?;
+                Some(Message { id: parsed.get_str("messageId").unwrap_or_default().into_owned(), json: (*line).to_owned() })
             })
             .collect();
+        messages.extend(self.prepare(&records)?);
         for chunk in chunks(&messages, &self.options) {
             self.post(chunk)?;
         }
@@ -350,23 +351,13 @@ impl Sink for SegmentSink {
         NoState {}
     }
 
-    fn spill(&mut self, records: &Records, spill: &mut SpillWriter) -> Result<u64, Failure> {
-        let (first, last) = (records.first().map_or(0, |r| r.0), records.last().map_or(0, |r| r.0));
-        let pending = match self.pending.take() {
-            Some(p) if p.first == first && p.last == last => p,
-            _ => Pending { first, last, messages: self.prepare(records)?, posted: 0 },
-        };
-        // What Segment already took of this batch is not spilled.
-        let taken: usize = chunks(&pending.messages, &self.options)[..pending.posted].iter().map(|c| c.len()).sum();
-        for m in &pending.messages[taken..] {
-            spill.write_line(m.json.as_bytes())?;
-        }
-        self.dead_letter.sync()?;
-        Ok((pending.messages.len() - taken) as u64)
-    }
-
     fn batching(&self) -> (usize, Duration) {
         (self.options.max_batch_events, self.options.flush)
+    }
+
+    /// About two Segment batches of records at a time.
+    fn batch_bytes(&self) -> u64 {
+        2 * self.options.max_batch_bytes as u64
     }
 
     fn backoff(&self) -> (Duration, Duration) {
