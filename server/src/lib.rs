@@ -3,10 +3,11 @@
 //!
 //! Layout: `http/` (handlers, thin), `ingest` (bodies to events, the acceptance
 //! rules), `state` (what handlers share; de-duplicated durable acceptance),
-//! `context/` (the request-context middleware), `wal/` (the write-ahead log),
+//! `context/` (the request-context middleware), `wal` (the `tracking-wal` crate),
 //! `sinks/` (consumers of the log), `emit` (server-side emit), `app` (assembly).
 pub mod context;
-pub mod wal;
+/// The write-ahead log (the `tracking-wal` crate).
+pub use tracking_wal as wal;
 
 pub mod app;
 pub mod config;

@@ -1,6 +1,14 @@
-//! Durable write-ahead log: segment files, group commit with fsync, readers at any position.
+//! A durable write-ahead log: segment files, group commit with fsync, readers at any
+//! position, recovery after a crash. It knows nothing of events: a record is bytes.
 //!
-//! The ingest path appends event records here and acknowledges a request only once
+//! Guarantees: an append whose future resolves `Ok` (under [`CommitPolicy::Fsync`],
+//! the default) is on disk and survives a crash or power loss; after a crash the log
+//! reopens at its last whole record (a torn tail is cut, damage elsewhere is an
+//! error, never skipped); a failed write keeps nothing of its group; readers only see
+//! committed records, in order; the log never grows past [`WalConfig::max_bytes`]
+//! (appends beyond it fail with [`WalError::Full`], which callers answer with 503).
+//!
+//! The ingest server appends event records here and acknowledges a request only once
 //! [`Wal::append`] resolves; sinks each read the log at their own checkpointed
 //! position ([`Checkpoints`]) so a slow sink never holds ingest back, and
 //! [`Wal::remove_before`] drops segments once every sink has passed them.

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tracking_server::wal::{Wal, WalConfig, WalError};
+use tracking_wal::{Wal, WalConfig, WalError};
 
 const CRASH_ENV: &str = "TRACKING_WAL_CRASH_CHILD_DIR";
 const FSIZE_ENV: &str = "TRACKING_WAL_FSIZE_CHILD_DIR";
