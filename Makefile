@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run test bench deps deps-run deps-bench sdk build test-rust test-wasm-build test-sdk test-js test-e2e
+.PHONY: run test bench deps deps-run deps-bench sdk build test-style test-rust test-layout test-wasm-build test-sdk test-js test-e2e
 
 deps:
 	@scripts/install-deps.sh test
@@ -25,11 +25,22 @@ build: deps-run sdk
 run: build
 	TRACKING_DEMO=1 ./target/release/tracking-server
 
-test: deps sdk test-rust test-wasm-build test-sdk test-js test-e2e
+test: deps sdk test-style test-rust test-layout test-wasm-build test-sdk test-js test-e2e
+
+# Formatting and lints, the SDK's wasm build included.
+test-style:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --features tracking-server/fault-injection -- -D warnings
+	$(CARGO) clippy -p sdk-wasm -p event-model --target wasm32-unknown-unknown -- -D warnings
 
 # `fault-injection` builds the server's test-only fault hooks (a sink that panics).
 test-rust:
 	$(CARGO) test --workspace --features tracking-server/fault-injection
+
+# A Rust service that only emits events pulls in none of the server's machinery.
+test-layout:
+	@if $(CARGO) tree -p server-emit-example -e normal --prefix none | grep -E '^(async-nats|prometheus|mimalloc|governor|tracking-wal|tracking-server) '; then \
+		echo "examples/server-emit depends on the server's machinery (above)"; exit 1; fi
 
 # The browser uses event-model too: it must build for wasm32 with and without its model.
 test-wasm-build:

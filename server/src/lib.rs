@@ -3,9 +3,10 @@
 //!
 //! Layout: `http/` (handlers, thin), `ingest` (bodies to events, the acceptance
 //! rules), `state` (what handlers share; de-duplicated durable acceptance),
-//! `context/` (the request-context middleware), `wal` (the `tracking-wal` crate),
+//! `context` (the request-context middleware, from `tracking-emit`), `wal` (the `tracking-wal` crate),
 //! `sinks/` (consumers of the log), `emit` (server-side emit), `app` (assembly).
-pub mod context;
+/// The request-context middleware (the `tracking-emit` crate's).
+pub use tracking_emit::context;
 /// The write-ahead log (the `tracking-wal` crate).
 pub use tracking_wal as wal;
 

@@ -3,8 +3,8 @@
 //! JWT), session, IP, agent and course; the event then goes through the same rules
 //! and sinks as browser events:
 //!
-//! - in-process (default): this service runs its own ingest pipeline and writes
-//!   `./data/tracking.log`;
+//! - in-process (default): this service writes the tracking-log lines itself, as the
+//!   LMS does, to `./data/tracking.log` (`TRACKING_LOG_FILE` to change it);
 //! - remote: with `TRACKING_INGEST_URL` (and `TRACKING_SERVER_TOKEN`) set, events
 //!   are batched over HTTP to that ingest server's `POST /v1/events`.
 //!
@@ -18,10 +18,8 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use event_model::course::parse_course_key;
 use event_model::{json, Tracker};
 use serde::Deserialize;
-use tracking_server::app::Ingest;
-use tracking_server::config::ServerConfig;
-use tracking_server::context::{ContextConfig, JwtVerifier, RequestContextLayer};
-use tracking_server::emit::{request_tracker, RemoteBackend, RemoteOptions};
+use tracking_emit::context::{ContextConfig, JwtVerifier, RequestContextLayer};
+use tracking_emit::{request_tracker, tracking_log, RemoteBackend, RemoteOptions};
 
 #[derive(Deserialize)]
 struct Enrollment {
@@ -53,22 +51,19 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TRACKING_LOG").unwrap_or_else(|_| "info".into())).init();
     let listen = std::env::var("LISTEN").unwrap_or_else(|_| "127.0.0.1:8090".into());
 
-    let mut ingest = None;
-    let (tracker, context_config) = match std::env::var("TRACKING_INGEST_URL") {
+    // The request context's secrets: the JWT key that proves the user, the key of the
+    // session hash (the LMS's SECRET_KEY when the hashes must match its own).
+    let jwt = std::env::var("TRACKING_JWT_SECRET").ok().map(|s| JwtVerifier::hs256(s.as_bytes()));
+    let session_key = std::env::var("TRACKING_SESSION_KEY").unwrap_or_default().into_bytes();
+    let context_config = Arc::new(ContextConfig { jwt, session_key, ..Default::default() });
+    let tracker = match std::env::var("TRACKING_INGEST_URL") {
         Ok(url) => {
             let token = std::env::var("TRACKING_SERVER_TOKEN").unwrap_or_default();
-            let tracker = request_tracker(Arc::new(RemoteBackend::new(RemoteOptions::new(url, token))));
-            let jwt = std::env::var("TRACKING_JWT_SECRET").ok().map(|s| JwtVerifier::hs256(s.as_bytes()));
-            let config = ContextConfig { jwt, session_key: std::env::var("TRACKING_SESSION_KEY").unwrap_or_default().into_bytes(), ..Default::default() };
-            (tracker, Arc::new(config))
+            request_tracker(Arc::new(RemoteBackend::new(RemoteOptions::new(url, token))))
         }
         Err(_) => {
-            let mut config = ServerConfig::default();
-            config.apply_env();
-            let running = Ingest::start(&config)?;
-            let pair = (running.tracker.clone(), running.context_config.clone());
-            ingest = Some(running);
-            pair
+            let path = std::env::var("TRACKING_LOG_FILE").unwrap_or_else(|_| "data/tracking.log".into());
+            request_tracker(tracking_log::in_process_backend(std::path::Path::new(&path))?)
         }
     };
 
@@ -86,9 +81,7 @@ async fn main() -> anyhow::Result<()> {
         println!("listening on http://{address}");
     }
     server.run().await?;
+    // Dropping the tracker flushes the remote backend.
     drop(tracker);
-    if let Some(ingest) = ingest {
-        ingest.shutdown();
-    }
     Ok(())
 }

@@ -8,7 +8,7 @@
 //! use std::sync::Arc;
 //! use actix_web::{web, App, HttpResponse};
 //! use event_model::{context::TaskStore, testing::InMemoryBackend, Tracker};
-//! use tracking_server::context::{ContextConfig, JwtVerifier, RequestContext, RequestContextLayer};
+//! use tracking_emit::context::{ContextConfig, JwtVerifier, RequestContext, RequestContextLayer};
 //!
 //! let config = Arc::new(ContextConfig {
 //!     session_key: std::env::var("TRACKING_SESSION_KEY").unwrap_or_default().into_bytes(),
@@ -47,7 +47,7 @@ use cookies::Cookies;
 use event_model::{Fields, Json, Text};
 
 pub use ip::client_ip;
-pub(crate) use wsgi::{latin1, percent_decode};
+pub use wsgi::{latin1, percent_decode};
 pub use jwt::{Claims, JwtVerifier, Rejection};
 pub use middleware::{RequestContextLayer, RequestContextMiddleware, REQUEST_CONTEXT_NAME};
 

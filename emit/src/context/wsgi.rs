@@ -4,7 +4,7 @@
 //! for in is rebuilt as Django's `build_absolute_uri` builds it.
 
 /// Header bytes as WSGI gives them to Python: one character per byte (ISO-8859-1).
-pub(crate) fn latin1(bytes: &[u8]) -> String {
+pub fn latin1(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {
         Ok(ascii) if ascii.is_ascii() => ascii.to_owned(),
         _ => bytes.iter().map(|&b| char::from(b)).collect(),
@@ -38,7 +38,7 @@ pub(crate) fn path_info(raw_path: &str) -> String {
 }
 
 /// `urllib.parse.unquote_to_bytes`.
-pub(crate) fn percent_decode(s: &[u8]) -> Vec<u8> {
+pub fn percent_decode(s: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     while i < s.len() {
