@@ -71,7 +71,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("logs/tracking.log");
         let tracker = Tracker::new(in_process_backend(&path).unwrap());
-        let _request = tracker.context("edx.request", json!({"user_id": 5, "username": "learner", "ip": "10.1.2.3", "agent": "svc", "host": "h", "path": "/p"})).unwrap();
+        let _request = tracker
+            .context(
+                "edx.request",
+                json!({"user_id": 5, "username": "learner", "ip": "10.1.2.3", "agent": "svc", "host": "h", "path": "/p"}),
+            )
+            .unwrap();
         tracker.emit("edx.course.enrollment.activated", json!({"mode": "audit", "name": "é"})).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let line: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();

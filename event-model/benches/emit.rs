@@ -38,15 +38,16 @@ fn main() {
     let router = Router::builder().processor(LegacyFieldMapping).backend("log", line_file(&dir.join("emit.log"))).build();
     let tracker = Tracker::new(Arc::new(router));
     tracker
-        .enter_context("request", json!({
-            "user_id": 42, "username": "ada", "session": "0123456789abcdef0123456789abcdef",
-            "ip": "203.0.113.7", "agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0", "host": "lms.example.com",
-            "referer": "https://lms.example.com/dashboard", "accept_language": "en-US,en;q=0.9", "path": "/api/enrollment/v1/",
-        }))
+        .enter_context(
+            "request",
+            json!({
+                "user_id": 42, "username": "ada", "session": "0123456789abcdef0123456789abcdef",
+                "ip": "203.0.113.7", "agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0", "host": "lms.example.com",
+                "referer": "https://lms.example.com/dashboard", "accept_language": "en-US,en;q=0.9", "path": "/api/enrollment/v1/",
+            }),
+        )
         .unwrap();
-    tracker
-        .enter_context("course", json!({"course_id": "course-v1:edX+DemoX+Demo_Course", "org_id": "edX"}))
-        .unwrap();
+    tracker.enter_context("course", json!({"course_id": "course-v1:edX+DemoX+Demo_Course", "org_id": "edX"})).unwrap();
     let data = json!({"course_id": "course-v1:edX+DemoX+Demo_Course", "mode": "audit", "user_id": 42});
 
     let start = Instant::now();

@@ -91,8 +91,13 @@ pub enum ProcessorConfig {
         accept_legacy: bool,
     },
     #[serde(alias = "name_whitelist")]
-    NameAllowlist { names: Vec<String> },
-    RegexFilter { mode: FilterMode, patterns: Vec<String> },
+    NameAllowlist {
+        names: Vec<String>,
+    },
+    RegexFilter {
+        mode: FilterMode,
+        patterns: Vec<String>,
+    },
     SizeLimit {
         #[serde(default = "default_max_bytes")]
         max_bytes: usize,
@@ -107,7 +112,9 @@ pub enum ProcessorConfig {
         #[serde(default = "default_url_field")]
         url_field: String,
     },
-    EventTypes { keep: Vec<String> },
+    EventTypes {
+        keep: Vec<String>,
+    },
     /// Segment's `track`/`page`/`identify`, and tracking-log events named in `allowlist`.
     SegmentFilter {
         #[serde(default)]

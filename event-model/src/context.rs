@@ -44,11 +44,7 @@ impl ContextStack {
 
     /// Exits `name`; exiting a name that was never entered is an error.
     pub fn exit(&mut self, name: &str) -> Result<Fields, ContextError> {
-        let at = self
-            .entries
-            .iter()
-            .position(|(n, _)| n == name)
-            .ok_or_else(|| ContextError::UnknownContext(name.to_owned()))?;
+        let at = self.entries.iter().position(|(n, _)| n == name).ok_or_else(|| ContextError::UnknownContext(name.to_owned()))?;
         self.resolved = None;
         Ok(self.entries.remove(at).1)
     }
@@ -85,10 +81,7 @@ pub trait ContextStore: Send + Sync {
 }
 
 /// Runs `f` on a store's stack and returns its result.
-pub(crate) fn with_stack<R>(
-    store: &dyn ContextStore,
-    f: impl FnOnce(&mut ContextStack) -> R,
-) -> Result<R, ContextError> {
+pub(crate) fn with_stack<R>(store: &dyn ContextStore, f: impl FnOnce(&mut ContextStack) -> R) -> Result<R, ContextError> {
     let mut f = Some(f);
     let mut out = None;
     store.with_stack(&mut |stack| out = f.take().map(|f| f(stack)))?;
@@ -187,9 +180,7 @@ mod task {
 
     impl ContextStore for TaskStore {
         fn with_stack(&self, f: &mut dyn FnMut(&mut ContextStack)) -> Result<(), ContextError> {
-            TASK_STACKS
-                .try_with(|stacks| f(stacks.borrow_mut().entry(self.id).or_default()))
-                .map_err(|_| ContextError::NoTaskScope)
+            TASK_STACKS.try_with(|stacks| f(stacks.borrow_mut().entry(self.id).or_default())).map_err(|_| ContextError::NoTaskScope)
         }
     }
 }

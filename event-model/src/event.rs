@@ -256,8 +256,12 @@ mod tests {
 
     #[test]
     fn reads_modern_shape() {
-        let e = Event::from_value(json!({"context": {"a": 1}, "name": "n.o.a", "extra": true, "timestamp": "2026-11-22T10:01:02.5Z"})).unwrap();
-        assert_eq!(e.to_compact(), r#"{"name":"n.o.a","timestamp":"2026-11-22T10:01:02.500000+00:00","data":{},"context":{"a":1},"extra":true}"#);
+        let e =
+            Event::from_value(json!({"context": {"a": 1}, "name": "n.o.a", "extra": true, "timestamp": "2026-11-22T10:01:02.5Z"})).unwrap();
+        assert_eq!(
+            e.to_compact(),
+            r#"{"name":"n.o.a","timestamp":"2026-11-22T10:01:02.500000+00:00","data":{},"context":{"a":1},"extra":true}"#
+        );
         assert_eq!(Event::from_value(json!([])), Err(EventError::NotAnObject));
         assert_eq!(Event::from_value(json!({"id": "nope"})), Err(EventError::BadId));
         assert_eq!(Event::from_value(json!({"timestamp": "soon"})), Err(EventError::BadTimestamp));

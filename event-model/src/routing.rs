@@ -93,11 +93,7 @@ impl Counters {
 
     /// The count for one stage, outcome and reason, summed over branches.
     pub fn get(&self, stage: &str, outcome: Outcome, reason: &str) -> u64 {
-        self.snapshot()
-            .iter()
-            .filter(|(k, _)| k.stage == stage && k.outcome == outcome && k.reason == reason)
-            .map(|(_, v)| v)
-            .sum()
+        self.snapshot().iter().filter(|(k, _)| k.stage == stage && k.outcome == outcome && k.reason == reason).map(|(_, v)| v).sum()
     }
 }
 
@@ -112,12 +108,7 @@ pub struct Router {
 impl Router {
     /// Starts a branch called `root`.
     pub fn builder() -> RouterBuilder {
-        RouterBuilder {
-            path: "root".into(),
-            processors: Vec::new(),
-            backends: BTreeMap::new(),
-            counters: Counters::new(),
-        }
+        RouterBuilder { path: "root".into(), processors: Vec::new(), backends: BTreeMap::new(), counters: Counters::new() }
     }
 
     /// The counters of the tree this router belongs to.
@@ -160,12 +151,7 @@ impl Router {
     }
 
     fn count(&self, stage: &str, outcome: Outcome, reason: &str) {
-        self.counters.add(CounterKey {
-            branch: self.path.clone(),
-            stage: stage.to_owned(),
-            outcome,
-            reason: reason.to_owned(),
-        });
+        self.counters.add(CounterKey { branch: self.path.clone(), stage: stage.to_owned(), outcome, reason: reason.to_owned() });
     }
 }
 

@@ -36,9 +36,7 @@ impl Text {
     pub fn slice(buf: &Arc<str>, start: usize, end: usize) -> Text {
         debug_assert!(buf.is_char_boundary(start) && buf.is_char_boundary(end) && start <= end);
         match (u32::try_from(start), u32::try_from(end)) {
-            (Ok(start), Ok(end)) if buf.get(start as usize..end as usize).is_some() => {
-                Text(Repr::Shared { buf: buf.clone(), start, end })
-            }
+            (Ok(start), Ok(end)) if buf.get(start as usize..end as usize).is_some() => Text(Repr::Shared { buf: buf.clone(), start, end }),
             _ => Text::from(buf.get(start..end).unwrap_or("")),
         }
     }

@@ -30,7 +30,23 @@ fn legacy_key_order() {
     let keys: Vec<_> = event.fields().keys().collect();
     assert_eq!(
         keys,
-        ["name", "context", "username", "session", "ip", "agent", "host", "referer", "accept_language", "event", "time", "event_type", "event_source", "page", "id"]
+        [
+            "name",
+            "context",
+            "username",
+            "session",
+            "ip",
+            "agent",
+            "host",
+            "referer",
+            "accept_language",
+            "event",
+            "time",
+            "event_type",
+            "event_source",
+            "page",
+            "id"
+        ]
     );
     // Browser data becomes a JSON string written the Python way.
     assert_eq!(event.to_value()["event"], Value::String(r#"{"x": 1}"#.into()));

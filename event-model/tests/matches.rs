@@ -27,10 +27,7 @@ fn each_extra_fields_tolerance_applies_at_exactly_its_level() {
     let deep = ["context.deep.deep_extra: only defined in actual", "event.deep.deep_extra: only defined in actual"];
     let diff = |t| event_differences(&expected, &actual, t);
     assert_eq!(diff(Tolerate::lenient()), deep);
-    assert_eq!(
-        diff(Tolerate::default()),
-        [deep[0], deep[1], "event.payload_extra: only defined in actual"]
-    );
+    assert_eq!(diff(Tolerate::default()), [deep[0], deep[1], "event.payload_extra: only defined in actual"]);
     assert_eq!(
         diff(Tolerate::strict()),
         [
@@ -41,8 +38,14 @@ fn each_extra_fields_tolerance_applies_at_exactly_its_level() {
             "root_extra: only defined in actual"
         ]
     );
-    assert_eq!(diff(Tolerate { root_extra_fields: false, ..Tolerate::lenient() }), [deep[0], deep[1], "root_extra: only defined in actual"]);
-    assert_eq!(diff(Tolerate { context_extra_fields: false, ..Tolerate::lenient() }), ["context.context_extra: only defined in actual", deep[0], deep[1]]);
+    assert_eq!(
+        diff(Tolerate { root_extra_fields: false, ..Tolerate::lenient() }),
+        [deep[0], deep[1], "root_extra: only defined in actual"]
+    );
+    assert_eq!(
+        diff(Tolerate { context_extra_fields: false, ..Tolerate::lenient() }),
+        ["context.context_extra: only defined in actual", deep[0], deep[1]]
+    );
 }
 
 #[test]
@@ -58,7 +61,8 @@ fn missing_values_and_lists_compared_whole() {
         ]
     );
     // A list holding an object with extra keys is still a different list.
-    assert!(!event_differences(&json!({"event": {"l": [{"a": 1}]}}), &json!({"event": {"l": [{"a": 1, "b": 2}]}}), Tolerate::lenient()).is_empty());
+    assert!(!event_differences(&json!({"event": {"l": [{"a": 1}]}}), &json!({"event": {"l": [{"a": 1, "b": 2}]}}), Tolerate::lenient())
+        .is_empty());
 }
 
 #[test]
@@ -71,7 +75,11 @@ fn failure_message_format() {
         "Unexpected differences found in structs:\n\n* context.course_id: \"a\" != \"b\" (expected != actual)\n* z: not found in actual\n\nExpected:\n    {\n"
     ), "{message}");
     assert!(message.contains("\nActual:\n"));
-    assert!(message.contains("Tolerating:\n    [\n      \"string_payload\",\n      \"root_extra_fields\",\n      \"context_extra_fields\"\n    ]"), "{message}");
+    assert!(
+        message
+            .contains("Tolerating:\n    [\n      \"string_payload\",\n      \"root_extra_fields\",\n      \"context_extra_fields\"\n    ]"),
+        "{message}"
+    );
 }
 
 #[test]

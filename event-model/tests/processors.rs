@@ -46,10 +46,8 @@ fn name_validator_modes() {
 
 #[test]
 fn allowlist_and_regex_filters() {
-    let events: Vec<_> = ["edx.bi.user.registered", "edx.video.played", "xedx.bi.thing"]
-        .iter()
-        .map(|n| event(n, Value::Null, json!({})))
-        .collect();
+    let events: Vec<_> =
+        ["edx.bi.user.registered", "edx.video.played", "xedx.bi.thing"].iter().map(|n| event(n, Value::Null, json!({}))).collect();
     let (kept, router) = run(NameAllowlist::new(["edx.video.played"]), &events);
     assert_eq!(kept.iter().map(Event::name).collect::<Vec<_>>(), ["edx.video.played"]);
     assert_eq!(router.counters().get("name_allowlist", Outcome::Dropped, "name_not_allowed"), 2);

@@ -130,7 +130,9 @@ fn routing_tree_from_toml() {
 
 #[test]
 fn bad_configurations_have_clear_errors() {
-    let err = |text: &str| match RoutingConfig::from_toml(text).and_then(|c| c.build(&mut |_| Ok(Arc::new(InMemoryBackend::new()) as Arc<dyn Backend>))) {
+    let err = |text: &str| match RoutingConfig::from_toml(text)
+        .and_then(|c| c.build(&mut |_| Ok(Arc::new(InMemoryBackend::new()) as Arc<dyn Backend>)))
+    {
         Err(e) => e.to_string(),
         Ok(_) => panic!("configuration accepted: {text}"),
     };

@@ -89,7 +89,8 @@ enum Cb {
     Visibility,
 }
 
-const CALLS: [Cb; 10] = [Cb::Flush, Cb::Persist, Cb::Retry, Cb::Payload, Cb::Fetched, Cb::Body, Cb::Failed, Cb::Pagehide, Cb::Online, Cb::Visibility];
+const CALLS: [Cb; 10] =
+    [Cb::Flush, Cb::Persist, Cb::Retry, Cb::Payload, Cb::Fetched, Cb::Body, Cb::Failed, Cb::Pagehide, Cb::Online, Cb::Visibility];
 
 /// The tracker's one closure (timers, listeners and the steps of a request are it,
 /// bound to their arguments), and the listeners it is registered as.
@@ -155,7 +156,20 @@ impl BrowserIo {
             _ => None,
         };
         let gzip = cfg.gzip && Reflect::has(&js_sys::global(), &JsValue::from_str("CompressionStream")).unwrap_or(false);
-        BrowserIo { window, storage, url: batch_url(&cfg.endpoint), timeout_ms: cfg.request_timeout_ms, gzip, timers: [None; 3], callbacks: None, waiters: Vec::new(), next_waiter: 1, document: None, random: [0; 256], random_at: 256 }
+        BrowserIo {
+            window,
+            storage,
+            url: batch_url(&cfg.endpoint),
+            timeout_ms: cfg.request_timeout_ms,
+            gzip,
+            timers: [None; 3],
+            callbacks: None,
+            waiters: Vec::new(),
+            next_waiter: 1,
+            document: None,
+            random: [0; 256],
+            random_at: 256,
+        }
     }
 
     fn listen(&mut self, weak: &Weak<Shared>) {
@@ -266,7 +280,13 @@ fn retry_after_ms(value: &str) -> Option<f64> {
 
 /// The parts of a reply the queue reads: the rejected ids of a 2xx, the `error` of a refusal.
 fn response_of(status: u16, retry_after_ms: Option<f64>, json: &JsValue) -> Response {
-    let get = |v: &JsValue, k: &str| if v.is_object() { Reflect::get(v, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED) } else { JsValue::UNDEFINED };
+    let get = |v: &JsValue, k: &str| {
+        if v.is_object() {
+            Reflect::get(v, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED)
+        } else {
+            JsValue::UNDEFINED
+        }
+    };
     let mut response = Response { status, retry_after_ms, error: get(json, "error").as_string(), rejected: Vec::new() };
     if let Ok(results) = get(json, "results").dyn_into::<Array>() {
         for r in results.iter() {

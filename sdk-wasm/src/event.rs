@@ -146,9 +146,7 @@ pub fn to_json(p: &Parts<'_>) -> String {
 /// The id of an event line this SDK wrote (`{"id":"<36 characters>",…`).
 pub fn id_of_line(line: &str) -> Option<&str> {
     let id = line.strip_prefix("{\"id\":\"")?.get(..36)?;
-    (line.as_bytes().get(43) == Some(&b'"')
-        && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
-    .then_some(id)
+    (line.as_bytes().get(43) == Some(&b'"') && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')).then_some(id)
 }
 
 #[cfg(test)]
@@ -192,10 +190,7 @@ mod tests {
             json,
             r#"{"id":"01901234-5678-7fff-bfff-ffffffffffff","type":"page","name":"Course \"Home\"","timestamp":"2026-11-22T10:01:02.123Z","data":{},"page":"https://x/","user_id":"42","anonymous_id":"a"}"#
         );
-        assert_eq!(
-            id_of_line(&json),
-            Some("01901234-5678-7fff-bfff-ffffffffffff")
-        );
+        assert_eq!(id_of_line(&json), Some("01901234-5678-7fff-bfff-ffffffffffff"));
         assert_eq!(id_of_line("{\"id\":\"x\"}"), None);
     }
 }

@@ -14,10 +14,7 @@ pub struct Fifo<T> {
 
 impl<T: Default> Fifo<T> {
     pub const fn new() -> Self {
-        Fifo {
-            items: Vec::new(),
-            head: 0,
-        }
+        Fifo { items: Vec::new(), head: 0 }
     }
 
     pub fn len(&self) -> usize {

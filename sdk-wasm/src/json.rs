@@ -12,8 +12,8 @@ use alloc::borrow::Cow;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-pub use event_model::rules::json::{push_str_literal, sub, tail, Invalid, MAX_DEPTH};
 use event_model::rules::json::{decode_utf16, rewrite, Dialect, KeyRename, Rules};
+pub use event_model::rules::json::{push_str_literal, sub, tail, Invalid, MAX_DEPTH};
 
 use crate::snake::{is_plain_snake, snake_case_utf16};
 

@@ -93,7 +93,16 @@ fn capture(kind: Kind, name: &JsValue, category: Option<&JsValue>, properties: &
         Ok(d) => (d, false),
         Err(()) => (None, true),
     };
-    let call = Call { kind, name: text(name), category: category.and_then(text), data, unserializable, snake, time: js_sys::Date::now(), page: t.page_url() };
+    let call = Call {
+        kind,
+        name: text(name),
+        category: category.and_then(text),
+        data,
+        unserializable,
+        snake,
+        time: js_sys::Date::now(),
+        page: t.page_url(),
+    };
     if !t.record(call) {
         lose();
     }

@@ -8,9 +8,9 @@ use alloc::vec::Vec;
 
 use event_model::rules::event::{name_problem, size_problem};
 
+use crate::config::NameMode;
 use crate::event::{rfc3339_ms, to_json, Kind, Parts};
 use crate::json::prepare_data;
-use crate::config::NameMode;
 
 /// One call's values, as the calling path captured them.
 pub struct Draft<'a> {

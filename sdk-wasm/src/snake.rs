@@ -96,11 +96,7 @@ fn run(s: &[u16], mut i: usize, f: fn(u16) -> bool) -> usize {
 
 /// `rsUpper? rsLower+ (?=rsBreak|rsUpper|$)`
 fn word_lower(s: &[u16], p: usize) -> Option<usize> {
-    let start = if at(s, p).is_some_and(is_upper) {
-        p + 1
-    } else {
-        p
-    };
+    let start = if at(s, p).is_some_and(is_upper) { p + 1 } else { p };
     let end = run(s, start, is_lower);
     (end > start && at(s, end).map_or(true, |c| is_break(c) || is_upper(c))).then_some(end)
 }
@@ -142,9 +138,7 @@ fn is_low(c: u16) -> bool {
 
 /// `(?:\ud83c[\udde6-\uddff]){2}`
 fn regional_pair(s: &[u16], i: usize) -> bool {
-    let flag = |j: usize| {
-        at(s, j) == Some(0xD83C) && at(s, j + 1).is_some_and(|c| matches!(c, 0xDDE6..=0xDDFF))
-    };
+    let flag = |j: usize| at(s, j) == Some(0xD83C) && at(s, j + 1).is_some_and(|c| matches!(c, 0xDDE6..=0xDDFF));
     flag(i) && flag(i + 2)
 }
 
@@ -159,8 +153,7 @@ fn opt_var_mod(s: &[u16], mut i: usize) -> usize {
     }
     if at(s, i).is_some_and(is_combo) {
         i += 1;
-    } else if at(s, i) == Some(0xD83C) && at(s, i + 1).is_some_and(|c| matches!(c, 0xDFFB..=0xDFFF))
-    {
+    } else if at(s, i) == Some(0xD83C) && at(s, i + 1).is_some_and(|c| matches!(c, 0xDFFB..=0xDFFF)) {
         i += 2;
     }
     i
@@ -286,10 +279,7 @@ pub fn snake_case_utf16(key: &[u16], lower: &dyn Fn(&[u16]) -> Vec<u16>) -> Vec<
         }
         let word = s.get(start..end).unwrap_or(&[]);
         if word.iter().all(|&c| c < 0x80) {
-            out.extend(
-                word.iter()
-                    .map(|&c| if matches!(c, 0x41..=0x5A) { c + 32 } else { c }),
-            );
+            out.extend(word.iter().map(|&c| if matches!(c, 0x41..=0x5A) { c + 32 } else { c }));
         } else {
             out.extend(lower(word));
         }
@@ -320,12 +310,7 @@ pub fn is_plain_snake(key: &[u8]) -> bool {
 /// Unicode tables (the browser build passes JavaScript's `toLowerCase` instead).
 pub fn snake_case(key: &str) -> String {
     let units: Vec<u16> = key.encode_utf16().collect();
-    let lower = |w: &[u16]| -> Vec<u16> {
-        String::from_utf16_lossy(w)
-            .to_lowercase()
-            .encode_utf16()
-            .collect()
-    };
+    let lower = |w: &[u16]| -> Vec<u16> { String::from_utf16_lossy(w).to_lowercase().encode_utf16().collect() };
     String::from_utf16_lossy(&snake_case_utf16(&units, &lower))
 }
 
@@ -355,10 +340,7 @@ mod tests {
         let mut pairs = Vec::new();
         for line in text.lines() {
             // Each line is `["key","expected"],` (the first starts with `[`, the last ends with `]`).
-            let line = line
-                .trim_start_matches('[')
-                .trim_end_matches(',')
-                .trim_end_matches(']');
+            let line = line.trim_start_matches('[').trim_end_matches(',').trim_end_matches(']');
             let strings = split_json_strings(line);
             assert_eq!(strings.len(), 2, "fixture line {line}");
             let unescape = |s: &str| crate::json::unescape_utf16(s).expect("fixture string");
@@ -389,12 +371,7 @@ mod tests {
 
     #[test]
     fn lodash_parity_fixture() {
-        let lower = |w: &[u16]| -> Vec<u16> {
-            String::from_utf16_lossy(w)
-                .to_lowercase()
-                .encode_utf16()
-                .collect()
-        };
+        let lower = |w: &[u16]| -> Vec<u16> { String::from_utf16_lossy(w).to_lowercase().encode_utf16().collect() };
         let mut failures = Vec::new();
         for (key, want) in fixture() {
             let got = snake_case_utf16(&key, &lower);
@@ -407,12 +384,7 @@ mod tests {
                 ));
             }
         }
-        assert!(
-            failures.is_empty(),
-            "{} mismatches:\n{}",
-            failures.len(),
-            failures.join("\n")
-        );
+        assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
     }
 
     #[test]
@@ -421,9 +393,7 @@ mod tests {
             assert!(is_plain_snake(key.as_bytes()), "{key}");
             assert_eq!(snake_case(key), key);
         }
-        for key in [
-            "", "_a", "a_", "a__b", "A", "a1b", "1a", "a-b", "ab12cd", "x1",
-        ] {
+        for key in ["", "_a", "a_", "a__b", "A", "a1b", "1a", "a-b", "ab12cd", "x1"] {
             assert!(!is_plain_snake(key.as_bytes()), "{key}");
         }
         assert_eq!(snake_case("x1"), "x_1");

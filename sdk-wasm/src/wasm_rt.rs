@@ -29,19 +29,11 @@ struct SizeClasses(UnsafeCell<State>);
 unsafe impl Sync for SizeClasses {}
 
 #[global_allocator]
-static ALLOC: SizeClasses = SizeClasses(UnsafeCell::new(State {
-    free: [0; CLASSES],
-    next: 0,
-    end: 0,
-}));
+static ALLOC: SizeClasses = SizeClasses(UnsafeCell::new(State { free: [0; CLASSES], next: 0, end: 0 }));
 
 /// The class index and block size for a layout, or `None` when too large.
 fn class(layout: Layout) -> Option<(usize, usize)> {
-    let size = layout
-        .size()
-        .max(layout.align())
-        .max(MIN_ALIGN)
-        .checked_next_power_of_two()?;
+    let size = layout.size().max(layout.align()).max(MIN_ALIGN).checked_next_power_of_two()?;
     let index = (size.trailing_zeros() - MIN_ALIGN.trailing_zeros()) as usize;
     (index < CLASSES).then_some((index, size))
 }

@@ -79,10 +79,7 @@ extern "C" {
 
 fn server() -> &'static str {
     let url = option_env!("TRACKING_TEST_SERVER").unwrap_or("");
-    assert!(
-        !url.is_empty(),
-        "run through sdk-wasm/test.sh (TRACKING_TEST_SERVER)"
-    );
+    assert!(!url.is_empty(), "run through sdk-wasm/test.sh (TRACKING_TEST_SERVER)");
     url
 }
 
@@ -136,9 +133,7 @@ impl Scenario {
     /// Scripts the server's next answers, e.g. `[{"status": 503, "headers": {"Retry-After": "1"}}]`.
     async fn script(&self, responses: &str) {
         let url = format!("{}/control/{}", server(), self.name);
-        JsFuture::from(control(&url, &format!("{{\"responses\":{responses}}}")).unwrap())
-            .await
-            .unwrap();
+        JsFuture::from(control(&url, &format!("{{\"responses\":{responses}}}")).unwrap()).await.unwrap();
     }
 
     async fn seen(&self) -> Vec<Seen> {
@@ -174,10 +169,7 @@ impl Scenario {
     }
 
     fn storage_keys(&self) -> Vec<String> {
-        storage_keys(&format!("t-{}.q.", self.name))
-            .iter()
-            .filter_map(|k| k.as_string())
-            .collect()
+        storage_keys(&format!("t-{}.q.", self.name)).iter().filter_map(|k| k.as_string()).collect()
     }
 }
 
@@ -211,72 +203,37 @@ fn call(kind: Kind, name: &str, data: &str) -> Call {
 }
 
 fn track(t: &Tracker, i: usize) {
-    t.record(call(
-        Kind::Track,
-        "edx.test.event.sent",
-        &format!("{{\"i\":{i}}}"),
-    ));
+    t.record(call(Kind::Track, "edx.test.event.sent", &format!("{{\"i\":{i}}}")));
 }
 
 async fn flushed(t: &Tracker) {
-    JsFuture::from(t.flush().unchecked_into::<Promise>())
-        .await
-        .unwrap();
+    JsFuture::from(t.flush().unchecked_into::<Promise>()).await.unwrap();
 }
 
 #[wasm_bindgen_test]
 async fn batches_by_count_then_by_time() {
     let sc = Scenario::new("count").await;
-    let t = Tracker::new(Config {
-        batch_events: 5.0,
-        flush_interval_ms: 300.0,
-        ..sc.config()
-    });
+    let t = Tracker::new(Config { batch_events: 5.0, flush_interval_ms: 300.0, ..sc.config() });
     for i in 0..12 {
         track(&t, i);
     }
     // Two full batches go at once; the last two wait for the flush interval.
     let seen = sc.until_requests(2, 2000).await;
-    assert_eq!(
-        seen.iter().map(|s| s.ids.len()).collect::<Vec<_>>(),
-        vec![5, 5]
-    );
+    assert_eq!(seen.iter().map(|s| s.ids.len()).collect::<Vec<_>>(), vec![5, 5]);
     wait(100).await;
-    assert_eq!(
-        sc.seen().await.len(),
-        2,
-        "a partial batch waits for flushInterval"
-    );
+    assert_eq!(sc.seen().await.len(), 2, "a partial batch waits for flushInterval");
     let seen = sc.until_requests(3, 2000).await;
-    assert_eq!(
-        seen.iter().map(|s| s.ids.len()).collect::<Vec<_>>(),
-        vec![5, 5, 2]
-    );
-    assert!(
-        seen[2].t - seen[0].t >= 250.0,
-        "the partial batch went after the interval"
-    );
+    assert_eq!(seen.iter().map(|s| s.ids.len()).collect::<Vec<_>>(), vec![5, 5, 2]);
+    assert!(seen[2].t - seen[0].t >= 250.0, "the partial batch went after the interval");
     // Oldest first, each once, as text/plain (no CORS pre-flight).
     let ids: Vec<String> = seen.iter().flat_map(|s| s.ids.clone()).collect();
     let mut sorted = ids.clone();
     sorted.sort();
     sorted.dedup();
     assert_eq!(sorted.len(), 12);
-    let order: Vec<f64> = seen
-        .iter()
-        .flat_map(|s| {
-            s.events
-                .iter()
-                .map(|e| get(&get(e, "data"), "i").as_f64().unwrap())
-        })
-        .collect();
+    let order: Vec<f64> = seen.iter().flat_map(|s| s.events.iter().map(|e| get(&get(e, "data"), "i").as_f64().unwrap())).collect();
     assert_eq!(order, (0..12).map(|i| i as f64).collect::<Vec<_>>());
-    assert!(
-        seen.iter()
-            .all(|s| s.content_type.starts_with("text/plain")),
-        "{}",
-        seen[0].content_type
-    );
+    assert!(seen.iter().all(|s| s.content_type.starts_with("text/plain")), "{}", seen[0].content_type);
     assert_eq!(stat(&t, "sent"), 12.0);
     assert_eq!(stat(&t, "enqueued"), 12.0);
     t.shutdown();
@@ -318,7 +275,8 @@ async fn batches_go_gzipped_and_beacons_plain() {
 #[wasm_bindgen_test]
 async fn a_batch_refused_whole_is_sent_again_in_halves() {
     let sc = Scenario::new("split").await;
-    let refused = r#"{"status": 400, "headers": {"Content-Type": "application/json"}, "body": "{\"error\":\"invalid_json\",\"detail\":\"x\"}"}"#;
+    let refused =
+        r#"{"status": 400, "headers": {"Content-Type": "application/json"}, "body": "{\"error\":\"invalid_json\",\"detail\":\"x\"}"}"#;
     sc.script(&format!("[{refused}, {refused}]")).await;
     let t = Tracker::new(Config { batch_events: 8.0, ..sc.config() });
     for i in 0..8 {
@@ -336,28 +294,16 @@ async fn a_batch_refused_whole_is_sent_again_in_halves() {
 #[wasm_bindgen_test]
 async fn batches_by_bytes() {
     let sc = Scenario::new("bytes").await;
-    let t = Tracker::new(Config {
-        batch_bytes: 2000.0,
-        flush_interval_ms: 20.0,
-        ..sc.config()
-    });
+    let t = Tracker::new(Config { batch_bytes: 2000.0, flush_interval_ms: 20.0, ..sc.config() });
     let filler = "x".repeat(500);
     for i in 0..10 {
-        t.record(call(
-            Kind::Track,
-            "edx.test.event.sent",
-            &format!("{{\"i\":{i},\"filler\":\"{filler}\"}}"),
-        ));
+        t.record(call(Kind::Track, "edx.test.event.sent", &format!("{{\"i\":{i},\"filler\":\"{filler}\"}}")));
     }
     flushed(&t).await;
     let seen = sc.until_requests(1, 2000).await;
     let total: usize = seen.iter().map(|s| s.ids.len()).sum();
     assert_eq!(total, 10);
-    assert!(
-        seen.len() >= 4,
-        "10 events of ~800 bytes need at least 4 batches of 2000 bytes, got {}",
-        seen.len()
-    );
+    assert!(seen.len() >= 4, "10 events of ~800 bytes need at least 4 batches of 2000 bytes, got {}", seen.len());
     for s in &seen {
         assert!(s.bytes <= 2000, "batch of {} bytes", s.bytes);
     }
@@ -368,8 +314,7 @@ async fn batches_by_bytes() {
 async fn persists_and_restores_across_a_reload() {
     let sc = Scenario::new("reload").await;
     // The first page cannot reach the server (503, long Retry-After), persists, and dies.
-    sc.script(r#"[{"status": 503, "headers": {"Retry-After": "60"}}]"#)
-        .await;
+    sc.script(r#"[{"status": 503, "headers": {"Retry-After": "60"}}]"#).await;
     let first = Tracker::new(sc.config());
     for i in 0..3 {
         track(&first, i);
@@ -379,11 +324,7 @@ async fn persists_and_restores_across_a_reload() {
     wait(100).await;
     assert_eq!(sc.seen().await.len(), 1, "Retry-After holds the queue");
     assert_eq!(stat(&first, "persisted"), 3.0);
-    assert_eq!(
-        sc.storage_keys().len(),
-        1,
-        "one chunk, written off the calling path"
-    );
+    assert_eq!(sc.storage_keys().len(), 1, "one chunk, written off the calling path");
     let anonymous = first.anonymous_id();
     first.shutdown();
 
@@ -391,19 +332,11 @@ async fn persists_and_restores_across_a_reload() {
     let second = Tracker::new(sc.config());
     assert_eq!(second.queued_ids(), ids);
     assert_eq!(stat(&second, "restored"), 3.0);
-    assert_eq!(
-        second.anonymous_id(),
-        anonymous,
-        "the anonymous id persists"
-    );
+    assert_eq!(second.anonymous_id(), anonymous, "the anonymous id persists");
     let seen = sc.until_requests(2, 2000).await;
     assert_eq!(seen[1].ids, ids, "retries reuse the ids");
     wait(50).await;
-    assert!(
-        sc.storage_keys().is_empty(),
-        "delivered chunks are removed: {:?}",
-        sc.storage_keys()
-    );
+    assert!(sc.storage_keys().is_empty(), "delivered chunks are removed: {:?}", sc.storage_keys());
     assert_eq!(stat(&second, "sent"), 3.0);
     second.shutdown();
 }
@@ -411,22 +344,12 @@ async fn persists_and_restores_across_a_reload() {
 #[wasm_bindgen_test]
 async fn storage_is_bounded_and_the_rest_stays_in_memory() {
     let sc = Scenario::new("bounded").await;
-    sc.script(r#"[{"status": 503, "headers": {"Retry-After": "60"}}]"#)
-        .await;
-    let t = Tracker::new(Config {
-        max_storage_bytes: 3000.0,
-        batch_events: 1000.0,
-        flush_interval_ms: 10.0,
-        ..sc.config()
-    });
+    sc.script(r#"[{"status": 503, "headers": {"Retry-After": "60"}}]"#).await;
+    let t = Tracker::new(Config { max_storage_bytes: 3000.0, batch_events: 1000.0, flush_interval_ms: 10.0, ..sc.config() });
     let filler = "y".repeat(400);
     for round in 0..4 {
         for i in 0..2 {
-            t.record(call(
-                Kind::Track,
-                "edx.test.event.sent",
-                &format!("{{\"round\":{round},\"i\":{i},\"f\":\"{filler}\"}}"),
-            ));
+            t.record(call(Kind::Track, "edx.test.event.sent", &format!("{{\"round\":{round},\"i\":{i},\"f\":\"{filler}\"}}")));
         }
         t.persist_now();
     }
@@ -436,10 +359,7 @@ async fn storage_is_bounded_and_the_rest_stays_in_memory() {
     let units: usize = keys.iter().map(|k| k.as_string().unwrap().encode_utf16().count()).sum::<usize>()
         + storage_text("t-bounded.q.").encode_utf16().count();
     assert!(units * 2 <= 3000, "{units} code units stored");
-    let stored: String = keys
-        .iter()
-        .map(|k| sdk_wasm::codec::unpack(&storage_value(&k.as_string().unwrap())).unwrap())
-        .collect();
+    let stored: String = keys.iter().map(|k| sdk_wasm::codec::unpack(&storage_value(&k.as_string().unwrap())).unwrap()).collect();
     assert!(stored.contains("\"round\":0"), "the oldest are stored");
     assert!(!stored.contains("\"round\":3"), "the newest are not");
     assert!(stat(&t, "storageFull") >= 2.0);
@@ -450,19 +370,14 @@ async fn storage_is_bounded_and_the_rest_stays_in_memory() {
 #[wasm_bindgen_test]
 async fn honours_retry_after_seconds_and_keeps_ids() {
     let sc = Scenario::new("retry-after").await;
-    sc.script(r#"[{"status": 503, "headers": {"Retry-After": "1"}}]"#)
-        .await;
+    sc.script(r#"[{"status": 503, "headers": {"Retry-After": "1"}}]"#).await;
     let t = Tracker::new(sc.config());
     for i in 0..3 {
         track(&t, i);
     }
     let seen = sc.until_requests(2, 4000).await;
     assert_eq!(seen.len(), 2);
-    assert!(
-        seen[1].t - seen[0].t >= 990.0,
-        "retried after {} ms, Retry-After is 1 s",
-        seen[1].t - seen[0].t
-    );
+    assert!(seen[1].t - seen[0].t >= 990.0, "retried after {} ms, Retry-After is 1 s", seen[1].t - seen[0].t);
     assert_eq!(seen[0].ids, seen[1].ids, "a retry reuses the event ids");
     assert_eq!(stat(&t, "retried"), 3.0);
     assert_eq!(stat(&t, "sent"), 3.0);
@@ -474,32 +389,21 @@ async fn honours_retry_after_http_date_on_429() {
     let sc = Scenario::new("retry-date").await;
     let at = js_sys::Date::new(&JsValue::from_f64(js_sys::Date::now() + 2500.0));
     let date = at.to_utc_string().as_string().unwrap();
-    sc.script(&format!(
-        r#"[{{"status": 429, "headers": {{"Retry-After": "{date}"}}}}]"#
-    ))
-    .await;
+    sc.script(&format!(r#"[{{"status": 429, "headers": {{"Retry-After": "{date}"}}}}]"#)).await;
     let t = Tracker::new(sc.config());
     track(&t, 0);
     let seen = sc.until_requests(2, 5000).await;
     assert_eq!(seen.len(), 2);
     // The date has one-second resolution: at least 1.5 s of the 2.5 s remain.
-    assert!(
-        seen[1].t - seen[0].t >= 1400.0,
-        "retried after {} ms",
-        seen[1].t - seen[0].t
-    );
+    assert!(seen[1].t - seen[0].t >= 1400.0, "retried after {} ms", seen[1].t - seen[0].t);
     t.shutdown();
 }
 
 #[wasm_bindgen_test]
 async fn backs_off_exponentially_on_5xx() {
     let sc = Scenario::new("backoff").await;
-    sc.script(r#"[{"status": 500}, {"status": 502}, {"status": 504}]"#)
-        .await;
-    let t = Tracker::new(Config {
-        retry_base_ms: 200.0,
-        ..sc.config()
-    });
+    sc.script(r#"[{"status": 500}, {"status": 502}, {"status": 504}]"#).await;
+    let t = Tracker::new(Config { retry_base_ms: 200.0, ..sc.config() });
     track(&t, 0);
     let seen = sc.until_requests(4, 6000).await;
     assert_eq!(seen.len(), 4);
@@ -507,10 +411,7 @@ async fn backs_off_exponentially_on_5xx() {
     // Equal jitter: attempt n waits between half and all of 200 ms × 2^(n-1).
     for (n, gap) in gaps.iter().enumerate() {
         let step = 200.0 * f64::from(1 << n);
-        assert!(
-            *gap >= step / 2.0 - 15.0 && *gap <= step + 250.0,
-            "gap {n} = {gap} ms, step {step}"
-        );
+        assert!(*gap >= step / 2.0 - 15.0 && *gap <= step + 250.0, "gap {n} = {gap} ms, step {step}");
     }
     assert!(gaps[2] > gaps[0], "the delay grows: {gaps:?}");
     assert!(seen.iter().all(|s| s.ids == seen[0].ids));
@@ -522,13 +423,8 @@ async fn backs_off_exponentially_on_5xx() {
 #[wasm_bindgen_test]
 async fn gives_up_after_max_retries_on_500() {
     let sc = Scenario::new("exhausted").await;
-    sc.script(r#"[{"status": 500}, {"status": 500}, {"status": 500}]"#)
-        .await;
-    let t = Tracker::new(Config {
-        max_retries: 2.0,
-        retry_base_ms: 20.0,
-        ..sc.config()
-    });
+    sc.script(r#"[{"status": 500}, {"status": 500}, {"status": 500}]"#).await;
+    let t = Tracker::new(Config { max_retries: 2.0, retry_base_ms: 20.0, ..sc.config() });
     track(&t, 0);
     track(&t, 1);
     sc.until_requests(3, 3000).await;
@@ -587,21 +483,14 @@ async fn retries_network_errors_and_survives_offline() {
     });
     track(&t, 0);
     wait(600).await;
-    assert!(
-        stat(&t, "retried") >= 2.0,
-        "network errors are retried: {}",
-        stats_text(&t)
-    );
+    assert!(stat(&t, "retried") >= 2.0, "network errors are retried: {}", stats_text(&t));
     assert_eq!(stat(&t, "dropped.total"), 0.0);
     t.shutdown();
 
     // Offline: nothing is sent until `online`.
     let sc = Scenario::new("offline").await;
     set_online(false);
-    let t = Tracker::new(Config {
-        retry_max_ms: 60_000.0,
-        ..sc.config()
-    });
+    let t = Tracker::new(Config { retry_max_ms: 60_000.0, ..sc.config() });
     track(&t, 0);
     flushed(&t).await;
     wait(200).await;
@@ -616,18 +505,10 @@ async fn retries_network_errors_and_survives_offline() {
 #[wasm_bindgen_test]
 async fn unload_beacons_within_the_keepalive_budget_and_persists_the_rest() {
     let sc = Scenario::new("unload").await;
-    let t = Tracker::new(Config {
-        flush_interval_ms: 60_000.0,
-        persist_delay_ms: 60_000.0,
-        ..sc.config()
-    });
+    let t = Tracker::new(Config { flush_interval_ms: 60_000.0, persist_delay_ms: 60_000.0, ..sc.config() });
     let filler = "z".repeat(900);
     for i in 0..100 {
-        t.record(call(
-            Kind::Track,
-            "edx.test.event.sent",
-            &format!("{{\"i\":{i},\"f\":\"{filler}\"}}"),
-        ));
+        t.record(call(Kind::Track, "edx.test.event.sent", &format!("{{\"i\":{i},\"f\":\"{filler}\"}}")));
     }
     // ~100 KB queued; the page goes away (and its timers with it).
     fire("pagehide");
@@ -636,28 +517,17 @@ async fn unload_beacons_within_the_keepalive_budget_and_persists_the_rest() {
     wait(200).await;
     let seen_total: usize = sc.seen().await.iter().map(|s| s.bytes).sum();
     assert!(!seen.is_empty(), "the unload flush beacons");
-    assert!(
-        seen_total <= 64_000,
-        "beacons stay in the keepalive budget: {seen_total} bytes"
-    );
-    assert!(seen
-        .iter()
-        .all(|s| s.content_type.starts_with("text/plain")));
+    assert!(seen_total <= 64_000, "beacons stay in the keepalive budget: {seen_total} bytes");
+    assert!(seen.iter().all(|s| s.content_type.starts_with("text/plain")));
     let beaconed = stat(&t, "beaconed");
     assert!(beaconed >= 50.0, "most of 64 KB went: {beaconed}");
     // The rest is in storage at once, for the next page.
-    assert_eq!(
-        stat(&t, "persisted") + beaconed,
-        100.0,
-        "{}",
-        stats_text(&t)
-    );
+    assert_eq!(stat(&t, "persisted") + beaconed, 100.0, "{}", stats_text(&t));
     assert!(!sc.storage_keys().is_empty());
     let next = Tracker::new(sc.config());
     assert_eq!(next.queued_ids().len() as f64, 100.0 - beaconed);
     flushed(&next).await;
-    let ids: std::collections::HashSet<String> =
-        sc.seen().await.into_iter().flat_map(|s| s.ids).collect();
+    let ids: std::collections::HashSet<String> = sc.seen().await.into_iter().flat_map(|s| s.ids).collect();
     assert_eq!(ids.len(), 100, "every event arrives once");
     next.shutdown();
 }
@@ -665,10 +535,7 @@ async fn unload_beacons_within_the_keepalive_budget_and_persists_the_rest() {
 #[wasm_bindgen_test]
 async fn visibility_hidden_flushes_too() {
     let sc = Scenario::new("hidden").await;
-    let t = Tracker::new(Config {
-        flush_interval_ms: 60_000.0,
-        ..sc.config()
-    });
+    let t = Tracker::new(Config { flush_interval_ms: 60_000.0, ..sc.config() });
     track(&t, 0);
     set_hidden(true);
     fire("visibilitychange");
@@ -682,11 +549,7 @@ async fn visibility_hidden_flushes_too() {
 #[wasm_bindgen_test]
 async fn applies_the_server_rules_before_queueing() {
     let sc = Scenario::new("rules").await;
-    let t = Tracker::new(Config {
-        name_mode: NameMode::Reject,
-        max_event_bytes: 2000.0,
-        ..sc.config()
-    });
+    let t = Tracker::new(Config { name_mode: NameMode::Reject, max_event_bytes: 2000.0, ..sc.config() });
     t.record(call(
         Kind::TrackingLog,
         "edx.test.form.submitted",
@@ -695,19 +558,12 @@ async fn applies_the_server_rules_before_queueing() {
     t.record(call(Kind::TrackingLog, "seq_goto", r#"{"old":1,"new":2}"#)); // a legacy name
     t.record(call(Kind::Track, "seq_goto", "{}")); // not for Segment events
     t.record(call(Kind::Track, "Not A Name", "{}"));
-    t.record(call(
-        Kind::Track,
-        "edx.test.big.sent",
-        &format!("{{\"f\":\"{}\"}}", "b".repeat(3000)),
-    ));
+    t.record(call(Kind::Track, "edx.test.big.sent", &format!("{{\"f\":\"{}\"}}", "b".repeat(3000))));
     flushed(&t).await;
     let seen = sc.seen().await;
     let events: Vec<&JsValue> = seen.iter().flat_map(|s| s.events.iter()).collect();
     assert_eq!(events.len(), 2);
-    let data = JSON::stringify(&get(events[0], "data"))
-        .unwrap()
-        .as_string()
-        .unwrap();
+    let data = JSON::stringify(&get(events[0], "data")).unwrap().as_string().unwrap();
     assert_eq!(
         data,
         r#"{"user_name":"ada","new_password":"********","card":"********","nested":{"password":"********","order_no":"4111111111111112"}}"#
@@ -715,11 +571,7 @@ async fn applies_the_server_rules_before_queueing() {
     assert_eq!(text(events[0], "type"), "tracking_log");
     assert_eq!(text(events[1], "name"), "seq_goto");
     assert_eq!(stat(&t, "dropped.invalid_name"), 2.0);
-    assert_eq!(
-        stat(&t, "dropped.size_limit"),
-        1.0,
-        "oversize events are dropped, never truncated"
-    );
+    assert_eq!(stat(&t, "dropped.size_limit"), 1.0, "oversize events are dropped, never truncated");
     t.shutdown();
 }
 
@@ -727,16 +579,8 @@ async fn applies_the_server_rules_before_queueing() {
 async fn event_shape_on_the_wire() {
     let sc = Scenario::new("shape").await;
     let t = Tracker::new(sc.config());
-    assert!(t.identify(
-        Some("42".into()),
-        Some(r#"{"plan":"pro"}"#.into()),
-        js_sys::Date::now(),
-        "https://x/".into()
-    ));
-    t.record(Call {
-        category: Some("course".into()),
-        ..call(Kind::Page, "Course Home", r#"{"tab":"home"}"#)
-    });
+    assert!(t.identify(Some("42".into()), Some(r#"{"plan":"pro"}"#.into()), js_sys::Date::now(), "https://x/".into()));
+    t.record(Call { category: Some("course".into()), ..call(Kind::Page, "Course Home", r#"{"tab":"home"}"#) });
     t.record(call(Kind::Track, "edx.test.event.sent", "[1,2]"));
     flushed(&t).await;
     let seen = sc.seen().await;
@@ -751,10 +595,7 @@ async fn event_shape_on_the_wire() {
     assert_eq!(text(page, "type"), "page");
     assert_eq!(text(page, "name"), "Course Home");
     assert_eq!(text(page, "category"), "course");
-    assert_eq!(
-        text(page, "page"),
-        "https://lms.example.com/courses/course-v1:edX+DemoX+Demo/"
-    );
+    assert_eq!(text(page, "page"), "https://lms.example.com/courses/course-v1:edX+DemoX+Demo/");
     assert_eq!(text(page, "anonymous_id"), t.anonymous_id());
     let id = text(page, "id");
     assert_eq!(id.len(), 36);
@@ -765,13 +606,7 @@ async fn event_shape_on_the_wire() {
     let parsed = js_sys::Date::parse(&ts);
     assert!((parsed - js_sys::Date::now()).abs() < 60_000.0);
     // `data` is always an object on the wire: other values are wrapped, not lost.
-    assert_eq!(
-        JSON::stringify(&get(events[2], "data"))
-            .unwrap()
-            .as_string()
-            .unwrap(),
-        r#"{"data":[1,2]}"#
-    );
+    assert_eq!(JSON::stringify(&get(events[2], "data")).unwrap().as_string().unwrap(), r#"{"data":[1,2]}"#);
     t.shutdown();
 }
 
@@ -787,15 +622,12 @@ async fn snake_case_matches_lodash_in_the_browser() {
         let key = js_sys::JsString::from(row.get(0));
         let want = js_sys::JsString::from(row.get(1));
         let units: Vec<u16> = key.iter().collect();
-        let lower = |w: &[u16]| -> Vec<u16> { js_sys::JsString::from(String::from_utf16_lossy(w)).to_lower_case().as_string().unwrap().encode_utf16().collect() };
+        let lower = |w: &[u16]| -> Vec<u16> {
+            js_sys::JsString::from(String::from_utf16_lossy(w)).to_lower_case().as_string().unwrap().encode_utf16().collect()
+        };
         let got = sdk_wasm::snake::snake_case_utf16(&units, &lower);
         if got != want.iter().collect::<Vec<u16>>() {
-            failures.push(format!(
-                "{:?} -> {:?}, lodash {:?}",
-                String::from(key),
-                String::from_utf16_lossy(&got),
-                String::from(want)
-            ));
+            failures.push(format!("{:?} -> {:?}, lodash {:?}", String::from(key), String::from_utf16_lossy(&got), String::from(want)));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -805,62 +637,31 @@ async fn snake_case_matches_lodash_in_the_browser() {
 async fn the_page_functions_never_throw_or_reject() {
     // The exported functions (the page's API) on the global tracker.
     clear_storage("t-global");
-    let opts = JSON::parse(&format!(
-        r#"{{"endpoint":"{}/s/global","storageKey":"t-global","flushInterval":20}}"#,
-        server()
-    ))
-    .unwrap();
+    let opts = JSON::parse(&format!(r#"{{"endpoint":"{}/s/global","storageKey":"t-global","flushInterval":20}}"#, server())).unwrap();
     sdk_wasm::configure(opts);
     for bad in [cyclic(), throwing_getter(), bigint()] {
-        let p: Promise = sdk_wasm::send_tracking_log_event("edx.test.bad.sent".into(), bad.clone())
-            .unchecked_into();
+        let p: Promise = sdk_wasm::send_tracking_log_event("edx.test.bad.sent".into(), bad.clone()).unchecked_into();
         JsFuture::from(p).await.expect("resolves");
         sdk_wasm::send_track_event("edx.test.bad.sent".into(), bad.clone());
         sdk_wasm::send_page_event(JsValue::UNDEFINED, JsValue::UNDEFINED, bad);
     }
-    for name in [
-        JsValue::UNDEFINED,
-        JsValue::NULL,
-        JsValue::from_f64(3.0),
-        JsValue::from_str(""),
-    ] {
-        let p: Promise =
-            sdk_wasm::send_tracking_log_event(name.clone(), JsValue::UNDEFINED).unchecked_into();
+    for name in [JsValue::UNDEFINED, JsValue::NULL, JsValue::from_f64(3.0), JsValue::from_str("")] {
+        let p: Promise = sdk_wasm::send_tracking_log_event(name.clone(), JsValue::UNDEFINED).unchecked_into();
         JsFuture::from(p).await.expect("resolves");
         sdk_wasm::send_track_event(name, JsValue::NULL);
     }
-    let err =
-        sdk_wasm::identify_authenticated_user(JsValue::UNDEFINED, JsValue::UNDEFINED).unwrap_err();
-    assert_eq!(
-        text(&err, "message"),
-        "UserId is required for identifyAuthenticatedUser."
-    );
-    assert!(
-        sdk_wasm::identify_authenticated_user(JsValue::from_f64(42.0), JsValue::UNDEFINED).is_ok()
-    );
-    JsFuture::from(
-        sdk_wasm::identify_anonymous_user(JsValue::UNDEFINED).unchecked_into::<Promise>(),
-    )
-    .await
-    .unwrap();
-    JsFuture::from(sdk_wasm::flush().unchecked_into::<Promise>())
-        .await
-        .unwrap();
+    let err = sdk_wasm::identify_authenticated_user(JsValue::UNDEFINED, JsValue::UNDEFINED).unwrap_err();
+    assert_eq!(text(&err, "message"), "UserId is required for identifyAuthenticatedUser.");
+    assert!(sdk_wasm::identify_authenticated_user(JsValue::from_f64(42.0), JsValue::UNDEFINED).is_ok());
+    JsFuture::from(sdk_wasm::identify_anonymous_user(JsValue::UNDEFINED).unchecked_into::<Promise>()).await.unwrap();
+    JsFuture::from(sdk_wasm::flush().unchecked_into::<Promise>()).await.unwrap();
     let s = sdk_wasm::get_stats();
-    assert_eq!(
-        get(&get(&s, "dropped"), "invalid_data").as_f64(),
-        Some(9.0),
-        "{:?}",
-        JSON::stringify(&s)
-    );
+    assert_eq!(get(&get(&s, "dropped"), "invalid_data").as_f64(), Some(9.0), "{:?}", JSON::stringify(&s));
     assert_eq!(get(&s, "configured").as_bool(), Some(true));
     let seen = Scenario { name: "global" }.seen().await;
     let events: Vec<JsValue> = seen.into_iter().flat_map(|s| s.events).collect();
     let user_ids: Vec<String> = events.iter().map(|e| text(e, "user_id")).collect();
-    assert!(
-        user_ids.contains(&"42".to_owned()),
-        "the user id from a number: {user_ids:?}"
-    );
+    assert!(user_ids.contains(&"42".to_owned()), "the user id from a number: {user_ids:?}");
     sdk_wasm::reset();
     wait(50).await;
 }

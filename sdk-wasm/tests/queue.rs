@@ -594,4 +594,3 @@ proptest! {
         run(&ops, tight(), true);
     }
 }
-

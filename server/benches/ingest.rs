@@ -50,7 +50,10 @@ impl ServerProcess {
         let config = dir.path().join("bench.toml");
         std::fs::write(
             &config,
-            format!("listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\ndemo = false\n{extra}\n[limits]\nrate_per_second = 0\n", dir.path().join("data").display()),
+            format!(
+                "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\ndemo = false\n{extra}\n[limits]\nrate_per_second = 0\n",
+                dir.path().join("data").display()
+            ),
         )
         .unwrap();
         let process = Process::start_with_env(&config, &[], env);
@@ -212,7 +215,8 @@ fn wrk_form_posts(server: &ServerProcess, seconds: f64) -> Option<Run> {
     let cpu = server.cpu_seconds() - cpu_before;
     let text = String::from_utf8_lossy(&output.stdout);
     let requests: u64 = text.lines().find_map(|l| l.trim().split_once(" requests in ").and_then(|(n, _)| n.trim().parse().ok()))?;
-    let micros = |p: &str| text.lines().find_map(|l| l.strip_prefix(&format!("percentile {p} "))).and_then(|v| v.trim().parse::<u64>().ok());
+    let micros =
+        |p: &str| text.lines().find_map(|l| l.strip_prefix(&format!("percentile {p} "))).and_then(|v| v.trim().parse::<u64>().ok());
     // wrk reports percentiles; a three-point latency list reproduces them in `Run`.
     let (p50, p99, p999) = (micros("50")?, micros("99")?, micros("99.9")?);
     let mut latencies = vec![Duration::from_micros(p50); 600];
@@ -262,7 +266,8 @@ fn fake_segment(status: u16) -> String {
                         return;
                     }
                     let reply = if status == 200 { r#"{"success": true}"# } else { r#"{"success": false}"# };
-                    let response = format!("HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{reply}", reply.len());
+                    let response =
+                        format!("HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{reply}", reply.len());
                     if reader.get_mut().write_all(response.as_bytes()).is_err() {
                         return;
                     }
@@ -282,10 +287,14 @@ fn segment_outage(connections: usize, seconds: f64) {
     println!("  (at full load the tracking log, whose policy is `block`, answers 503 when it falls 64 MiB behind: the first line shows that part)");
     for (label, status) in [("no Segment sink", 0), ("Segment healthy", 200), ("Segment answering 401", 401)] {
         let routing = tracking_server::config::default_routing_section();
-        let extra = if status == 0 { format!("[wal]\nmax_bytes = 67108864\n{routing}") } else { format!(
+        let extra = if status == 0 {
+            format!("[wal]\nmax_bytes = 67108864\n{routing}")
+        } else {
+            format!(
             "[wal]\nmax_bytes = 67108864\n{routing}\n[routing.backends.segment]\nprocessors = [{{ type = \"segment_filter\", allowlist = [\"edx.ui.lms.sequence.next_selected\"] }}]\n[routing.backends.segment.backends.segment]\ntype = \"segment\"\nendpoint = \"{}\"\nmax_backoff_ms = 2000\n",
             fake_segment(status)
-        ) };
+        )
+        };
         let server = ServerProcess::start_with(&extra, &[("TRACKING_SEGMENT_WRITE_KEY", "bench-write-key")]);
         drive(&server, "/v1/batch", connections, 1.0, None, false); // warm-up
         let run = drive(&server, "/v1/batch", connections, seconds, None, false);
@@ -301,7 +310,11 @@ fn segment_outage(connections: usize, seconds: f64) {
         );
         rates.push(run.events as f64 / run.seconds);
     }
-    println!("  ratio accepted events/s, Segment answering 401 / healthy: {:.2} (target ≥ 0.9); healthy / no Segment sink: {:.2}", rates[2] / rates[1], rates[1] / rates[0]);
+    println!(
+        "  ratio accepted events/s, Segment answering 401 / healthy: {:.2} (target ≥ 0.9); healthy / no Segment sink: {:.2}",
+        rates[2] / rates[1],
+        rates[1] / rates[0]
+    );
 }
 
 fn report(label: &str, run: &Run) {

@@ -8,17 +8,16 @@
 
 mod common;
 
-use tracking_server::config::default_routing_section;
 use common::{batch_body, cpu_seconds, env_or, Process, EVENTS_PER_BATCH};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracking_server::config::default_routing_section;
 
 const TRACKING_LOG_SINK: &str = "root/tracking_logs/logger";
 const JETSTREAM_SINK: &str = "root/jetstream";
-
 
 fn nats_server_bin() -> PathBuf {
     if let Some(path) = std::env::var_os("NATS_SERVER") {
@@ -32,7 +31,6 @@ fn nats_server_bin() -> PathBuf {
         .find(|p| p.is_file())
         .expect("nats-server is not installed (scripts/install-deps.sh test installs it; or set NATS_SERVER)")
 }
-
 
 struct Nats {
     child: Child,
@@ -70,7 +68,14 @@ impl Drop for Nats {
 
 fn write_config(dir: &std::path::Path, name: &str, body: &str) -> PathBuf {
     let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, format!("listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\ndemo = false\n[limits]\nrate_per_second = 0\n{body}", dir.join(name).display())).unwrap();
+    std::fs::write(
+        &path,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\ndemo = false\n[limits]\nrate_per_second = 0\n{body}",
+            dir.join(name).display()
+        ),
+    )
+    .unwrap();
     path
 }
 
@@ -128,7 +133,10 @@ fn phase(ingest: &Process, relay: Option<&Process>, processes: &[(&'static str, 
         std::thread::spawn(move || {
             let get = |url: &str, sample: &str| {
                 let text = ureq::get(&format!("{url}/metrics")).call().ok().and_then(|r| r.into_string().ok()).unwrap_or_default();
-                text.lines().find_map(|l| l.strip_prefix(sample).and_then(|r| r.strip_prefix(' '))).and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(0.0)
+                text.lines()
+                    .find_map(|l| l.strip_prefix(sample).and_then(|r| r.strip_prefix(' ')))
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .unwrap_or(0.0)
             };
             let (mut lag, mut pending) = (0f64, 0f64);
             while sampling.load(Ordering::Relaxed) {
@@ -181,11 +189,19 @@ fn main() {
     let relay = Process::start(&write_config(dir.path(), "relay", &format!("[relay]\nurl = \"{}\"\n", nats.url)), &["relay"]);
     load(&ingest.url, connections, 1.0); // warm-up
     let deadline = Instant::now() + Duration::from_secs(120);
-    while relay.metric("tracking_relay_pending_messages") > 0.0 || relay.metric("tracking_relay_messages_total{outcome=\"stored\"}") < ingest.delivered(JETSTREAM_SINK) {
+    while relay.metric("tracking_relay_pending_messages") > 0.0
+        || relay.metric("tracking_relay_messages_total{outcome=\"stored\"}") < ingest.delivered(JETSTREAM_SINK)
+    {
         assert!(Instant::now() < deadline, "the warm-up did not drain");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let through = phase(&ingest, Some(&relay), &[("ingest", ingest.child.id()), ("nats-server", nats.child.id()), ("relay", relay.child.id())], connections, seconds);
+    let through = phase(
+        &ingest,
+        Some(&relay),
+        &[("ingest", ingest.child.id()), ("nats-server", nats.child.id()), ("relay", relay.child.id())],
+        connections,
+        seconds,
+    );
     let published = ingest.delivered(JETSTREAM_SINK);
 
     let rate = |p: &Phase| p.accepted as f64 / p.load_seconds;

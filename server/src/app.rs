@@ -57,7 +57,8 @@ impl Ingest {
         let dedupe = Dedupe::new(Duration::from_secs(config.dedupe.window_secs), config.dedupe.max_ids);
         remember_logged_ids(&wal, &dedupe)?;
         let sinks = Sinks::start(&routing, &config.data_dir, wal.clone(), config.wal.max_bytes, checkpoints, metrics.clone(), &counters)?;
-        let rules = IngestRules::new(config.ingest.name_validation, config.ingest.scrub_keys.clone(), config.limits.event_bytes, counters.clone());
+        let rules =
+            IngestRules::new(config.ingest.name_validation, config.ingest.scrub_keys.clone(), config.limits.event_bytes, counters.clone());
         let context_config = Arc::new(context_config(config)?);
         let store = Store { wal: wal.clone(), dedupe, metrics: metrics.clone(), recent: config.demo.then(Default::default) };
         let state = web::Data::new(AppState {

@@ -30,7 +30,13 @@ pub fn tracking_log_pipeline(routing: &RoutingConfig) -> anyhow::Result<(Chain, 
 }
 
 /// Converts every line of `input`; blank lines are skipped.
-pub fn convert(input: impl BufRead, mut output: impl Write, mut errors: impl Write, chain: &Chain, options: &Options) -> std::io::Result<ConvertReport> {
+pub fn convert(
+    input: impl BufRead,
+    mut output: impl Write,
+    mut errors: impl Write,
+    chain: &Chain,
+    options: &Options,
+) -> std::io::Result<ConvertReport> {
     let mut report = ConvertReport::default();
     for (index, line) in input.lines().enumerate() {
         let line = line?;

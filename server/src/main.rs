@@ -76,16 +76,28 @@ fn main() -> anyhow::Result<()> {
             let routing = config.routing()?;
             let (path, target) = tracking_server::sinks::replay_target(&routing, &config.data_dir, config.wal.max_bytes, &sink)?;
             let metrics = std::sync::Arc::new(tracking_server::metrics::Metrics::new());
-            let report = tracking_server::sinks::replay_spill(&path, target, &config.data_dir, metrics, std::time::Duration::from_secs(patience_secs))
-                .map_err(|failure| anyhow::anyhow!("replaying the spill of {path}: {}", failure.message))?;
+            let report = tracking_server::sinks::replay_spill(
+                &path,
+                target,
+                &config.data_dir,
+                metrics,
+                std::time::Duration::from_secs(patience_secs),
+            )
+            .map_err(|failure| anyhow::anyhow!("replaying the spill of {path}: {}", failure.message))?;
             println!("replayed {} messages from {} spill files of {path}", report.messages, report.files);
             Ok(())
         }
         Command::Convert { to: Format::Legacy } => {
             let routing = config.routing()?;
             let (chain, options) = tracking_server::convert::tracking_log_pipeline(&routing)?;
-            let report = tracking_server::convert::convert(BufReader::new(io::stdin().lock()), io::stdout().lock(), io::stderr().lock(), &chain, &options)
-                .context("converting")?;
+            let report = tracking_server::convert::convert(
+                BufReader::new(io::stdin().lock()),
+                io::stdout().lock(),
+                io::stderr().lock(),
+                &chain,
+                &options,
+            )
+            .context("converting")?;
             eprintln!("converted {} events, rejected {}", report.written, report.rejected);
             Ok(())
         }

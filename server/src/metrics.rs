@@ -3,9 +3,7 @@
 use std::fmt::Write as _;
 
 use event_model::routing::Counters;
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 /// Every metric the server exports.
 pub struct Metrics {
@@ -60,15 +58,28 @@ fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> 
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
-        let sink_lag = gauge_vec(&registry, "tracking_sink_lag_records", "Committed log records (a request's events each) a sink has not passed yet", &["sink"]);
+        let sink_lag = gauge_vec(
+            &registry,
+            "tracking_sink_lag_records",
+            "Committed log records (a request's events each) a sink has not passed yet",
+            &["sink"],
+        );
         let sink_lag_bytes = gauge_vec(&registry, "tracking_sink_lag_bytes", "Bytes of committed log a sink has not passed yet", &["sink"]);
-        let sink_spill_bytes = gauge_vec(&registry, "tracking_sink_spill_bytes", "Bytes in a sink's spill files, waiting for replay-spill", &["sink"]);
-        let sink_state = gauge_vec(&registry, "tracking_sink_state", "1 for the state a sink is in (ok, retrying, spilling, failing: credentials, restarting, stopped)", &["sink", "state"]);
+        let sink_spill_bytes =
+            gauge_vec(&registry, "tracking_sink_spill_bytes", "Bytes in a sink's spill files, waiting for replay-spill", &["sink"]);
+        let sink_state = gauge_vec(
+            &registry,
+            "tracking_sink_state",
+            "1 for the state a sink is in (ok, retrying, spilling, failing: credentials, restarting, stopped)",
+            &["sink", "state"],
+        );
         let wal_bytes = IntGauge::new("tracking_wal_bytes", "Bytes of write-ahead log on disk").expect("valid metric");
         registry.register(Box::new(wal_bytes.clone())).expect("metric registered once");
-        let wal_committed = IntGauge::new("tracking_wal_committed_seq", "Next sequence number of the write-ahead log").expect("valid metric");
+        let wal_committed =
+            IntGauge::new("tracking_wal_committed_seq", "Next sequence number of the write-ahead log").expect("valid metric");
         registry.register(Box::new(wal_committed.clone())).expect("metric registered once");
-        let relay_pending = IntGauge::new("tracking_relay_pending_messages", "Stream messages not yet delivered to the relay's consumer").expect("valid metric");
+        let relay_pending = IntGauge::new("tracking_relay_pending_messages", "Stream messages not yet delivered to the relay's consumer")
+            .expect("valid metric");
         registry.register(Box::new(relay_pending.clone())).expect("metric registered once");
         let buckets = vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
         let request_seconds = HistogramVec::new(
@@ -87,10 +98,25 @@ impl Metrics {
             sink_delivered: counter_vec(&registry, "tracking_sink_delivered_total", "Events a sink has delivered", &["sink"]),
             sink_rejected: counter_vec(&registry, "tracking_sink_rejected_total", "Events a sink refused, by reason", &["sink", "reason"]),
             sink_errors: counter_vec(&registry, "tracking_sink_errors_total", "Sink failures (retried)", &["sink"]),
-            sink_retried: counter_vec(&registry, "tracking_sink_retried_total", "Deliveries a sink tried again (failed attempts)", &["sink"]),
-            sink_dead_lettered: counter_vec(&registry, "tracking_sink_dead_lettered_total", "Events a sink wrote to its dead-letter file, by reason", &["sink", "reason"]),
+            sink_retried: counter_vec(
+                &registry,
+                "tracking_sink_retried_total",
+                "Deliveries a sink tried again (failed attempts)",
+                &["sink"],
+            ),
+            sink_dead_lettered: counter_vec(
+                &registry,
+                "tracking_sink_dead_lettered_total",
+                "Events a sink wrote to its dead-letter file, by reason",
+                &["sink", "reason"],
+            ),
             sink_spilled: counter_vec(&registry, "tracking_sink_spilled_total", "Events a sink moved to its spill files", &["sink"]),
-            sink_restarts: counter_vec(&registry, "tracking_sink_restarts_total", "Times a sink was restarted from its checkpoint (after a panic or an error)", &["sink"]),
+            sink_restarts: counter_vec(
+                &registry,
+                "tracking_sink_restarts_total",
+                "Times a sink was restarted from its checkpoint (after a panic or an error)",
+                &["sink"],
+            ),
             sink_lag,
             sink_lag_bytes,
             sink_spill_bytes,
@@ -98,7 +124,12 @@ impl Metrics {
             wal_bytes,
             wal_committed,
             request_seconds,
-            relay_messages: counter_vec(&registry, "tracking_relay_messages_total", "Stream messages the relay took, by outcome", &["outcome"]),
+            relay_messages: counter_vec(
+                &registry,
+                "tracking_relay_messages_total",
+                "Stream messages the relay took, by outcome",
+                &["outcome"],
+            ),
             relay_errors: counter(&registry, "tracking_relay_errors_total", "Relay failures (NATS or the log), retried"),
             relay_pending,
             registry,

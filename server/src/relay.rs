@@ -49,7 +49,14 @@ pub struct RelayConfig {
 
 impl Default for RelayConfig {
     fn default() -> Self {
-        RelayConfig { url: Urls::default(), stream: default_stream(), consumer: "relay".into(), batch: 500, ack_wait_secs: 30, max_ack_pending: 10_000 }
+        RelayConfig {
+            url: Urls::default(),
+            stream: default_stream(),
+            consumer: "relay".into(),
+            batch: 500,
+            ack_wait_secs: 30,
+            max_ack_pending: 10_000,
+        }
     }
 }
 
@@ -82,7 +89,8 @@ fn refuse_loops(config: &ServerConfig) -> anyhow::Result<()> {
     let routing = config.routing()?;
     for sink in routing.sinks() {
         if sink.kind == "nats" {
-            let options = crate::sinks::nats::Options::from_table(sink.options).map_err(|e| anyhow::anyhow!("sink `{}`: {e}", sink.path))?;
+            let options =
+                crate::sinks::nats::Options::from_table(sink.options).map_err(|e| anyhow::anyhow!("sink `{}`: {e}", sink.path))?;
             anyhow::ensure!(
                 options.stream != config.relay.stream,
                 "sink `{}` publishes to stream {}, which this relay consumes: events would go round in circles",
@@ -108,11 +116,9 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         let state = state.clone().into_inner();
         std::thread::Builder::new()
             .name("relay consumer".into())
-            .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    Ok(runtime) => runtime.block_on(consume(relay, servers, state, stop_rx)),
-                    Err(error) => tracing::error!(%error, "cannot start the relay's runtime"),
-                }
+            .spawn(move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime.block_on(consume(relay, servers, state, stop_rx)),
+                Err(error) => tracing::error!(%error, "cannot start the relay's runtime"),
             })
             .context("starting the relay consumer")?
     };

@@ -34,7 +34,8 @@ pub struct AppState {
 impl AppState {
     /// The per-client limiter of `limits`, or none when `rate_per_second` is 0.
     pub fn client_limiter(limits: &LimitsSection) -> Option<crate::ratelimit::ClientLimiter> {
-        (limits.rate_per_second > 0).then(|| crate::ratelimit::ClientLimiter::new(limits.rate_per_second, limits.rate_burst, limits.rate_clients))
+        (limits.rate_per_second > 0)
+            .then(|| crate::ratelimit::ClientLimiter::new(limits.rate_per_second, limits.rate_burst, limits.rate_clients))
     }
 
     pub fn is_ready(&self) -> bool {

@@ -10,7 +10,6 @@ use sdk_wasm::prepare::{prepare, Draft, Limits, Refused};
 use sdk_wasm::NameMode;
 use serde_json::{json, Value};
 
-
 fn lower(w: &[u16]) -> Vec<u16> {
     String::from_utf16_lossy(w).to_lowercase().encode_utf16().collect()
 }
@@ -76,7 +75,15 @@ fn corpus() -> Vec<(Kind, Option<String>, Option<String>)> {
     for total in [49_999, 50_000, 50_001, 60_000] {
         cases.push((Kind::Track, Some("edx.test.size.checked".into()), Some(sized(total))));
     }
-    for name in ["", "seq_goto", "Bad Name", "edx.Video.played", "/courses/course-v1:a+b+c/xblock/x/handler/h", &"a.b.".repeat(100), "edx.test.\u{FFFD}.odd"] {
+    for name in [
+        "",
+        "seq_goto",
+        "Bad Name",
+        "edx.Video.played",
+        "/courses/course-v1:a+b+c/xblock/x/handler/h",
+        &"a.b.".repeat(100),
+        "edx.test.\u{FFFD}.odd",
+    ] {
         cases.push((Kind::TrackingLog, Some(name.to_owned()), Some("{}".into())));
         cases.push((Kind::Track, Some(name.to_owned()), Some("{}".into())));
     }
@@ -170,7 +177,8 @@ fn the_sdk_queues_what_the_server_accepts_reject_mode() {
 
 #[test]
 fn the_corpus_covers_each_kind_of_refusal() {
-    let refusals: Vec<Option<Refused>> = corpus().iter().map(|(k, n, d)| sdk(&case_id(1), *k, n.as_deref(), d.as_deref(), NameMode::Reject).1).collect();
+    let refusals: Vec<Option<Refused>> =
+        corpus().iter().map(|(k, n, d)| sdk(&case_id(1), *k, n.as_deref(), d.as_deref(), NameMode::Reject).1).collect();
     for kind in [Refused::InvalidData, Refused::SizeLimit, Refused::InvalidName] {
         assert!(refusals.contains(&Some(kind)), "{kind:?}");
     }

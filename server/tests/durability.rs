@@ -22,7 +22,8 @@ fn load(url: String, threads: usize, stop: Arc<AtomicBool>, acked: Arc<Mutex<Vec
                 let mut n = 0u64;
                 while !stop.load(Ordering::SeqCst) {
                     let ids: Vec<String> = (0..20).map(|_| uuid::Uuid::now_v7().to_string()).collect();
-                    let events: Vec<_> = ids.iter().map(|id| json!({"id": id, "name": "edx.test.load.sent", "data": {"thread": t, "n": n}})).collect();
+                    let events: Vec<_> =
+                        ids.iter().map(|id| json!({"id": id, "name": "edx.test.load.sent", "data": {"thread": t, "n": n}})).collect();
                     n += 1;
                     let result = agent.post(&format!("{url}/v1/batch")).send_string(&json!({ "events": events }).to_string());
                     if let Ok(response) = result {
@@ -117,7 +118,11 @@ fn rotation_by_size_keeps_mode_0640_and_every_line() {
     let mut total;
     let mut files;
     loop {
-        files = std::fs::read_dir(&server.data).unwrap().map(|e| e.unwrap().path()).filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("tracking.log")).collect::<Vec<_>>();
+        files = std::fs::read_dir(&server.data)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("tracking.log"))
+            .collect::<Vec<_>>();
         total = files.iter().map(|f| read_lines(f).len()).sum::<usize>();
         if total >= 50 || Instant::now() > deadline {
             break;
@@ -138,7 +143,8 @@ fn convert_writes_what_the_sink_writes() {
     let server = Server::start("");
     // An internal `edx.bi.` event among them: written by the sink and by convert, as by the LMS.
     let name = |n| if n == 2 { "edx.bi.course.upgrade.clicked" } else { "edx.test.convert.sent" };
-    let events: Vec<_> = (0..5).map(|n| json!({"name": name(n), "data": {"n": n, "text": "é😀"}, "page": "/courses/course-v1:A+B+C/x"})).collect();
+    let events: Vec<_> =
+        (0..5).map(|n| json!({"name": name(n), "data": {"n": n, "text": "é😀"}, "page": "/courses/course-v1:A+B+C/x"})).collect();
     server.batch(&json!({ "events": events }));
     let lines = server.wait_for_lines(5);
     // The modern events the server stored, read back from its log records.
@@ -161,7 +167,8 @@ fn convert_writes_what_the_sink_writes() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let input = format!("{}\n{{\"name\": \"too.big.event\", \"data\": {{\"t\": \"{}\"}}}}\nnot json\n", modern.join("\n"), "x".repeat(60_000));
+    let input =
+        format!("{}\n{{\"name\": \"too.big.event\", \"data\": {{\"t\": \"{}\"}}}}\nnot json\n", modern.join("\n"), "x".repeat(60_000));
     std::io::Write::write_all(child.stdin.as_mut().unwrap(), input.as_bytes()).unwrap();
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success());

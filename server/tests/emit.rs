@@ -39,7 +39,8 @@ async fn in_process_emit_carries_the_request_context() {
     let dir = tempfile::tempdir().unwrap();
     let config = ServerConfig { data_dir: dir.path().to_owned(), ..Default::default() };
     let ingest = Ingest::start(&config).unwrap();
-    let context_config = Arc::new(ContextConfig { jwt: Some(JwtVerifier::hs256(JWT_SECRET.as_bytes())), ..(*ingest.context_config).clone() });
+    let context_config =
+        Arc::new(ContextConfig { jwt: Some(JwtVerifier::hs256(JWT_SECRET.as_bytes())), ..(*ingest.context_config).clone() });
     let app = test::init_service(
         App::new()
             .app_data(web::Data::new(ingest.tracker.clone()))
@@ -76,7 +77,10 @@ async fn in_process_emit_carries_the_request_context() {
 #[actix_web::test]
 async fn remote_emit_batches_to_the_ingest_server() {
     let server = Server::start_with_env("", &[("TRACKING_SERVER_TOKEN", "s3rv3r-token")]);
-    let remote = Arc::new(RemoteBackend::new(RemoteOptions { max_delay: Duration::from_millis(50), ..RemoteOptions::new(server.url.clone(), "s3rv3r-token") }));
+    let remote = Arc::new(RemoteBackend::new(RemoteOptions {
+        max_delay: Duration::from_millis(50),
+        ..RemoteOptions::new(server.url.clone(), "s3rv3r-token")
+    }));
     let tracker = request_tracker(remote.clone());
     let context_config = Arc::new(ContextConfig { jwt: Some(JwtVerifier::hs256(JWT_SECRET.as_bytes())), ..Default::default() });
     let app = test::init_service(

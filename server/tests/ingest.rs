@@ -9,8 +9,21 @@ use event_model::testing::{assert_event_matches, Tolerate};
 use serde_json::{json, Value};
 
 const LEGACY_KEYS: [&str; 15] = [
-    "name", "context", "username", "session", "ip", "agent", "host", "referer", "accept_language", "event", "time", "event_type",
-    "event_source", "page", "id",
+    "name",
+    "context",
+    "username",
+    "session",
+    "ip",
+    "agent",
+    "host",
+    "referer",
+    "accept_language",
+    "event",
+    "time",
+    "event_type",
+    "event_source",
+    "page",
+    "id",
 ];
 
 fn keys(line: &str) -> Vec<String> {
@@ -64,7 +77,11 @@ fn batch_events_become_legacy_lines_with_request_context() {
         Tolerate { string_payload: true, root_extra_fields: true, context_extra_fields: false, payload_extra_fields: false },
     );
     // Browser payloads are JSON strings written as Python writes them.
-    assert!(lines[0].contains(r#""event": "{\"target_name\": \"Caf\\u00e9 \\u65e5\\u672c\", \"widget_placement\": \"accordion\"}""#), "{}", lines[0]);
+    assert!(
+        lines[0].contains(r#""event": "{\"target_name\": \"Caf\\u00e9 \\u65e5\\u672c\", \"widget_placement\": \"accordion\"}""#),
+        "{}",
+        lines[0]
+    );
     assert!(line["time"].as_str().unwrap().ends_with("+00:00"));
     // client_id is for Segment only; it leaves the research log.
     assert!(!lines[0].contains("1111.2222"));
@@ -105,7 +122,13 @@ fn the_form_post_of_frontend_platform() {
 
     // The same endpoint by GET, with a raw (non-JSON) payload and a courserun_key.
     let (status, _) = common::reply(
-        server.get("/event").query("event_type", "seq_goto").query("event", "not json").query("page", "/dashboard").query("courserun_key", "course-v1:A+B+C").call(),
+        server
+            .get("/event")
+            .query("event_type", "seq_goto")
+            .query("event", "not json")
+            .query("page", "/dashboard")
+            .query("courserun_key", "course-v1:A+B+C")
+            .call(),
     );
     assert_eq!(status, 200);
     let lines = server.wait_for_lines(2);
@@ -141,7 +164,8 @@ fn one_bad_event_never_costs_its_batch() {
         {"name": "edx.test.good.two", "data": {"n": 2}},
     ]}));
     assert_eq!(status, 200);
-    let statuses: Vec<_> = reply["results"].as_array().unwrap().iter().map(|r| (r["status"].as_str().unwrap(), r["reason"].as_str())).collect();
+    let statuses: Vec<_> =
+        reply["results"].as_array().unwrap().iter().map(|r| (r["status"].as_str().unwrap(), r["reason"].as_str())).collect();
     assert_eq!(
         statuses,
         [
@@ -161,7 +185,12 @@ fn one_bad_event_never_costs_its_batch() {
     let metrics = server.get("/metrics").call().unwrap().into_string().unwrap();
     assert!(metrics.contains("tracking_events_rejected_total{reason=\"size_limit\"} 1"), "{metrics}");
     assert!(metrics.contains("tracking_events_accepted_total 2"));
-    assert!(metrics.contains(r#"tracking_processor_events_total{branch="ingest",stage="name_validator",outcome="dropped",reason="name_bad_part"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(
+            r#"tracking_processor_events_total{branch="ingest",stage="name_validator",outcome="dropped",reason="name_bad_part"} 1"#
+        ),
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -200,7 +229,9 @@ fn gzip_bodies_are_accepted() {
     let body = json!({"events": [{"name": "edx.test.gzip.sent", "data": {"k": "v"}}]}).to_string();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(body.as_bytes()).unwrap();
-    let (status, reply) = common::reply(server.post("/v1/batch").set("Content-Type", "application/json").set("Content-Encoding", "gzip").send_bytes(&gz.finish().unwrap()));
+    let (status, reply) = common::reply(
+        server.post("/v1/batch").set("Content-Type", "application/json").set("Content-Encoding", "gzip").send_bytes(&gz.finish().unwrap()),
+    );
     assert_eq!(status, 200);
     assert_eq!(reply["results"][0]["status"], "accepted");
     assert_eq!(parse(&server.wait_for_lines(1)[0])["event_type"], "edx.test.gzip.sent");
@@ -211,7 +242,11 @@ fn forged_credentials_and_declared_ids_never_become_user_id() {
     let server = Server::start("");
     let forged = jwt(&json!({"user_id": 1, "preferred_username": "admin", "exp": in_an_hour()}), "not-the-secret");
     let expired = jwt(&json!({"user_id": 2, "preferred_username": "old", "exp": 1_000_000}), JWT_SECRET);
-    for (n, (header, value)) in [("Cookie", jwt_cookies(&forged)), ("Authorization", format!("JWT {expired}")), ("Authorization", format!("Bearer {forged}"))].into_iter().enumerate() {
+    for (n, (header, value)) in
+        [("Cookie", jwt_cookies(&forged)), ("Authorization", format!("JWT {expired}")), ("Authorization", format!("Bearer {forged}"))]
+            .into_iter()
+            .enumerate()
+    {
         let body = json!({"events": [{"name": "edx.test.forged.sent", "user_id": 1, "data": {"n": n}}]});
         let (status, _) = common::reply(server.post("/v1/batch").set(header, &value).send_string(&body.to_string()));
         assert_eq!(status, 200);
@@ -267,9 +302,11 @@ fn health_readiness_and_metrics() {
 
 #[test]
 fn security_origin_check_cors_and_rate_limit() {
-    let server = Server::start("[security]\nallowed_origins = [\"https://apps.example.com\"]\n[limits]\nrate_per_second = 1\nrate_burst = 3");
+    let server =
+        Server::start("[security]\nallowed_origins = [\"https://apps.example.com\"]\n[limits]\nrate_per_second = 1\nrate_burst = 3");
     let body = json!({"events": [{"name": "edx.test.origin.checked"}]}).to_string();
-    let (status, reply) = common::reply(server.post("/v1/batch").set("Cookie", "sessionid=s").set("Origin", "https://evil.example.com").send_string(&body));
+    let (status, reply) =
+        common::reply(server.post("/v1/batch").set("Cookie", "sessionid=s").set("Origin", "https://evil.example.com").send_string(&body));
     assert_eq!((status, reply["error"].as_str()), (403, Some("origin_not_allowed")));
     let ok = server.post("/v1/batch").set("Cookie", "sessionid=s").set("Origin", "https://apps.example.com").send_string(&body).unwrap();
     assert_eq!(ok.header("Access-Control-Allow-Origin"), Some("https://apps.example.com"));
@@ -320,10 +357,15 @@ fn a_full_log_answers_503_with_retry_after_and_loses_nothing() {
 /// server's memory within the table's documented bound, and it still limits.
 #[test]
 fn a_hundred_thousand_client_addresses_stay_within_the_limiters_bound() {
-    let server = Server::start("[security]\ntrusted_proxies = [\"127.0.0.1\"]\n[limits]\nrate_per_second = 1\nrate_burst = 1\nrate_clients = 16384");
+    let server =
+        Server::start("[security]\ntrusted_proxies = [\"127.0.0.1\"]\n[limits]\nrate_per_second = 1\nrate_burst = 1\nrate_clients = 16384");
     // Warm up allocator pools and worker buffers first.
     let send = |agent: &ureq::Agent, client: &str| {
-        let r = agent.post(&format!("{}/v1/batch", server.url)).set("X-Forwarded-For", client).set("Content-Type", "text/plain").send_string("[]");
+        let r = agent
+            .post(&format!("{}/v1/batch", server.url))
+            .set("X-Forwarded-For", client)
+            .set("Content-Type", "text/plain")
+            .send_string("[]");
         match r {
             Ok(r) => r.status(),
             Err(ureq::Error::Status(code, _)) => code,
@@ -348,7 +390,11 @@ fn a_hundred_thousand_client_addresses_stay_within_the_limiters_bound() {
                     } else {
                         std::net::Ipv4Addr::from(0x6400_0000 + t * 100_000 + n).to_string()
                     };
-                    let r = agent.post(&format!("{url}/v1/batch")).set("X-Forwarded-For", &client).set("Content-Type", "text/plain").send_string("[]");
+                    let r = agent
+                        .post(&format!("{url}/v1/batch"))
+                        .set("X-Forwarded-For", &client)
+                        .set("Content-Type", "text/plain")
+                        .send_string("[]");
                     let status = match r {
                         Ok(r) => r.status(),
                         Err(ureq::Error::Status(code, _)) => code,

@@ -23,10 +23,8 @@ const LMS_SECRET_KEY: &str = "lms-secret-key-of-the-parity-fixtures";
 #[test]
 fn event_lines_match_the_lms_request_for_request() {
     let fixtures = include_str!("../../event-model/tests/fixtures/lms_requests.jsonl");
-    let server = Server::start_with_env(
-        "[security]\nallowed_origins = [\"https://lms.example.com\"]",
-        &[("TRACKING_SESSION_KEY", LMS_SECRET_KEY)],
-    );
+    let server =
+        Server::start_with_env("[security]\nallowed_origins = [\"https://lms.example.com\"]", &[("TRACKING_SESSION_KEY", LMS_SECRET_KEY)]);
     let address = server.url.trim_start_matches("http://").to_owned();
     let mut written = 0;
     let mut classes = std::collections::BTreeMap::<u64, usize>::new();
@@ -64,7 +62,8 @@ fn event_lines_match_the_lms_request_for_request() {
         }
     }
     // Nothing was written for the refused requests: one more line closes the file.
-    let (status, _) = send(&address, &json!({"request": {"method": "GET", "target": "/event?event_type=last", "headers": [["Host", "x"]], "body": ""}}));
+    let (status, _) =
+        send(&address, &json!({"request": {"method": "GET", "target": "/event?event_type=last", "headers": [["Host", "x"]], "body": ""}}));
     assert_eq!(status, 200);
     let lines = server.wait_for_lines(written + 1);
     assert_eq!(lines.len(), written + 1);
@@ -111,7 +110,10 @@ fn comparable(line: &str, ours: bool) -> String {
     let at = line.find(key).expect("a time member") + key.len();
     let end = at + line[at..].find('"').unwrap();
     let time = &line[at..end];
-    assert!(time::OffsetDateTime::parse(time, &time::format_description::well_known::Rfc3339).is_ok() && time.ends_with("+00:00"), "{time}");
+    assert!(
+        time::OffsetDateTime::parse(time, &time::format_description::well_known::Rfc3339).is_ok() && time.ends_with("+00:00"),
+        "{time}"
+    );
     let mut out = format!("{}<time>{}", &line[..at], &line[end..]);
     if ours {
         let id_key = ", \"id\": \"";

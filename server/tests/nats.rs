@@ -32,7 +32,11 @@ fn events_arrive_on_their_subjects_with_the_event_id_as_msg_id() {
         ("édx.ñame", "tracking_log", "tracking._dx._ame"),
         ("edx.ui.lms.link_clicked", "track", "tracking.edx.ui.lms.link_clicked"),
     ];
-    let events: Vec<Value> = cases.iter().enumerate().map(|(i, (name, kind, _))| json!({"id": id(i as u32), "type": kind, "name": name, "data": {"i": i}})).collect();
+    let events: Vec<Value> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (name, kind, _))| json!({"id": id(i as u32), "type": kind, "name": name, "data": {"i": i}}))
+        .collect();
     let (status, reply) = server.batch(&json!({ "events": events }));
     assert_eq!(status, 200, "{reply}");
     assert!(reply["results"].as_array().unwrap().iter().all(|r| r["status"] == "accepted"), "{reply}");
@@ -62,12 +66,18 @@ fn events_arrive_on_their_subjects_with_the_event_id_as_msg_id() {
 #[test]
 fn a_stream_with_other_subjects_or_replicas_is_refused_at_start() {
     let nats = Nats::start();
-    create_stream(&nats.url(), async_nats::jetstream::stream::Config { name: "TRACKING".into(), subjects: vec!["other.>".into()], ..Default::default() });
+    create_stream(
+        &nats.url(),
+        async_nats::jetstream::stream::Config { name: "TRACKING".into(), subjects: vec!["other.>".into()], ..Default::default() },
+    );
     let (ok, stderr) = run_to_exit(&ingest_config(&nats.url(), ""), &[]);
     assert!(!ok);
     assert!(stderr.contains("stream TRACKING exists with subjects [\"other.>\"]"), "{stderr}");
 
-    create_stream(&nats.url(), async_nats::jetstream::stream::Config { name: "EVENTS".into(), subjects: vec!["tracking.>".into()], ..Default::default() });
+    create_stream(
+        &nats.url(),
+        async_nats::jetstream::stream::Config { name: "EVENTS".into(), subjects: vec!["tracking.>".into()], ..Default::default() },
+    );
     let (ok, stderr) = run_to_exit(&ingest_config(&nats.url(), "stream = \"EVENTS\"\nreplicas = 3"), &[]);
     assert!(!ok);
     assert!(stderr.contains("stream EVENTS exists with 1 replicas, but this sink is configured for 3"), "{stderr}");
@@ -129,7 +139,10 @@ fn nats_stopped_and_restarted_mid_load_loses_no_acknowledged_event() {
 
     let messages = wait_for_messages(&nats.url(), "TRACKING", acked.len(), MINUTE);
     assert_each_once(&acked, &messages);
-    assert!(metric(&server.url, &format!("tracking_sink_errors_total{{sink=\"{JETSTREAM_SINK}\"}}")) > 0.0, "the outage was seen and retried");
+    assert!(
+        metric(&server.url, &format!("tracking_sink_errors_total{{sink=\"{JETSTREAM_SINK}\"}}")) > 0.0,
+        "the outage was seen and retried"
+    );
     assert_eq!(wait_for_metric_zero(&server.url), 0.0, "caught up");
 }
 
@@ -215,10 +228,22 @@ fn the_relay_writes_the_tracking_log_of_a_single_node() {
     assert_eq!(single.len(), expected);
     let relayed = wait_for_lines(&relay.log_path(), expected, MINUTE);
     assert_eq!(relayed.len(), expected);
-    assert_eq!(std::fs::read(relay.log_path()).unwrap(), std::fs::read(server.log_path()).unwrap(), "the relay's tracking log is the ingest node's, byte for byte");
+    assert_eq!(
+        std::fs::read(relay.log_path()).unwrap(),
+        std::fs::read(server.log_path()).unwrap(),
+        "the relay's tracking log is the ingest node's, byte for byte"
+    );
     assert!(relayed.iter().all(|l| !l.contains("link_clicked")), "the relay's routing applies");
-    assert_eq!(relayed.iter().filter(|l| l.contains("\"edx.bi.course.upgrade.clicked\"")).count(), 20, "internal events are written, as in the LMS");
-    assert_eq!(metric(&relay.url, "tracking_relay_messages_total{outcome=\"stored\"}"), 121.0, "every event of the stream is stored, Segment-bound ones included");
+    assert_eq!(
+        relayed.iter().filter(|l| l.contains("\"edx.bi.course.upgrade.clicked\"")).count(),
+        20,
+        "internal events are written, as in the LMS"
+    );
+    assert_eq!(
+        metric(&relay.url, "tracking_relay_messages_total{outcome=\"stored\"}"),
+        121.0,
+        "every event of the stream is stored, Segment-bound ones included"
+    );
 
     // SIGTERM drains; what arrives while the relay is down is relayed after its restart.
     assert!(relay.terminate().success());
@@ -230,7 +255,11 @@ fn the_relay_writes_the_tracking_log_of_a_single_node() {
     relay.restart();
     assert_eq!(wait_for_lines(&relay.log_path(), expected, MINUTE).len(), expected);
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(std::fs::read(relay.log_path()).unwrap(), std::fs::read(server.log_path()).unwrap(), "identical after a restart of the relay");
+    assert_eq!(
+        std::fs::read(relay.log_path()).unwrap(),
+        std::fs::read(server.log_path()).unwrap(),
+        "identical after a restart of the relay"
+    );
     assert_eq!(metric(&relay.url, "tracking_relay_pending_messages"), 0.0);
 }
 

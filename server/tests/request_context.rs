@@ -13,9 +13,7 @@ use event_model::context::TaskStore;
 use event_model::testing::InMemoryBackend;
 use event_model::{json, Tracker, Value};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-use tracking_server::context::{
-    session_hash, ContextConfig, JwtVerifier, RequestContext, RequestContextLayer, REQUEST_CONTEXT_NAME,
-};
+use tracking_server::context::{session_hash, ContextConfig, JwtVerifier, RequestContext, RequestContextLayer, REQUEST_CONTEXT_NAME};
 
 const SECRET: &[u8] = b"test-only-hs256-secret";
 const RS_PRIVATE: &[u8] = include_bytes!("fixtures/test-only-rs256-private.pem");
@@ -74,10 +72,7 @@ async fn echo(ctx: RequestContext) -> HttpResponse {
 /// The context `config` gives the request built by `req`.
 async fn context_of(config: ContextConfig, req: TestRequest) -> Value {
     let (tracker, _) = tracker();
-    let app = init_service(
-        App::new().wrap(RequestContextLayer::new(Arc::new(config), tracker)).default_service(web::to(echo)),
-    )
-    .await;
+    let app = init_service(App::new().wrap(RequestContextLayer::new(Arc::new(config), tracker)).default_service(web::to(echo))).await;
     call_and_read_body_json(&app, req.to_request()).await
 }
 
@@ -122,8 +117,7 @@ async fn invalid_tokens_leave_the_request_anonymous() {
     let forged = encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(b"guessed-secret")).unwrap();
     // A valid signature over other claims.
     let mut parts: Vec<&str> = valid.split('.').collect();
-    let promoted =
-        b64url(json!({"user_id": 1, "preferred_username": "admin", "exp": now() + 300}).to_string().as_bytes());
+    let promoted = b64url(json!({"user_id": 1, "preferred_username": "admin", "exp": now() + 300}).to_string().as_bytes());
     parts[1] = &promoted;
     let tampered = parts.join(".");
     let expired = hs_token(&ada(now() - 3600));
@@ -152,8 +146,7 @@ async fn invalid_tokens_leave_the_request_anonymous() {
         }
         // And as the split cookie.
         let (hp, sig) = token.rsplit_once('.').unwrap();
-        let req = get("/")
-            .insert_header(("Cookie", format!("edx-jwt-cookie-header-payload={hp}; edx-jwt-cookie-signature={sig}")));
+        let req = get("/").insert_header(("Cookie", format!("edx-jwt-cookie-header-payload={hp}; edx-jwt-cookie-signature={sig}")));
         let ctx = context_of(config(verifier.clone()), req).await;
         assert_anonymous(&ctx, what);
         assert_eq!(ctx["authenticated_by_cookie"], true, "{what}");
@@ -190,11 +183,7 @@ async fn the_split_open_edx_cookie_pair_and_a_single_cookie() {
     assert_eq!(ctx["username"], "ada");
     assert_eq!(ctx["authenticated_by_cookie"], true);
     // A single cookie is read only when configured.
-    let ctx = context_of(
-        config(Some(JwtVerifier::hs256(SECRET))),
-        get("/").insert_header(("Cookie", format!("jwt={token}"))),
-    )
-    .await;
+    let ctx = context_of(config(Some(JwtVerifier::hs256(SECRET))), get("/").insert_header(("Cookie", format!("jwt={token}")))).await;
     assert_anonymous(&ctx, "unconfigured single cookie");
     assert_eq!(ctx["authenticated_by_cookie"], false);
 }
@@ -248,9 +237,7 @@ async fn session_hash_is_keyed_and_stable() {
 #[actix_web::test]
 async fn forwarded_for_only_through_trusted_proxies() {
     let xff = "6.6.6.6, 198.51.100.7, 10.0.0.9";
-    let from = |peer: &str| {
-        TestRequest::get().uri("/").peer_addr(peer.parse().unwrap()).insert_header(("X-Forwarded-For", xff))
-    };
+    let from = |peer: &str| TestRequest::get().uri("/").peer_addr(peer.parse().unwrap()).insert_header(("X-Forwarded-For", xff));
     // No trusted proxies: the peer, whatever the header says.
     assert_eq!(context_of(config(None), from("203.0.113.9:1")).await["ip"], "203.0.113.9");
     let trusting = || ContextConfig { trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()], ..config(None) };
@@ -388,8 +375,7 @@ async fn concurrent_requests_in_one_task_keep_their_own_context() {
     let app = init_service(emit_app(config, tracker, Arc::new(tokio::sync::Barrier::new(2)))).await;
     let a = get("/courses/course-v1:edX+A+1/x").insert_header(("Authorization", bearer("alice", 1))).to_request();
     let b = get("/courses/course-v1:edX+B+2/x").insert_header(("Authorization", bearer("bob", 2))).to_request();
-    let (body_a, body_b) =
-        tokio::join!(actix_web::test::call_and_read_body(&app, a), actix_web::test::call_and_read_body(&app, b));
+    let (body_a, body_b) = tokio::join!(actix_web::test::call_and_read_body(&app, a), actix_web::test::call_and_read_body(&app, b));
     assert_eq!((body_a, body_b), ("alice".into(), "bob".into()));
     let mut seen: Vec<(Value, Value)> =
         log.events().iter().map(|e| (e.context()["user_id"].to_value(), e.context()["course_id"].to_value())).collect();
@@ -441,10 +427,7 @@ fn stop(handle: ServerHandle) {
 #[test]
 fn real_server_two_concurrent_connections_and_forwarded_for() {
     let (tracker, log) = tracker();
-    let config = ContextConfig {
-        trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
-        ..config(Some(JwtVerifier::hs256(SECRET)))
-    };
+    let config = ContextConfig { trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()], ..config(Some(JwtVerifier::hs256(SECRET))) };
     let (addr, handle) = serve(config, tracker);
     let client = |name: &'static str, id: i64, xff: &'static str| {
         std::thread::spawn(move || {
@@ -483,9 +466,7 @@ fn real_server_ignores_a_spoofed_forwarded_for() {
     let (tracker, log) = tracker();
     let (addr, handle) = serve(config(None), tracker);
     let spoofing = |xff: &'static str| {
-        std::thread::spawn(move || {
-            request(addr, "/", &[("X-Forwarded-For", xff.to_owned()), ("X-User-Id", "1".into())])
-        })
+        std::thread::spawn(move || request(addr, "/", &[("X-Forwarded-For", xff.to_owned()), ("X-User-Id", "1".into())]))
     };
     let (a, b) = (spoofing("1.2.3.4"), spoofing("5.6.7.8"));
     assert_eq!((a.join().unwrap(), b.join().unwrap()), (String::new(), String::new()));
@@ -516,25 +497,17 @@ impl Write for Captured {
 fn an_invalid_credential_is_logged_without_the_token_or_cookies() {
     let captured = Captured::default();
     let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let forged =
-        encode(&Header::new(Algorithm::HS256), &ada(now() + 300), &EncodingKey::from_secret(b"guess")).unwrap();
+    let subscriber =
+        tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_ansi(false).with_writer(move || writer.clone()).finish();
+    let forged = encode(&Header::new(Algorithm::HS256), &ada(now() + 300), &EncodingKey::from_secret(b"guess")).unwrap();
     let expired = hs_token(&ada(now() - 3600));
     let (hp, sig) = expired.rsplit_once('.').unwrap();
     let req = get("/")
         .insert_header(("Authorization", format!("Bearer {forged}")))
-        .insert_header((
-            "Cookie",
-            format!("sessionid=secret-session; edx-jwt-cookie-header-payload={hp}; edx-jwt-cookie-signature={sig}"),
-        ))
+        .insert_header(("Cookie", format!("sessionid=secret-session; edx-jwt-cookie-header-payload={hp}; edx-jwt-cookie-signature={sig}")))
         .to_http_request();
-    let ctx = tracing::subscriber::with_default(subscriber, || {
-        RequestContext::from_request(&req, &config(Some(JwtVerifier::hs256(SECRET))))
-    });
+    let ctx =
+        tracing::subscriber::with_default(subscriber, || RequestContext::from_request(&req, &config(Some(JwtVerifier::hs256(SECRET)))));
     assert_eq!((ctx.user_id, ctx.username.as_str()), (None, ""));
     let logged = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert_eq!(logged.matches("invalid credential").count(), 2, "{logged}");

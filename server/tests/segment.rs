@@ -56,7 +56,13 @@ fn metric(server: &Server, series: &str) -> f64 {
 }
 
 fn accepted_ids(reply: &Value) -> Vec<String> {
-    reply["results"].as_array().unwrap().iter().filter(|r| r["status"] == "accepted").map(|r| r["id"].as_str().unwrap().to_owned()).collect()
+    reply["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "accepted")
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 fn id() -> String {
@@ -214,7 +220,11 @@ impl Load {
                 ];
                 n += 1;
                 let started = Instant::now();
-                match agent.post(&format!("{url}/v1/batch")).set("Authorization", &format!("JWT {token}")).send_string(&json!({ "events": events }).to_string()) {
+                match agent
+                    .post(&format!("{url}/v1/batch"))
+                    .set("Authorization", &format!("JWT {token}"))
+                    .send_string(&json!({ "events": events }).to_string())
+                {
                     Ok(response) => {
                         let took = started.elapsed();
                         let mut slowest = slowest.lock().unwrap();
@@ -442,7 +452,8 @@ fn an_oversized_event_is_dead_lettered_and_batches_stay_under_500_kb() {
     // 60 events of 20 KB: 1.2 MB that must go in several requests.
     let mut bulk = Vec::new();
     for _ in 0..6 {
-        let events: Vec<Value> = (0..10).map(|n| track("edx.ui.lms.outline.selected", json!({"n": n, "text": "t".repeat(20_000)}))).collect();
+        let events: Vec<Value> =
+            (0..10).map(|n| track("edx.ui.lms.outline.selected", json!({"n": n, "text": "t".repeat(20_000)}))).collect();
         let (status, reply) = server.batch(&json!({ "events": events }));
         assert_eq!((status, accepted_ids(&reply).len()), (200, 10), "{reply}");
         bulk.extend(events);
@@ -482,7 +493,8 @@ fn kill_9_mid_delivery_then_restart_loses_nothing() {
                 let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(5)).build();
                 let mut n = 0;
                 while !stop.load(Ordering::SeqCst) {
-                    let events: Vec<Value> = (0..10).map(|i| track("edx.ui.lms.outline.selected", json!({"t": t, "n": n, "i": i}))).collect();
+                    let events: Vec<Value> =
+                        (0..10).map(|i| track("edx.ui.lms.outline.selected", json!({"t": t, "n": n, "i": i}))).collect();
                     n += 1;
                     if let Ok(response) = agent.post(&format!("{url}/v1/batch")).send_string(&json!({ "events": events }).to_string()) {
                         acked.lock().unwrap().extend(accepted_ids(&response.into_json().unwrap()));
@@ -521,7 +533,11 @@ fn kill_9_mid_delivery_then_restart_loses_nothing() {
         }
     }
     assert!(fake.violations().is_empty(), "{:?}", fake.violations());
-    eprintln!("kill -9: {} events acknowledged, {} delivered before the kill, {duplicates} redelivered after the restart", acked.len(), before_restart);
+    eprintln!(
+        "kill -9: {} events acknowledged, {} delivered before the kill, {duplicates} redelivered after the restart",
+        acked.len(),
+        before_restart
+    );
 }
 
 /// The server binary with captured stderr, for what its logs say.
@@ -565,7 +581,8 @@ fn spawn(config_path: &Path, env: &[(&str, &str)]) -> Result<Child, String> {
 
 fn write_config(dir: &Path, segment_url: &str, extra: &str) -> std::path::PathBuf {
     let path = dir.join("server.toml");
-    let text = format!("listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nworkers = 2\n{}", dir.join("data").display(), config(segment_url, extra));
+    let text =
+        format!("listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nworkers = 2\n{}", dir.join("data").display(), config(segment_url, extra));
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -589,7 +606,8 @@ fn logs_hold_neither_the_key_nor_events_and_sigterm_with_segment_down_is_bounded
     let config = write_config(dir.path(), &fake.url, "shutdown_grace_ms = 1500");
     let mut child = spawn(&config, &[("TRACKING_SEGMENT_WRITE_KEY", KEY)]).unwrap();
     let marker = "PAYLOAD-MARKER-d41d8cd9";
-    let events = vec![track("edx.ui.lms.outline.selected", json!({"secret": marker})), track("edx.ui.lms.outline.selected", json!({"n": 2}))];
+    let events =
+        vec![track("edx.ui.lms.outline.selected", json!({"secret": marker})), track("edx.ui.lms.outline.selected", json!({"n": 2}))];
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
     agent.post(&format!("{}/v1/batch", child.url)).send_string(&json!({ "events": events }).to_string()).unwrap();
     assert!(wait_until(Duration::from_secs(20), || fake.requests().len() >= 3), "the sink retries");

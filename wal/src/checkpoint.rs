@@ -47,10 +47,7 @@ impl Checkpoints {
                 }
             }
         }
-        Ok(Checkpoints {
-            dir,
-            write: Mutex::new(()),
-        })
+        Ok(Checkpoints { dir, write: Mutex::new(()) })
     }
 
     /// The checkpoint directory.
@@ -69,10 +66,7 @@ impl Checkpoints {
     pub fn save<T: Serialize>(&self, name: &str, value: &T) -> Result<(), WalError> {
         let path = self.path(name, SUFFIX)?;
         let tmp = self.path(name, TMP_SUFFIX)?;
-        let bytes = serde_json::to_vec(value).map_err(|source| WalError::Checkpoint {
-            name: name.to_string(),
-            source,
-        })?;
+        let bytes = serde_json::to_vec(value).map_err(|source| WalError::Checkpoint { name: name.to_string(), source })?;
         let _guard = lock(&self.write);
         let mut f = File::create(&tmp)?;
         f.write_all(&bytes)?;
@@ -91,11 +85,6 @@ impl Checkpoints {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|source| WalError::Checkpoint {
-                name: name.to_string(),
-                source,
-            })
+        serde_json::from_slice(&bytes).map(Some).map_err(|source| WalError::Checkpoint { name: name.to_string(), source })
     }
 }

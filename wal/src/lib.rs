@@ -108,11 +108,7 @@ pub enum WalError {
     /// Damage that is not a torn tail: a bad record in an older segment, or a bad
     /// committed record met by a reader.
     #[error("write-ahead log corrupt in {path} at byte {offset}: {reason}")]
-    Corrupt {
-        path: PathBuf,
-        offset: u64,
-        reason: String,
-    },
+    Corrupt { path: PathBuf, offset: u64, reason: String },
     /// A single record over [`MAX_RECORD_BYTES`].
     #[error("record of {len} bytes exceeds the {max}-byte limit")]
     RecordTooLarge { len: usize, max: usize },
@@ -211,11 +207,7 @@ impl Shared {
             if now >= deadline {
                 return false;
             }
-            g = self
-                .commit_cv
-                .wait_timeout(g, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            g = self.commit_cv.wait_timeout(g, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
         }
         true
     }
@@ -346,16 +338,8 @@ impl Wal {
         });
         let (tx, rx) = mpsc::sync_channel(config.queue_capacity);
         let w = writer::Writer::new(shared.clone(), rx, rec)?;
-        let thread = std::thread::Builder::new()
-            .name("wal-writer".into())
-            .spawn(move || w.run())?;
-        Ok(Wal {
-            inner: Arc::new(Handle {
-                shared,
-                tx,
-                thread: Mutex::new(Some(thread)),
-            }),
-        })
+        let thread = std::thread::Builder::new().name("wal-writer".into()).spawn(move || w.run())?;
+        Ok(Wal { inner: Arc::new(Handle { shared, tx, thread: Mutex::new(Some(thread)) }) })
     }
 
     /// Queues a request without waiting; errors that need no writer come back here.
@@ -371,10 +355,7 @@ impl Wal {
         let mut bytes = 0u64;
         for r in &records {
             if r.len() > MAX_RECORD_BYTES {
-                return Err(WalError::RecordTooLarge {
-                    len: r.len(),
-                    max: MAX_RECORD_BYTES,
-                });
+                return Err(WalError::RecordTooLarge { len: r.len(), max: MAX_RECORD_BYTES });
             }
             bytes += record::encoded_len(r.len());
         }
@@ -383,11 +364,7 @@ impl Wal {
             shared.counters.full.fetch_add(1, Ordering::Relaxed);
             return Err(WalError::Full);
         }
-        let req = Request {
-            records,
-            bytes,
-            reply,
-        };
+        let req = Request { records, bytes, reply };
         match self.inner.tx.try_send(Msg::Append(req)) {
             Ok(()) => Ok(None),
             Err(TrySendError::Full(_)) => {
@@ -492,11 +469,7 @@ impl Wal {
         }
         drop(segs);
         if removed > 0 {
-            tracing::debug!(
-                removed,
-                first_seq = self.first_seq(),
-                "wal segments removed"
-            );
+            tracing::debug!(removed, first_seq = self.first_seq(), "wal segments removed");
             // Make the deletions durable so they cannot reappear out of order.
             if let Err(e) = recovery::sync_dir(&shared.config.dir) {
                 result = result.and(Err(e));

@@ -39,19 +39,12 @@ pub struct WalReader {
 
 impl std::fmt::Debug for WalReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WalReader")
-            .field("next_seq", &self.pos.next_seq)
-            .field("segment", &self.pos.seg_first)
-            .finish()
+        f.debug_struct("WalReader").field("next_seq", &self.pos.next_seq).field("segment", &self.pos.seg_first).finish()
     }
 }
 
 fn corrupt(shared: &Shared, pos: &Position, reason: impl Into<String>) -> WalError {
-    WalError::Corrupt {
-        path: shared.segment_path(pos.seg_first),
-        offset: pos.offset,
-        reason: reason.into(),
-    }
+    WalError::Corrupt { path: shared.segment_path(pos.seg_first), offset: pos.offset, reason: reason.into() }
 }
 
 /// Opens the segment starting at exactly `first_seq`, if it is still listed.
@@ -61,10 +54,7 @@ fn open_segment(shared: &Shared, seq: u64, exact: bool) -> Result<(u64, Arc<File
     let segs = lock(&shared.segments);
     let first = segs[0].first_seq;
     if seq < first {
-        return Err(WalError::Truncated {
-            requested: seq,
-            first,
-        });
+        return Err(WalError::Truncated { requested: seq, first });
     }
     let idx = segs.partition_point(|s| s.first_seq <= seq) - 1;
     let seg = segs[idx].first_seq;
@@ -84,13 +74,7 @@ fn open_segment(shared: &Shared, seq: u64, exact: bool) -> Result<(u64, Arc<File
 ///
 /// An error after some records were collected returns those records; the error
 /// comes back on the next call, from the position after them.
-fn advance(
-    shared: &Shared,
-    pos: Position,
-    limit: u64,
-    max: usize,
-    collect: bool,
-) -> Result<(Batch, Position), WalError> {
+fn advance(shared: &Shared, pos: Position, limit: u64, max: usize, collect: bool) -> Result<(Batch, Position), WalError> {
     let mut out = Vec::new();
     let mut at = pos.clone();
     match advance_into(shared, &mut at, limit, max, collect, &mut out) {
@@ -100,14 +84,7 @@ fn advance(
     }
 }
 
-fn advance_into(
-    shared: &Shared,
-    pos: &mut Position,
-    limit: u64,
-    max: usize,
-    collect: bool,
-    out: &mut Batch,
-) -> Result<(), WalError> {
+fn advance_into(shared: &Shared, pos: &mut Position, limit: u64, max: usize, collect: bool, out: &mut Batch) -> Result<(), WalError> {
     let mut count = 0usize;
     // `buf` holds file bytes from `buf_off`; `i` is `pos.offset - buf_off`.
     let mut buf: Vec<u8> = Vec::new();
@@ -115,12 +92,7 @@ fn advance_into(
     let mut i = 0usize;
 
     // Makes at least `need` bytes available at `i` unless the file ends first.
-    let fill = |buf: &mut Vec<u8>,
-                buf_off: &mut u64,
-                i: &mut usize,
-                file: &File,
-                need: usize|
-     -> std::io::Result<()> {
+    let fill = |buf: &mut Vec<u8>, buf_off: &mut u64, i: &mut usize, file: &File, need: usize| -> std::io::Result<()> {
         if buf.len() - *i >= need {
             return Ok(());
         }
@@ -155,12 +127,7 @@ fn advance_into(
         if avail == 0 {
             // End of this segment while committed records remain: they start the next.
             let (seg, file) = open_segment(shared, pos.next_seq, true)?;
-            *pos = Position {
-                seg_first: seg,
-                file,
-                offset: 0,
-                next_seq: pos.next_seq,
-            };
+            *pos = Position { seg_first: seg, file, offset: 0, next_seq: pos.next_seq };
             buf.clear();
             buf_off = 0;
             i = 0;
@@ -195,18 +162,10 @@ impl WalReader {
         let watch = shared.subscribe();
         let committed = shared.committed.load(Ordering::Acquire);
         if from_seq > committed {
-            return Err(WalError::BeyondEnd {
-                requested: from_seq,
-                end: committed,
-            });
+            return Err(WalError::BeyondEnd { requested: from_seq, end: committed });
         }
         let (seg, file) = open_segment(&shared, from_seq, false)?;
-        let start = Position {
-            seg_first: seg,
-            file,
-            offset: 0,
-            next_seq: seg,
-        };
+        let start = Position { seg_first: seg, file, offset: 0, next_seq: seg };
         // Skip from the segment start; every record is verified on the way.
         let (_, pos) = advance(&shared, start, from_seq, usize::MAX, false)?;
         Ok(WalReader { shared, pos, watch })
@@ -234,11 +193,7 @@ impl WalReader {
 
     /// Up to `max` committed records from `next_seq()`, returning as soon as at
     /// least one is available, or an empty batch after `timeout`.
-    pub fn read_batch_blocking(
-        &mut self,
-        max: usize,
-        timeout: Duration,
-    ) -> Result<Vec<(u64, Vec<u8>)>, WalError> {
+    pub fn read_batch_blocking(&mut self, max: usize, timeout: Duration) -> Result<Vec<(u64, Vec<u8>)>, WalError> {
         if max == 0 {
             return Ok(Vec::new());
         }
@@ -254,11 +209,7 @@ impl WalReader {
     /// Async [`WalReader::read_batch_blocking`]: waits on the committed-seq watch
     /// and does the file reads on the blocking pool. Cancel-safe: a dropped call
     /// does not move the reader.
-    pub async fn read_batch(
-        &mut self,
-        max: usize,
-        timeout: Duration,
-    ) -> Result<Vec<(u64, Vec<u8>)>, WalError> {
+    pub async fn read_batch(&mut self, max: usize, timeout: Duration) -> Result<Vec<(u64, Vec<u8>)>, WalError> {
         if max == 0 {
             return Ok(Vec::new());
         }
@@ -271,11 +222,9 @@ impl WalReader {
             if committed > self.pos.next_seq {
                 let shared = self.shared.clone();
                 let pos = self.pos.clone();
-                let (out, pos) = tokio::task::spawn_blocking(move || {
-                    advance(&shared, pos, committed, max, true)
-                })
-                .await
-                .map_err(|e| WalError::Io(std::io::Error::other(e.to_string())))??;
+                let (out, pos) = tokio::task::spawn_blocking(move || advance(&shared, pos, committed, max, true))
+                    .await
+                    .map_err(|e| WalError::Io(std::io::Error::other(e.to_string())))??;
                 self.pos = pos;
                 return Ok(out);
             }

@@ -25,11 +25,7 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 fn acquire_lock(dir: &Path) -> Result<File, WalError> {
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join("LOCK"))?;
+    let f = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("LOCK"))?;
     // SAFETY: flock on a valid open descriptor; no memory is passed.
     let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {
@@ -106,13 +102,7 @@ fn scan_segment(path: &Path, first_seq: u64) -> io::Result<Scan> {
         offset += (HEADER + h.len) as u64;
         seq += 1;
     }
-    Ok(Scan {
-        first_seq,
-        valid_len: offset,
-        file_len,
-        end_seq: seq,
-        bad,
-    })
+    Ok(Scan { first_seq, valid_len: offset, file_len, end_seq: seq, bad })
 }
 
 fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
@@ -145,16 +135,7 @@ pub(crate) fn recover(config: &WalConfig) -> Result<Recovered, WalError> {
     let firsts = list_segments(dir)?;
     if firsts.is_empty() {
         create_segment(dir, 0)?;
-        return Ok(Recovered {
-            segments: vec![SegmentMeta {
-                first_seq: 0,
-                bytes: 0,
-            }],
-            first_seq: 0,
-            next_seq: 0,
-            size: 0,
-            lock,
-        });
+        return Ok(Recovered { segments: vec![SegmentMeta { first_seq: 0, bytes: 0 }], first_seq: 0, next_seq: 0, size: 0, lock });
     }
     let mut scans = Vec::with_capacity(firsts.len());
     for &first in &firsts {
@@ -171,10 +152,7 @@ pub(crate) fn recover(config: &WalConfig) -> Result<Recovered, WalError> {
         }
     }
     for s in &scans[..start] {
-        tracing::warn!(
-            segment = s.first_seq,
-            "removing wal segment left over from an interrupted removal"
-        );
+        tracing::warn!(segment = s.first_seq, "removing wal segment left over from an interrupted removal");
         fs::remove_file(record::segment_path(dir, s.first_seq))?;
     }
     if start > 0 {
@@ -189,21 +167,13 @@ pub(crate) fn recover(config: &WalConfig) -> Result<Recovered, WalError> {
         let s = &scans[i];
         let path = record::segment_path(dir, s.first_seq);
         if let Some(bad) = s.bad {
-            return Err(WalError::Corrupt {
-                path,
-                offset: s.valid_len,
-                reason: bad.describe().to_string(),
-            });
+            return Err(WalError::Corrupt { path, offset: s.valid_len, reason: bad.describe().to_string() });
         }
         if s.end_seq != scans[i + 1].first_seq {
             return Err(WalError::Corrupt {
                 path,
                 offset: s.valid_len,
-                reason: format!(
-                    "segment ends at sequence {} but the next starts at {}",
-                    s.end_seq,
-                    scans[i + 1].first_seq
-                ),
+                reason: format!("segment ends at sequence {} but the next starts at {}", s.end_seq, scans[i + 1].first_seq),
             });
         }
     }
@@ -224,19 +194,7 @@ pub(crate) fn recover(config: &WalConfig) -> Result<Recovered, WalError> {
         last.file_len = last.valid_len;
     }
 
-    let segments: Vec<SegmentMeta> = scans
-        .iter()
-        .map(|s| SegmentMeta {
-            first_seq: s.first_seq,
-            bytes: s.valid_len,
-        })
-        .collect();
+    let segments: Vec<SegmentMeta> = scans.iter().map(|s| SegmentMeta { first_seq: s.first_seq, bytes: s.valid_len }).collect();
     let size = segments.iter().map(|s| s.bytes).sum();
-    Ok(Recovered {
-        first_seq: segments[0].first_seq,
-        next_seq: scans[n - 1].end_seq,
-        segments,
-        size,
-        lock,
-    })
+    Ok(Recovered { first_seq: segments[0].first_seq, next_seq: scans[n - 1].end_seq, segments, size, lock })
 }

@@ -9,11 +9,7 @@ use std::time::{Duration, Instant};
 use super::*;
 
 fn config(dir: &Path, segment_bytes: u64) -> WalConfig {
-    WalConfig {
-        dir: dir.to_path_buf(),
-        segment_bytes,
-        ..WalConfig::default()
-    }
+    WalConfig { dir: dir.to_path_buf(), segment_bytes, ..WalConfig::default() }
 }
 
 fn payload(tag: &str, i: u64) -> Vec<u8> {
@@ -22,11 +18,8 @@ fn payload(tag: &str, i: u64) -> Vec<u8> {
 
 /// Segment files on disk, oldest first.
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
-        .collect();
+    let mut v: Vec<PathBuf> =
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "wal")).collect();
     v.sort();
     v
 }
@@ -37,10 +30,7 @@ fn read_all(wal: &Wal, from: u64) -> Vec<(u64, Vec<u8>)> {
     let mut out = Vec::new();
     while r.next_seq() < wal.committed_seq() {
         let batch = r.read_batch_blocking(7, Duration::from_secs(5)).unwrap();
-        assert!(
-            !batch.is_empty(),
-            "committed records must be readable at once"
-        );
+        assert!(!batch.is_empty(), "committed records must be readable at once");
         assert!(batch.len() <= 7);
         out.extend(batch);
     }
@@ -71,10 +61,7 @@ fn append_and_read_back_across_segments() {
     for f in &files {
         assert!(fs::metadata(f).unwrap().len() <= 200);
     }
-    assert_eq!(
-        files[0].file_name().unwrap().to_str().unwrap(),
-        "00000000000000000000.wal"
-    );
+    assert_eq!(files[0].file_name().unwrap().to_str().unwrap(), "00000000000000000000.wal");
     let total: u64 = files.iter().map(|f| fs::metadata(f).unwrap().len()).sum();
     assert_eq!(wal.size_bytes(), total);
 
@@ -89,10 +76,7 @@ fn append_and_read_back_across_segments() {
     assert_eq!(tail[0].1, payload("a", 37));
     // At the end: nothing yet, and no error.
     let mut r = wal.reader(50).unwrap();
-    assert!(r
-        .read_batch_blocking(10, Duration::from_millis(20))
-        .unwrap()
-        .is_empty());
+    assert!(r.read_batch_blocking(10, Duration::from_millis(20)).unwrap().is_empty());
 }
 
 #[test]
@@ -101,23 +85,15 @@ fn sequence_numbers_continue_after_reopen() {
     {
         let wal = Wal::open(config(tmp.path(), 300)).unwrap();
         for i in 0..12 {
-            assert_eq!(
-                wal.append_blocking(vec![payload("b", i)]).unwrap(),
-                i..i + 1
-            );
+            assert_eq!(wal.append_blocking(vec![payload("b", i)]).unwrap(), i..i + 1);
         }
         wal.shutdown();
-        assert!(matches!(
-            wal.append_blocking(vec![b"late".to_vec()]),
-            Err(WalError::Closed)
-        ));
+        assert!(matches!(wal.append_blocking(vec![b"late".to_vec()]), Err(WalError::Closed)));
     }
     let wal = Wal::open(config(tmp.path(), 300)).unwrap();
     assert_eq!(wal.committed_seq(), 12);
     assert_eq!(wal.first_seq(), 0);
-    let r = wal
-        .append_blocking(vec![payload("b", 12), payload("b", 13)])
-        .unwrap();
+    let r = wal.append_blocking(vec![payload("b", 12), payload("b", 13)]).unwrap();
     assert_eq!(r, 12..14);
     drop(wal);
     // Dropping the last handle also shuts down cleanly and releases the lock.
@@ -149,9 +125,7 @@ fn torn_tail_case(damage: impl FnOnce(&Path), n: u64, expect_kept: u64) {
     assert_eq!(wal.committed_seq(), expect_kept);
     let after = fs::metadata(last).unwrap().len();
     assert!(after < before, "tail cut: {before} -> {after}");
-    let r = wal
-        .append_blocking(vec![payload("new", 0), payload("new", 1)])
-        .unwrap();
+    let r = wal.append_blocking(vec![payload("new", 0), payload("new", 1)]).unwrap();
     assert_eq!(r, expect_kept..expect_kept + 2);
     let all = read_all(&wal, 0);
     assert_seqs(&all, 0..expect_kept + 2);
@@ -245,10 +219,7 @@ fn interrupted_segment_removal_is_completed_at_reopen() {
     let wal = Wal::open(config(tmp.path(), 200)).unwrap();
     assert!(!files[0].exists());
     let first = wal.first_seq();
-    assert_eq!(
-        segment_files(tmp.path())[0].file_name(),
-        files[2].file_name()
-    );
+    assert_eq!(segment_files(tmp.path())[0].file_name(), files[2].file_name());
     assert_eq!(wal.committed_seq(), 30);
     assert_seqs(&read_all(&wal, first), first..30);
 }
@@ -265,10 +236,7 @@ async fn concurrent_appenders_get_contiguous_ranges_and_readers_see_each_once() 
     let reader_task = tokio::spawn(async move {
         let mut seen = Vec::new();
         while (seen.len() as u64) < TASKS * APPENDS * 2 {
-            let batch = reader
-                .read_batch(500, Duration::from_secs(10))
-                .await
-                .unwrap();
+            let batch = reader.read_batch(500, Duration::from_secs(10)).await.unwrap();
             assert!(!batch.is_empty(), "reader starved");
             seen.extend(batch);
         }
@@ -281,10 +249,7 @@ async fn concurrent_appenders_get_contiguous_ranges_and_readers_see_each_once() 
         tasks.push(tokio::spawn(async move {
             let mut ranges = Vec::new();
             for i in 0..APPENDS {
-                let recs = vec![
-                    format!("t{t}-i{i}-r0").into_bytes(),
-                    format!("t{t}-i{i}-r1").into_bytes(),
-                ];
+                let recs = vec![format!("t{t}-i{i}-r0").into_bytes(), format!("t{t}-i{i}-r1").into_bytes()];
                 let r = wal.append(recs).await.unwrap();
                 assert_eq!(r.end - r.start, 2);
                 // Acknowledged means committed.
@@ -321,10 +286,7 @@ async fn concurrent_appenders_get_contiguous_ranges_and_readers_see_each_once() 
     let stats = wal.stats();
     assert_eq!(stats.appends, TASKS * APPENDS);
     assert_eq!(stats.records, TASKS * APPENDS * 2);
-    assert!(
-        stats.groups < stats.appends,
-        "group commit must group under concurrency: {stats:?}"
-    );
+    assert!(stats.groups < stats.appends, "group commit must group under concurrency: {stats:?}");
     // Fsync policy: one fsync per group, plus one per segment rotation.
     let rotations = segment_files(tmp.path()).len() as u64 - 1;
     assert_eq!(stats.fsyncs, stats.groups + rotations, "{stats:?}");
@@ -337,14 +299,9 @@ fn group_commit_answers_all_pending_requests_with_one_fsync() {
     let before = wal.stats();
     // Hold the writer so the requests pile up, as under load.
     let gate = lock(&wal.shared().gate);
-    let pending: Vec<_> = (0..20)
-        .map(|i| wal.submit_for_test(vec![payload("g", i)]).unwrap())
-        .collect();
+    let pending: Vec<_> = (0..20).map(|i| wal.submit_for_test(vec![payload("g", i)]).unwrap()).collect();
     drop(gate);
-    let ranges: Vec<_> = pending
-        .into_iter()
-        .map(|rx| rx.blocking_recv().unwrap().unwrap())
-        .collect();
+    let ranges: Vec<_> = pending.into_iter().map(|rx| rx.blocking_recv().unwrap().unwrap()).collect();
     // Queue order is sequence order.
     for (i, r) in ranges.iter().enumerate() {
         assert_eq!(*r, i as u64..i as u64 + 1);
@@ -363,10 +320,7 @@ fn remove_before_deletes_only_fully_consumed_segments() {
         wal.append_blocking(vec![payload("r", i)]).unwrap();
     }
     let files = segment_files(tmp.path());
-    let firsts: Vec<u64> = files
-        .iter()
-        .map(|f| record::parse_segment_name(f.file_name().unwrap().to_str().unwrap()).unwrap())
-        .collect();
+    let firsts: Vec<u64> = files.iter().map(|f| record::parse_segment_name(f.file_name().unwrap().to_str().unwrap()).unwrap()).collect();
     assert!(firsts.len() >= 5);
     // A reader parked in the first segment before anything is removed.
     let mut early = wal.reader(0).unwrap();
@@ -378,11 +332,7 @@ fn remove_before_deletes_only_fully_consumed_segments() {
     assert!(!files[0].exists() && !files[1].exists() && files[2].exists());
     assert_eq!(wal.first_seq(), firsts[2]);
     let removed_bytes: u64 = (size_before - wal.size_bytes()) as u64;
-    assert_eq!(
-        removed_bytes,
-        firsts[2] * 32,
-        "16-byte header + 16-byte payload each"
-    );
+    assert_eq!(removed_bytes, firsts[2] * 32, "16-byte header + 16-byte payload each");
     // Nothing more to remove at the same point.
     assert_eq!(wal.remove_before(cut).unwrap(), 0);
 
@@ -395,14 +345,9 @@ fn remove_before_deletes_only_fully_consumed_segments() {
     assert_seqs(&read_all(&wal, firsts[2]), firsts[2]..40);
 
     // The early reader finishes its open segment, then finds the next one gone.
-    let got = early
-        .read_batch_blocking(1000, Duration::from_secs(1))
-        .unwrap();
+    let got = early.read_batch_blocking(1000, Duration::from_secs(1)).unwrap();
     assert_seqs(&got, 0..firsts[1]);
-    assert!(matches!(
-        early.read_batch_blocking(1000, Duration::from_secs(1)),
-        Err(WalError::Truncated { .. })
-    ));
+    assert!(matches!(early.read_batch_blocking(1000, Duration::from_secs(1)), Err(WalError::Truncated { .. })));
 
     // Far ahead (and beyond committed): everything but the active segment.
     let n = firsts.len();
@@ -441,16 +386,10 @@ fn full_when_max_bytes_is_reached_and_again_after_removal() {
     assert!(wal.size_bytes() <= 1000);
     assert!(wal.stats().full >= 1);
     // A request over the cap in one go is refused whole.
-    assert!(matches!(
-        wal.append_blocking((0..40).map(|i| payload("f", i)).collect()),
-        Err(WalError::Full)
-    ));
+    assert!(matches!(wal.append_blocking((0..40).map(|i| payload("f", i)).collect()), Err(WalError::Full)));
     // Sinks catch up, segments go, room again, numbering continues.
     assert!(wal.remove_before(wal.committed_seq()).unwrap() >= 1);
-    assert_eq!(
-        wal.append_blocking(vec![payload("f", written)]).unwrap(),
-        written..written + 1
-    );
+    assert_eq!(wal.append_blocking(vec![payload("f", written)]).unwrap(), written..written + 1);
 }
 
 #[test]
@@ -470,11 +409,7 @@ fn full_when_the_queue_is_full() {
             Err(e) => panic!("{e}"),
         }
     }
-    assert!(
-        pending.len() >= 2 && pending.len() <= 3,
-        "{}",
-        pending.len()
-    );
+    assert!(pending.len() >= 2 && pending.len() <= 3, "{}", pending.len());
     assert!(full >= 1);
     assert_eq!(wal.stats().full, full);
     drop(gate);
@@ -516,75 +451,24 @@ fn checkpoints_round_trip_and_survive_a_leftover_tmp_file() {
     let dir = tmp.path().join("checkpoints");
     let cp = Checkpoints::open(dir.clone()).unwrap();
     assert_eq!(cp.load::<Pos>("tracking_log").unwrap(), None);
-    cp.save(
-        "tracking_log",
-        &Pos {
-            seq: 7,
-            file_len: 100,
-        },
-    )
-    .unwrap();
-    cp.save(
-        "tracking_log",
-        &Pos {
-            seq: 9,
-            file_len: 180,
-        },
-    )
-    .unwrap();
-    assert_eq!(
-        cp.load::<Pos>("tracking_log").unwrap(),
-        Some(Pos {
-            seq: 9,
-            file_len: 180
-        })
-    );
+    cp.save("tracking_log", &Pos { seq: 7, file_len: 100 }).unwrap();
+    cp.save("tracking_log", &Pos { seq: 9, file_len: 180 }).unwrap();
+    assert_eq!(cp.load::<Pos>("tracking_log").unwrap(), Some(Pos { seq: 9, file_len: 180 }));
     // A crash between writing the tmp file and renaming it.
     let tmp_file = dir.join("tracking_log.json.tmp");
     fs::write(&tmp_file, b"{\"seq\": 12, \"file_le").unwrap();
-    assert_eq!(
-        cp.load::<Pos>("tracking_log").unwrap(),
-        Some(Pos {
-            seq: 9,
-            file_len: 180
-        })
-    );
+    assert_eq!(cp.load::<Pos>("tracking_log").unwrap(), Some(Pos { seq: 9, file_len: 180 }));
     drop(cp);
     let cp = Checkpoints::open(dir.clone()).unwrap();
     assert!(!tmp_file.exists(), "leftover tmp removed at open");
-    assert_eq!(
-        cp.load::<Pos>("tracking_log").unwrap(),
-        Some(Pos {
-            seq: 9,
-            file_len: 180
-        })
-    );
+    assert_eq!(cp.load::<Pos>("tracking_log").unwrap(), Some(Pos { seq: 9, file_len: 180 }));
     fs::write(&tmp_file, b"junk").unwrap();
-    cp.save(
-        "tracking_log",
-        &Pos {
-            seq: 10,
-            file_len: 200,
-        },
-    )
-    .unwrap();
-    assert_eq!(
-        Checkpoints::open(dir.clone())
-            .unwrap()
-            .load::<Pos>("tracking_log")
-            .unwrap(),
-        Some(Pos {
-            seq: 10,
-            file_len: 200
-        })
-    );
+    cp.save("tracking_log", &Pos { seq: 10, file_len: 200 }).unwrap();
+    assert_eq!(Checkpoints::open(dir.clone()).unwrap().load::<Pos>("tracking_log").unwrap(), Some(Pos { seq: 10, file_len: 200 }));
     // Names are single path components; undecodable content is an error, not None.
     assert!(matches!(cp.save("../x", &1), Err(WalError::InvalidName(_))));
     fs::write(dir.join("broken.json"), b"{").unwrap();
-    assert!(matches!(
-        cp.load::<Pos>("broken"),
-        Err(WalError::Checkpoint { .. })
-    ));
+    assert!(matches!(cp.load::<Pos>("broken"), Err(WalError::Checkpoint { .. })));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -595,32 +479,20 @@ async fn blocked_async_reader_wakes_when_an_append_commits() {
     let mut reader = wal.reader(1).unwrap();
     let started = Instant::now();
     let waiter = tokio::spawn(async move {
-        let batch = reader
-            .read_batch(10, Duration::from_secs(30))
-            .await
-            .unwrap();
+        let batch = reader.read_batch(10, Duration::from_secs(30)).await.unwrap();
         (batch, started.elapsed())
     });
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert!(!waiter.is_finished(), "nothing to read yet");
-    wal.append(vec![b"second".to_vec(), b"third".to_vec()])
-        .await
-        .unwrap();
-    let (batch, waited) = tokio::time::timeout(Duration::from_secs(5), waiter)
-        .await
-        .expect("reader woke")
-        .unwrap();
+    wal.append(vec![b"second".to_vec(), b"third".to_vec()]).await.unwrap();
+    let (batch, waited) = tokio::time::timeout(Duration::from_secs(5), waiter).await.expect("reader woke").unwrap();
     assert_eq!(batch, vec![(1, b"second".to_vec()), (2, b"third".to_vec())]);
     assert!(waited >= Duration::from_millis(150) && waited < Duration::from_secs(5));
 
     // And the timeout path returns empty.
     let mut idle = wal.reader(3).unwrap();
     let t = Instant::now();
-    assert!(idle
-        .read_batch(10, Duration::from_millis(60))
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(idle.read_batch(10, Duration::from_millis(60)).await.unwrap().is_empty());
     assert!(t.elapsed() >= Duration::from_millis(60));
 }
 
@@ -631,9 +503,7 @@ fn blocked_blocking_reader_wakes_when_an_append_commits() {
     let mut reader = wal.reader(0).unwrap();
     let t = std::thread::spawn(move || {
         let started = Instant::now();
-        let batch = reader
-            .read_batch_blocking(10, Duration::from_secs(30))
-            .unwrap();
+        let batch = reader.read_batch_blocking(10, Duration::from_secs(30)).unwrap();
         (batch, started.elapsed())
     });
     std::thread::sleep(Duration::from_millis(150));
@@ -644,10 +514,7 @@ fn blocked_blocking_reader_wakes_when_an_append_commits() {
     assert!(waited < Duration::from_secs(5));
     let mut idle = wal.reader(1).unwrap();
     let started = Instant::now();
-    assert!(idle
-        .read_batch_blocking(1, Duration::from_millis(60))
-        .unwrap()
-        .is_empty());
+    assert!(idle.read_batch_blocking(1, Duration::from_millis(60)).unwrap().is_empty());
     assert!(started.elapsed() >= Duration::from_millis(60));
 }
 
@@ -655,9 +522,7 @@ fn blocked_blocking_reader_wakes_when_an_append_commits() {
 async fn cancelled_async_read_does_not_lose_records() {
     let tmp = tempfile::tempdir().unwrap();
     let wal = Wal::open(config(tmp.path(), 1 << 20)).unwrap();
-    wal.append((0..1000).map(|i| payload("z", i)).collect())
-        .await
-        .unwrap();
+    wal.append((0..1000).map(|i| payload("z", i)).collect()).await.unwrap();
     let mut reader = wal.reader(0).unwrap();
     // Poll once (starting the blocking read) and drop the future.
     {
@@ -671,10 +536,7 @@ async fn cancelled_async_read_does_not_lose_records() {
     // The orphaned read finishes in the background; the reader must not have moved.
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(reader.next_seq(), 0);
-    let batch = reader
-        .read_batch(1000, Duration::from_secs(1))
-        .await
-        .unwrap();
+    let batch = reader.read_batch(1000, Duration::from_secs(1)).await.unwrap();
     assert_seqs(&batch, 0..1000);
 }
 
@@ -682,16 +544,9 @@ async fn cancelled_async_read_does_not_lose_records() {
 fn reader_positions_outside_the_log_are_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let wal = Wal::open(config(tmp.path(), 1 << 20)).unwrap();
-    wal.append_blocking(vec![b"a".to_vec(), b"b".to_vec()])
-        .unwrap();
+    wal.append_blocking(vec![b"a".to_vec(), b"b".to_vec()]).unwrap();
     assert!(wal.reader(2).is_ok());
-    assert!(matches!(
-        wal.reader(3),
-        Err(WalError::BeyondEnd {
-            requested: 3,
-            end: 2
-        })
-    ));
+    assert!(matches!(wal.reader(3), Err(WalError::BeyondEnd { requested: 3, end: 2 })));
 }
 
 #[test]
@@ -706,17 +561,9 @@ fn shutdown_flushes_and_refuses_later_appends_but_readers_still_read() {
     assert_eq!(fsyncs, 0, "policy None does not fsync on append");
     other.shutdown();
     assert_eq!(wal.stats().fsyncs, 1, "shutdown fsyncs what was written");
-    assert!(matches!(
-        wal.append_blocking(vec![b"late".to_vec()]),
-        Err(WalError::Closed)
-    ));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    assert!(matches!(
-        rt.block_on(wal.append(vec![b"late".to_vec()])),
-        Err(WalError::Closed)
-    ));
+    assert!(matches!(wal.append_blocking(vec![b"late".to_vec()]), Err(WalError::Closed)));
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    assert!(matches!(rt.block_on(wal.append(vec![b"late".to_vec()])), Err(WalError::Closed)));
     assert_eq!(read_all(&wal, 0), vec![(0, b"kept".to_vec())]);
     // The directory lock is released: another open succeeds while handles live.
     let again = Wal::open(config(tmp.path(), 1 << 20)).unwrap();
@@ -727,10 +574,7 @@ fn shutdown_flushes_and_refuses_later_appends_but_readers_still_read() {
 fn a_second_open_of_the_same_directory_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let _wal = Wal::open(config(tmp.path(), 1 << 20)).unwrap();
-    assert!(matches!(
-        Wal::open(config(tmp.path(), 1 << 20)),
-        Err(WalError::Locked(_))
-    ));
+    assert!(matches!(Wal::open(config(tmp.path(), 1 << 20)), Err(WalError::Locked(_))));
 }
 
 #[test]
@@ -748,11 +592,7 @@ fn interval_policy_acknowledges_before_fsync_and_fsyncs_soon_after() {
         assert!(Instant::now() < deadline, "interval fsync never happened");
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(
-        wal.stats().fsyncs,
-        1,
-        "one fsync for the dirty interval, then idle"
-    );
+    assert_eq!(wal.stats().fsyncs, 1, "one fsync for the dirty interval, then idle");
     std::thread::sleep(Duration::from_millis(700));
     assert_eq!(wal.stats().fsyncs, 1, "no fsync while clean");
 }
@@ -761,10 +601,7 @@ fn interval_policy_acknowledges_before_fsync_and_fsyncs_soon_after() {
 fn oversized_records_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let wal = Wal::open(config(tmp.path(), 1 << 20)).unwrap();
-    assert!(matches!(
-        wal.append_blocking(vec![vec![0; MAX_RECORD_BYTES + 1]]),
-        Err(WalError::RecordTooLarge { .. })
-    ));
+    assert!(matches!(wal.append_blocking(vec![vec![0; MAX_RECORD_BYTES + 1]]), Err(WalError::RecordTooLarge { .. })));
     assert_eq!(wal.append_blocking(vec![]).unwrap(), 0..0);
     assert_eq!(wal.committed_seq(), 0);
 }

@@ -42,15 +42,9 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        rx: Receiver<Msg>,
-        rec: Recovered,
-    ) -> io::Result<Writer> {
+    pub(crate) fn new(shared: Arc<Shared>, rx: Receiver<Msg>, rec: Recovered) -> io::Result<Writer> {
         let last = *rec.segments.last().expect("recovery yields a segment");
-        let mut file = OpenOptions::new()
-            .write(true)
-            .open(shared.segment_path(last.first_seq))?;
+        let mut file = OpenOptions::new().write(true).open(shared.segment_path(last.first_seq))?;
         file.seek(SeekFrom::Start(last.bytes))?;
         Ok(Writer {
             shared,
@@ -170,11 +164,7 @@ impl Writer {
             return;
         }
 
-        let snap = Snapshot {
-            active_first: self.active_first,
-            active_len: self.active_len,
-            next_seq: self.next_seq,
-        };
+        let snap = Snapshot { active_first: self.active_first, active_len: self.active_len, next_seq: self.next_seq };
         let fsync = self.shared.config.commit == CommitPolicy::Fsync;
         let res = (|| -> io::Result<()> {
             for req in &accepted {
@@ -214,8 +204,7 @@ impl Writer {
         let records: u64 = accepted.iter().map(|r| r.records.len() as u64).sum();
         self.shared.size.fetch_add(group_bytes, Ordering::Relaxed);
         c.groups.fetch_add(1, Ordering::Relaxed);
-        c.appends
-            .fetch_add(accepted.len() as u64, Ordering::Relaxed);
+        c.appends.fetch_add(accepted.len() as u64, Ordering::Relaxed);
         c.records.fetch_add(records, Ordering::Relaxed);
         c.bytes_written.fetch_add(group_bytes, Ordering::Relaxed);
         // Publish before answering: once an append returns, readers can see it.
@@ -280,20 +269,13 @@ impl Writer {
         self.sync()?;
         let first = self.next_seq;
         let path = self.shared.segment_path(first);
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)?;
+        let file = OpenOptions::new().write(true).create(true).truncate(true).open(&path)?;
         {
             let mut segs = lock(&self.shared.segments);
             if let Some(last) = segs.last_mut() {
                 last.bytes = self.active_len;
             }
-            segs.push(SegmentMeta {
-                first_seq: first,
-                bytes: 0,
-            });
+            segs.push(SegmentMeta { first_seq: first, bytes: 0 });
         }
         self.file = file;
         self.active_first = first;
@@ -326,24 +308,16 @@ impl Writer {
                 removed = true;
             }
         }
-        let active = *lock(&self.shared.segments)
-            .last()
-            .expect("segments never empty");
+        let active = *lock(&self.shared.segments).last().expect("segments never empty");
         // Removals durable before the older segment is shortened, or a crash could
         // leave a shortened segment followed by a newer one; and a kept new segment
         // may be here because its directory fsync is what failed.
         if removed || active.first_seq != snap.active_first {
             sync_dir(&self.shared.config.dir)?;
         }
-        let len = if active.first_seq == snap.active_first {
-            snap.active_len
-        } else {
-            0
-        };
+        let len = if active.first_seq == snap.active_first { snap.active_len } else { 0 };
         if self.active_first != active.first_seq {
-            self.file = OpenOptions::new()
-                .write(true)
-                .open(self.shared.segment_path(active.first_seq))?;
+            self.file = OpenOptions::new().write(true).open(self.shared.segment_path(active.first_seq))?;
             self.active_first = active.first_seq;
         }
         self.file.set_len(len)?;

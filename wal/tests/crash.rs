@@ -19,10 +19,7 @@ const FSIZE_ENV: &str = "TRACKING_WAL_FSIZE_CHILD_DIR";
 
 fn child(test: &str, env: &str, dir: &Path) -> Command {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(env, dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+    cmd.args([test, "--exact", "--nocapture", "--test-threads=1"]).env(env, dir).stdout(Stdio::piped()).stderr(Stdio::inherit());
     cmd
 }
 
@@ -30,22 +27,14 @@ fn child(test: &str, env: &str, dir: &Path) -> Command {
 /// span segments and pages.
 fn crash_payload(t: u64, i: u64, r: u64) -> Vec<u8> {
     let mut p = format!("t{t}-i{i}-r{r}-").into_bytes();
-    p.resize(
-        p.len() + ((t * 7 + i * 13 + r) % 300) as usize,
-        b'a' + (i % 26) as u8,
-    );
+    p.resize(p.len() + ((t * 7 + i * 13 + r) % 300) as usize, b'a' + (i % 26) as u8);
     p
 }
 
 /// Child: appends from several threads until killed, printing each acknowledged
 /// range only after `append_blocking` returned it.
 fn crash_child(dir: &Path) -> ! {
-    let wal = Wal::open(WalConfig {
-        dir: dir.to_path_buf(),
-        segment_bytes: 64 << 10,
-        ..WalConfig::default()
-    })
-    .unwrap();
+    let wal = Wal::open(WalConfig { dir: dir.to_path_buf(), segment_bytes: 64 << 10, ..WalConfig::default() }).unwrap();
     let threads: Vec<_> = (0..4u64)
         .map(|t| {
             let wal = wal.clone();
@@ -76,13 +65,7 @@ fn wal_kill_9_during_appends_keeps_every_acknowledged_record() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let wal_dir = tmp.path().join("wal");
-    let mut child = child(
-        "wal_kill_9_during_appends_keeps_every_acknowledged_record",
-        CRASH_ENV,
-        &wal_dir,
-    )
-    .spawn()
-    .unwrap();
+    let mut child = child("wal_kill_9_during_appends_keeps_every_acknowledged_record", CRASH_ENV, &wal_dir).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let lines = std::thread::spawn(move || {
@@ -92,12 +75,7 @@ fn wal_kill_9_during_appends_keeps_every_acknowledged_record() {
             // A line cut by the kill does not parse and does not count.
             let f: Vec<&str> = line.split(' ').collect();
             if f.len() == 5 && f[0] == "ack" {
-                if let (Ok(t), Ok(i), Ok(s), Ok(e)) = (
-                    f[1].parse::<u64>(),
-                    f[2].parse::<u64>(),
-                    f[3].parse::<u64>(),
-                    f[4].parse::<u64>(),
-                ) {
+                if let (Ok(t), Ok(i), Ok(s), Ok(e)) = (f[1].parse::<u64>(), f[2].parse::<u64>(), f[3].parse::<u64>(), f[4].parse::<u64>()) {
                     acks.push((t, i, s, e));
                     let _ = tx.send(acks.len());
                 }
@@ -124,54 +102,28 @@ fn wal_kill_9_during_appends_keeps_every_acknowledged_record() {
     assert!(acks.len() >= 3000);
 
     // Reopen (the kernel released the child's lock) and check every ack.
-    let wal = Wal::open(WalConfig {
-        dir: wal_dir.clone(),
-        segment_bytes: 64 << 10,
-        ..WalConfig::default()
-    })
-    .unwrap();
+    let wal = Wal::open(WalConfig { dir: wal_dir.clone(), segment_bytes: 64 << 10, ..WalConfig::default() }).unwrap();
     let committed = wal.committed_seq();
     let mut reader = wal.reader(0).unwrap();
     let mut records = HashMap::new();
     while reader.next_seq() < committed {
-        for (seq, p) in reader
-            .read_batch_blocking(10_000, Duration::from_secs(1))
-            .unwrap()
-        {
+        for (seq, p) in reader.read_batch_blocking(10_000, Duration::from_secs(1)).unwrap() {
             assert_eq!(seq as usize, records.len(), "no gaps");
             records.insert(seq, p);
         }
     }
     for &(t, i, start, end) in &acks {
-        assert!(
-            end <= committed,
-            "acknowledged {start}..{end}, log ends at {committed}"
-        );
+        assert!(end <= committed, "acknowledged {start}..{end}, log ends at {committed}");
         for (r, seq) in (start..end).enumerate() {
-            assert_eq!(
-                records[&seq],
-                crash_payload(t, i, r as u64),
-                "record {seq} of append {t}/{i}"
-            );
+            assert_eq!(records[&seq], crash_payload(t, i, r as u64), "record {seq} of append {t}/{i}");
         }
     }
     // Several segments were in play, so the kill met rotations too.
-    let segments = std::fs::read_dir(&wal_dir)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "wal")
-        })
-        .count();
+    let segments =
+        std::fs::read_dir(&wal_dir).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "wal")).count();
     assert!(segments > 1, "{segments} segments");
     // And the log goes on from where it was cut.
-    assert_eq!(
-        wal.append_blocking(vec![b"after".to_vec()]).unwrap(),
-        committed..committed + 1
-    );
+    assert_eq!(wal.append_blocking(vec![b"after".to_vec()]).unwrap(), committed..committed + 1);
 }
 
 fn set_fsize_limit(soft: libc::rlim_t) {
@@ -197,21 +149,12 @@ fn fsize_child(dir: &Path) {
         p.resize(100, b'x');
         p
     };
-    let wal = Wal::open(WalConfig {
-        dir: dir.to_path_buf(),
-        segment_bytes: 1 << 20,
-        ..WalConfig::default()
-    })
-    .unwrap();
-    let first = wal
-        .append_blocking((0..10).map(|i| rec("ok", i)).collect())
-        .unwrap();
+    let wal = Wal::open(WalConfig { dir: dir.to_path_buf(), segment_bytes: 1 << 20, ..WalConfig::default() }).unwrap();
+    let first = wal.append_blocking((0..10).map(|i| rec("ok", i)).collect()).unwrap();
     assert_eq!(first, 0..10); // 10 x 116 bytes = 1160
 
     set_fsize_limit(4096);
-    let err = wal
-        .append_blocking((0..50).map(|i| rec("big", i)).collect())
-        .unwrap_err();
+    let err = wal.append_blocking((0..50).map(|i| rec("big", i)).collect()).unwrap_err();
     match &err {
         WalError::Io(e) => assert_eq!(e.raw_os_error(), Some(libc::EFBIG), "{e}"),
         other => panic!("expected Io, got {other:?}"),
@@ -221,29 +164,18 @@ fn fsize_child(dir: &Path) {
     // The failed group was cut back off the file, so a small append still fits
     // under the limit, right after the last good record.
     assert_eq!(wal.append_blocking(vec![rec("small", 0)]).unwrap(), 10..11);
-    assert_eq!(
-        std::fs::metadata(dir.join("00000000000000000000.wal"))
-            .unwrap()
-            .len(),
-        11 * 116
-    );
+    assert_eq!(std::fs::metadata(dir.join("00000000000000000000.wal")).unwrap().len(), 11 * 116);
 
     // The "disk" recovers.
     set_fsize_limit(libc::RLIM_INFINITY);
-    let big = wal
-        .append_blocking((0..50).map(|i| rec("big", i)).collect())
-        .unwrap();
+    let big = wal.append_blocking((0..50).map(|i| rec("big", i)).collect()).unwrap();
     assert_eq!(big, 11..61);
 
     let check = |wal: &Wal| {
         let mut reader = wal.reader(0).unwrap();
         let mut all = Vec::new();
         while reader.next_seq() < wal.committed_seq() {
-            all.extend(
-                reader
-                    .read_batch_blocking(1000, Duration::from_secs(1))
-                    .unwrap(),
-            );
+            all.extend(reader.read_batch_blocking(1000, Duration::from_secs(1)).unwrap());
         }
         assert_eq!(all.len(), 61);
         for (seq, p) in &all {
@@ -258,12 +190,7 @@ fn fsize_child(dir: &Path) {
     check(&wal);
     wal.shutdown();
     drop(wal);
-    let wal = Wal::open(WalConfig {
-        dir: dir.to_path_buf(),
-        segment_bytes: 1 << 20,
-        ..WalConfig::default()
-    })
-    .unwrap();
+    let wal = Wal::open(WalConfig { dir: dir.to_path_buf(), segment_bytes: 1 << 20, ..WalConfig::default() }).unwrap();
     assert_eq!(wal.committed_seq(), 61);
     check(&wal);
     drop(wal);
@@ -284,11 +211,7 @@ fn rotation_rollback(dir: &Path) {
     let batch = |tag: &str| (0..12).map(|i| rec(tag, i)).collect::<Vec<_>>();
     let seg = |first: u64| dir.join(format!("{first:020}.wal"));
     let len = |first: u64| std::fs::metadata(seg(first)).unwrap().len();
-    let config = || WalConfig {
-        dir: dir.to_path_buf(),
-        segment_bytes: 5000,
-        ..WalConfig::default()
-    };
+    let config = || WalConfig { dir: dir.to_path_buf(), segment_bytes: 5000, ..WalConfig::default() };
     let wal = Wal::open(config()).unwrap();
     let mut expected = Vec::new();
     let ok: Vec<_> = (0..10).map(|i| rec("ok", i + 2)).collect();
@@ -300,10 +223,7 @@ fn rotation_rollback(dir: &Path) {
     set_fsize_limit(4096);
     let err = wal.append_blocking(batch("fail")).unwrap_err();
     assert!(matches!(err, WalError::Io(_)), "{err:?}");
-    assert!(
-        !seg(11).exists(),
-        "segment made by the failed group removed"
-    );
+    assert!(!seg(11).exists(), "segment made by the failed group removed");
     assert_eq!(len(0), 1160, "old segment cut back");
     assert_eq!(wal.committed_seq(), 10);
     let small = vec![rec("small", 0)];
@@ -335,13 +255,7 @@ fn rotation_rollback(dir: &Path) {
     let mut reader = wal.reader(0).unwrap();
     let mut all = Vec::new();
     while reader.next_seq() < 24 {
-        all.extend(
-            reader
-                .read_batch_blocking(1000, Duration::from_secs(1))
-                .unwrap()
-                .into_iter()
-                .map(|(_, p)| p),
-        );
+        all.extend(reader.read_batch_blocking(1000, Duration::from_secs(1)).unwrap().into_iter().map(|(_, p)| p));
     }
     assert_eq!(all, expected);
 }
@@ -354,13 +268,7 @@ fn wal_failed_write_is_undone_and_the_log_recovers_when_space_returns() {
     }
     let tmp = tempfile::tempdir().unwrap();
     // The limit is per process, so it is set in a child of its own.
-    let out = child(
-        "wal_failed_write_is_undone_and_the_log_recovers_when_space_returns",
-        FSIZE_ENV,
-        tmp.path(),
-    )
-    .output()
-    .unwrap();
+    let out = child("wal_failed_write_is_undone_and_the_log_recovers_when_space_returns", FSIZE_ENV, tmp.path()).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "child failed: {stdout}");
     assert!(stdout.contains("fsize-child-ok"), "{stdout}");
@@ -372,12 +280,7 @@ fn wal_failed_write_is_undone_and_the_log_recovers_when_space_returns() {
 #[test]
 fn wal_readers_never_see_uncommitted_records() {
     let tmp = tempfile::tempdir().unwrap();
-    let wal = Wal::open(WalConfig {
-        dir: tmp.path().to_path_buf(),
-        segment_bytes: 8 << 10,
-        ..WalConfig::default()
-    })
-    .unwrap();
+    let wal = Wal::open(WalConfig { dir: tmp.path().to_path_buf(), segment_bytes: 8 << 10, ..WalConfig::default() }).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..4)
         .map(|_| {
@@ -394,10 +297,7 @@ fn wal_readers_never_see_uncommitted_records() {
     let until = Instant::now() + Duration::from_millis(500);
     let mut next = 0;
     while Instant::now() < until {
-        for (seq, p) in reader
-            .read_batch_blocking(100, Duration::from_millis(50))
-            .unwrap()
-        {
+        for (seq, p) in reader.read_batch_blocking(100, Duration::from_millis(50)).unwrap() {
             assert_eq!(seq, next);
             assert!(seq < wal.committed_seq());
             assert_eq!(p, vec![7u8; 40]);

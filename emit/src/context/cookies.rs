@@ -63,9 +63,8 @@ fn unquote(value: &str) -> Cow<'_, str> {
             continue;
         }
         let rest: String = chars.clone().take(3).collect();
-        let octal = rest.len() == 3
-            && matches!(rest.as_bytes()[0], b'0'..=b'3')
-            && rest.as_bytes()[1..].iter().all(|b| matches!(b, b'0'..=b'7'));
+        let octal =
+            rest.len() == 3 && matches!(rest.as_bytes()[0], b'0'..=b'3') && rest.as_bytes()[1..].iter().all(|b| matches!(b, b'0'..=b'7'));
         if octal {
             let code = u32::from_str_radix(&rest, 8).unwrap_or(0);
             out.push(char::from_u32(code).unwrap_or('\u{fffd}'));

@@ -19,8 +19,7 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) ->
     if !is_trusted(&client) {
         return client;
     }
-    let values: Vec<&str> =
-        headers.get_all(X_FORWARDED_FOR).filter_map(|v| std::str::from_utf8(v.as_bytes()).ok()).collect();
+    let values: Vec<&str> = headers.get_all(X_FORWARDED_FOR).filter_map(|v| std::str::from_utf8(v.as_bytes()).ok()).collect();
     // Several headers are one list, in order.
     for hop in values.iter().rev().flat_map(|v| v.rsplit(',')) {
         let hop = hop.trim();

@@ -101,8 +101,8 @@ impl JwtVerifier {
     /// RS256 with a PEM RSA public key (`-----BEGIN PUBLIC KEY-----` or
     /// `-----BEGIN RSA PUBLIC KEY-----`).
     pub fn rs256_pem(pem: &[u8]) -> Result<Self, ContextError> {
-        let key = DecodingKey::from_rsa_pem(pem)
-            .map_err(|e| ContextError::InvalidKey(format!("not an RSA public key in PEM form: {e}")))?;
+        let key =
+            DecodingKey::from_rsa_pem(pem).map_err(|e| ContextError::InvalidKey(format!("not an RSA public key in PEM form: {e}")))?;
         Ok(Self::with_key(Algorithm::RS256, key))
     }
 
@@ -238,11 +238,9 @@ mod tests {
     #[test]
     fn open_edx_claims() {
         let v = JwtVerifier::hs256(SECRET);
-        let c = verify(&v, json!({"exp": 1_700_000_100u64, "user_id": 42, "preferred_username": "ada", "sub": "abc", "aud": "lms-key"})).unwrap();
-        assert_eq!(
-            (c.user_id, c.username.as_str(), c.subject.as_deref(), c.expires_at),
-            (Some(42), "ada", Some("abc"), 1_700_000_100)
-        );
+        let c = verify(&v, json!({"exp": 1_700_000_100u64, "user_id": 42, "preferred_username": "ada", "sub": "abc", "aud": "lms-key"}))
+            .unwrap();
+        assert_eq!((c.user_id, c.username.as_str(), c.subject.as_deref(), c.expires_at), (Some(42), "ada", Some("abc"), 1_700_000_100));
     }
 
     #[test]
@@ -268,19 +266,13 @@ mod tests {
         assert_eq!(verify(&v, json!({"exp": 1_700_000_000u64 - 61})), rejected(Rejection::Expired));
         assert!(verify(&v, json!({"exp": 1_700_000_000u64 - 59})).is_ok());
         assert!(verify(&v, json!({"exp": 1_700_000_100.5})).is_ok());
-        assert_eq!(
-            verify(&v, json!({"exp": 1_700_009_999u64, "nbf": 1_700_000_061u64})),
-            rejected(Rejection::NotYetValid)
-        );
+        assert_eq!(verify(&v, json!({"exp": 1_700_009_999u64, "nbf": 1_700_000_061u64})), rejected(Rejection::NotYetValid));
         assert!(verify(&v, json!({"exp": 1_700_009_999u64, "nbf": 1_700_000_059u64})).is_ok());
     }
 
     #[test]
     fn issuer_and_audience() {
-        let v = JwtVerifier::hs256(SECRET)
-            .with_issuer("https://lms/oauth2")
-            .with_audience("lms-key")
-            .with_audience("other");
+        let v = JwtVerifier::hs256(SECRET).with_issuer("https://lms/oauth2").with_audience("lms-key").with_audience("other");
         let ok = json!({"exp": 1_700_000_100u64, "iss": "https://lms/oauth2", "aud": "lms-key", "user_id": 1});
         assert!(verify(&v, ok.clone()).is_ok());
         let mut list = ok.clone();

@@ -47,11 +47,7 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(RequestContextMiddleware {
-            service: Rc::new(service),
-            config: self.config.clone(),
-            tracker: self.tracker.clone(),
-        }))
+        ready(Ok(RequestContextMiddleware { service: Rc::new(service), config: self.config.clone(), tracker: self.tracker.clone() }))
     }
 }
 
@@ -101,9 +97,7 @@ impl FromRequest for RequestContext {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(req.extensions().get::<RequestContext>().cloned().ok_or_else(|| {
-            actix_web::error::ErrorInternalServerError(
-                "the request context middleware (RequestContextLayer) is not installed",
-            )
+            actix_web::error::ErrorInternalServerError("the request context middleware (RequestContextLayer) is not installed")
         }))
     }
 }

@@ -47,9 +47,9 @@ use cookies::Cookies;
 use event_model::{Fields, Json, Text};
 
 pub use ip::client_ip;
-pub use wsgi::{latin1, percent_decode};
 pub use jwt::{Claims, JwtVerifier, Rejection};
 pub use middleware::{RequestContextLayer, RequestContextMiddleware, REQUEST_CONTEXT_NAME};
+pub use wsgi::{latin1, percent_decode};
 
 /// Why a credential or a key was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -176,8 +176,7 @@ impl RequestContext {
         let header_payload = cookies.get(hp_name);
         let signature = cookies.get(sig_name);
         let single = config.jwt_cookie.as_deref().and_then(|name| cookies.get(name));
-        ctx.authenticated_by_cookie =
-            session_value.is_some() || header_payload.is_some() || signature.is_some() || single.is_some();
+        ctx.authenticated_by_cookie = session_value.is_some() || header_payload.is_some() || signature.is_some() || single.is_some();
 
         if let Some(key) = session_value.map(django_session_key).filter(|key| key.chars().count() >= 8) {
             ctx.session = session_hash(effective_session_key(&config.session_key), key);
@@ -211,10 +210,7 @@ impl RequestContext {
             }
         }
 
-        ctx.ip = req
-            .peer_addr()
-            .map(|peer| client_ip(peer.ip(), headers, &config.trusted_proxies).to_string())
-            .unwrap_or_default();
+        ctx.ip = req.peer_addr().map(|peer| client_ip(peer.ip(), headers, &config.trusted_proxies).to_string()).unwrap_or_default();
         ctx.agent = header_text(headers, &header::USER_AGENT);
         ctx.host = match headers.get(header::HOST) {
             Some(host) => wsgi::latin1(host.as_bytes()),

@@ -2,8 +2,8 @@
 
 use crate::text::Json;
 
-use crate::processor::{ProcessError, Processor, Verdict};
 use crate::course::course_from_url;
+use crate::processor::{ProcessError, Processor, Verdict};
 use crate::Event;
 
 /// Reads the page URL from a context field (`page` by default) and, when it names a

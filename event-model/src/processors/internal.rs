@@ -45,7 +45,9 @@ impl Processor for InternalEvents {
     fn process(&self, event: &mut Event) -> Result<Verdict, ProcessError> {
         let internal = self.is_internal(&event.name());
         Ok(match (self.mode, internal) {
-            (InternalMode::Exclude, true) => Verdict::Drop(Rejection::new("internal_event", "internal events are excluded from this branch")),
+            (InternalMode::Exclude, true) => {
+                Verdict::Drop(Rejection::new("internal_event", "internal events are excluded from this branch"))
+            }
             (InternalMode::Only, false) => Verdict::Drop(Rejection::new("not_internal", "this branch takes internal events only")),
             _ => Verdict::Keep,
         })

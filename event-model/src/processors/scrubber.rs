@@ -25,7 +25,13 @@ impl Scrubber {
     pub fn scrub(&self, value: &mut Json) -> bool {
         match value {
             Json::Text(text) => {
-                let rules = Rules { scrub: true, extra_sensitive_keys: &self.extra_keys, rename: None, dialect: Dialect::Python, null_nonfinite: false };
+                let rules = Rules {
+                    scrub: true,
+                    extra_sensitive_keys: &self.extra_keys,
+                    rename: None,
+                    dialect: Dialect::Python,
+                    null_nonfinite: false,
+                };
                 match rewrite(text, &rules) {
                     Ok(std::borrow::Cow::Owned(new)) => {
                         *value = Json::from_checked(Text::from(new));

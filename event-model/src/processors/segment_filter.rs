@@ -28,7 +28,9 @@ impl SegmentFilter {
         match event_type(event).as_ref() {
             t if SEGMENT_TYPES.contains(&t) => None,
             TRACKING_LOG_TYPE if self.allowlist.contains(event.name().as_ref()) => None,
-            TRACKING_LOG_TYPE => Some(Rejection::new("not_on_segment_allowlist", "tracking-log event whose name is not on the Segment allowlist")),
+            TRACKING_LOG_TYPE => {
+                Some(Rejection::new("not_on_segment_allowlist", "tracking-log event whose name is not on the Segment allowlist"))
+            }
             _ => Some(Rejection::new("event_type_not_for_segment", "events of this type do not go to Segment")),
         }
     }

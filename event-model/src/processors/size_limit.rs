@@ -25,9 +25,8 @@ impl SizeLimit {
 
     /// The rejection for an event of `len` bytes, if over the limit.
     pub fn check_len(&self, len: usize) -> Option<Rejection> {
-        (len > self.max_bytes).then(|| {
-            Rejection::new("size_limit", format!("event is {len} bytes serialized, over the limit of {}", self.max_bytes))
-        })
+        (len > self.max_bytes)
+            .then(|| Rejection::new("size_limit", format!("event is {len} bytes serialized, over the limit of {}", self.max_bytes)))
     }
 }
 

@@ -336,11 +336,7 @@ impl<'t> Scanner<'t> {
 
     /// Checks an array at the cursor, calling `item` with the scanner positioned on
     /// each item; `item` must pass the item.
-    pub fn array(
-        &mut self,
-        depth: usize,
-        item: &mut dyn FnMut(&mut Self, usize) -> Result<(), Invalid>,
-    ) -> Result<(), Invalid> {
+    pub fn array(&mut self, depth: usize, item: &mut dyn FnMut(&mut Self, usize) -> Result<(), Invalid>) -> Result<(), Invalid> {
         if depth > self.max_depth {
             return Err(Invalid::TooDeep);
         }
@@ -829,10 +825,46 @@ mod tests {
 
     #[test]
     fn strict_json() {
-        for ok in ["{}", "[]", "0", "-0", "1.5e-3", "1E+5", "\"a\"", "true", "null", " {\"a\" : [1, {\"b\":null}] } ", "\"\\ud83d\"", "\"\\uDE00x\"", "\"\\u00e9\\n\\/\""] {
+        for ok in [
+            "{}",
+            "[]",
+            "0",
+            "-0",
+            "1.5e-3",
+            "1E+5",
+            "\"a\"",
+            "true",
+            "null",
+            " {\"a\" : [1, {\"b\":null}] } ",
+            "\"\\ud83d\"",
+            "\"\\uDE00x\"",
+            "\"\\u00e9\\n\\/\"",
+        ] {
             assert_eq!(check(ok), Ok(()), "{ok}");
         }
-        for bad in ["", "{", "[1,]", "{\"a\":1,}", "01", "1.", ".5", "-", "1e", "+1", "NaN", "Infinity", "\"\u{1}\"", "\"\\x\"", "\"\\u12\"", "\"a", "{} {}", "tru", "[1 2]", "{1:2}", "'a'"] {
+        for bad in [
+            "",
+            "{",
+            "[1,]",
+            "{\"a\":1,}",
+            "01",
+            "1.",
+            ".5",
+            "-",
+            "1e",
+            "+1",
+            "NaN",
+            "Infinity",
+            "\"\u{1}\"",
+            "\"\\x\"",
+            "\"\\u12\"",
+            "\"a",
+            "{} {}",
+            "tru",
+            "[1 2]",
+            "{1:2}",
+            "'a'",
+        ] {
             assert!(matches!(check(bad), Err(Invalid::Syntax { .. })), "{bad:?}");
         }
     }
@@ -907,7 +939,10 @@ mod tests {
     #[test]
     fn scrubbing() {
         assert_eq!(
-            run(r#"{"password":"hunter2","user":{"newPassword":{"x":1},"PIN":1234},"card":"4111 1111 1111 1111","n":4111111111111111,"ts":1700000000006}"#, None),
+            run(
+                r#"{"password":"hunter2","user":{"newPassword":{"x":1},"PIN":1234},"card":"4111 1111 1111 1111","n":4111111111111111,"ts":1700000000006}"#,
+                None
+            ),
             r#"{"password":"********","user":{"newPassword":"********","PIN":"********"},"card":"********","n":"********","ts":1700000000006}"#
         );
         assert_eq!(run(r#"["a\n4111111111111111"]"#, None), r#"["a\n********"]"#);

@@ -32,12 +32,8 @@ impl NameProblem {
     pub fn message(self) -> &'static str {
         match self {
             NameProblem::Empty => "event name is empty",
-            NameProblem::TooFewParts => {
-                "event name must have the form namespace.object.action (at least three dot-separated parts)"
-            }
-            NameProblem::BadPart => {
-                "each part of an event name must start with a lowercase letter and hold only a-z, 0-9 and _"
-            }
+            NameProblem::TooFewParts => "event name must have the form namespace.object.action (at least three dot-separated parts)",
+            NameProblem::BadPart => "each part of an event name must start with a lowercase letter and hold only a-z, 0-9 and _",
             NameProblem::TooLong => "event name is longer than 255 bytes",
         }
     }
@@ -84,8 +80,7 @@ pub fn has_internal_prefix(name: &str, prefix: &str) -> bool {
 
 fn is_snake_word(part: &[u8]) -> bool {
     let mut bytes = part.iter().copied();
-    matches!(bytes.next(), Some(b'a'..=b'z'))
-        && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
+    matches!(bytes.next(), Some(b'a'..=b'z')) && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
 }
 
 /// Older browser events use mixed case and dashes (`problem_check`, `textbook.pdf.page.navigated`,
@@ -116,7 +111,15 @@ mod tests {
 
     #[test]
     fn legacy_names() {
-        for name in ["seq_goto", "page_close", "play_video", "problem_check", "/courses/course-v1:edX+DemoX+Demo/xblock/block-v1:x/handler/xmodule_handler/problem_get", "edx.video.closed_captions.shown", "Oppia.exploration-loaded"] {
+        for name in [
+            "seq_goto",
+            "page_close",
+            "play_video",
+            "problem_check",
+            "/courses/course-v1:edX+DemoX+Demo/xblock/block-v1:x/handler/xmodule_handler/problem_get",
+            "edx.video.closed_captions.shown",
+            "Oppia.exploration-loaded",
+        ] {
             assert!(is_legacy_name(name), "{name}");
         }
         for name in ["", "has space", "/path with space", "ünïcode", "-dash"] {

@@ -6,21 +6,13 @@ use alloc::string::String;
 pub const MASK: &str = "********";
 
 /// Keys whose values are always masked (compared case-insensitively).
-pub const PASSWORD_KEYS: &[&str] = &[
-    "password",
-    "newpassword",
-    "new_password",
-    "oldpassword",
-    "old_password",
-    "new_password1",
-    "new_password2",
-];
+pub const PASSWORD_KEYS: &[&str] =
+    &["password", "newpassword", "new_password", "oldpassword", "old_password", "new_password1", "new_password2"];
 
 /// Whether `key` names a password-like field: one of [`PASSWORD_KEYS`] or of `extra`,
 /// ignoring ASCII case.
 pub fn is_sensitive_key(key: &str, extra: &[String]) -> bool {
-    PASSWORD_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key))
-        || extra.iter().any(|k| k.eq_ignore_ascii_case(key))
+    PASSWORD_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key)) || extra.iter().any(|k| k.eq_ignore_ascii_case(key))
 }
 
 /// The Luhn checksum over the ASCII digits of `digits` (other bytes are skipped).
@@ -47,9 +39,7 @@ pub fn luhn_valid(digits: &str) -> bool {
 /// start with 1, from being masked.
 pub fn is_card_number(digits: &str) -> bool {
     let n = digits.bytes().filter(u8::is_ascii_digit).count();
-    (13..=19).contains(&n)
-        && matches!(digits.bytes().find(u8::is_ascii_digit), Some(b'2'..=b'6'))
-        && luhn_valid(digits)
+    (13..=19).contains(&n) && matches!(digits.bytes().find(u8::is_ascii_digit), Some(b'2'..=b'6')) && luhn_valid(digits)
 }
 
 /// Masks every card number inside `text`: runs of digits, optionally grouped by single
@@ -125,7 +115,7 @@ mod tests {
         assert!(is_card_number("5555-5555-5555-4444"));
         assert!(!is_card_number("4111111111111112"));
         assert!(!is_card_number("411111111111")); // 12 digits
-        // A millisecond timestamp that happens to pass Luhn is not a card.
+                                                  // A millisecond timestamp that happens to pass Luhn is not a card.
         assert!(luhn_valid("1700000000004"));
         assert!(!is_card_number("1700000000004"));
     }

@@ -103,11 +103,8 @@ fn compare(expected: &Value, actual: &Value, tolerate: &Tolerate, path: &mut Vec
 /// Every difference, as sorted lines with dotted paths, e.g.
 /// `context.course_id: "a" != "b" (expected != actual)`.
 pub fn event_differences(expected: &Value, actual: &Value, tolerate: Tolerate) -> Vec<String> {
-    let (expected, actual) = if tolerate.string_payload {
-        (parse_payload(expected), parse_payload(actual))
-    } else {
-        (expected.clone(), actual.clone())
-    };
+    let (expected, actual) =
+        if tolerate.string_payload { (parse_payload(expected), parse_payload(actual)) } else { (expected.clone(), actual.clone()) };
     let mut out = BTreeSet::new();
     compare(&expected, &actual, &tolerate, &mut Vec::new(), &mut out);
     out.into_iter().collect()

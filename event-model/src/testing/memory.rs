@@ -81,7 +81,12 @@ impl Capture {
     #[track_caller]
     pub fn assert_no_events_emitted(&self) {
         let events = self.events();
-        assert!(events.is_empty(), "expected no events, got {}: {:?}", events.len(), events.iter().map(|e| e.name().into_owned()).collect::<Vec<_>>());
+        assert!(
+            events.is_empty(),
+            "expected no events, got {}: {:?}",
+            events.len(),
+            events.iter().map(|e| e.name().into_owned()).collect::<Vec<_>>()
+        );
     }
 
     /// Waits up to `timeout` for `count` events that satisfy `predicate` and returns

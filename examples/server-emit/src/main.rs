@@ -48,7 +48,9 @@ async fn enroll(tracker: web::Data<Arc<Tracker>>, body: web::Json<Enrollment>) -
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TRACKING_LOG").unwrap_or_else(|_| "info".into())).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TRACKING_LOG").unwrap_or_else(|_| "info".into()))
+        .init();
     let listen = std::env::var("LISTEN").unwrap_or_else(|_| "127.0.0.1:8090".into());
 
     // The request context's secrets: the JWT key that proves the user, the key of the

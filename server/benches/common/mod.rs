@@ -4,9 +4,9 @@
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// CPU seconds a process has used (user + system).
 pub fn cpu_seconds(pid: u32) -> f64 {
@@ -55,7 +55,10 @@ impl Process {
 
     pub fn metric(&self, sample: &str) -> f64 {
         let text = ureq::get(&format!("{}/metrics", self.url)).call().ok().and_then(|r| r.into_string().ok()).unwrap_or_default();
-        text.lines().find_map(|l| l.strip_prefix(sample).and_then(|r| r.strip_prefix(' '))).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
+        text.lines()
+            .find_map(|l| l.strip_prefix(sample).and_then(|r| r.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
     }
 
     pub fn delivered(&self, sink: &str) -> f64 {

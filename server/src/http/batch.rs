@@ -45,6 +45,10 @@ fn check_content_type(req: &HttpRequest) -> Result<(), Refusal> {
     let mime = value.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     match mime.as_str() {
         "application/json" | "text/plain" | "" => Ok(()),
-        other => Err(Refusal::new(415, "unsupported_media_type", format!("Content-Type {other} is not accepted; send application/json or text/plain"))),
+        other => Err(Refusal::new(
+            415,
+            "unsupported_media_type",
+            format!("Content-Type {other} is not accepted; send application/json or text/plain"),
+        )),
     }
 }

@@ -57,7 +57,13 @@ pub async fn status(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
          <style>body{font:14px system-ui;margin:2em}table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:right}\
          td:first-child,th:first-child,td.s{text-align:left}.ok{color:#080}.bad{color:#b00}</style><h1>Tracking</h1>",
     );
-    let _ = write!(html, "<p>{} · write-ahead log {} of {} bytes</p>", if state.is_ready() { "ready" } else { "not ready" }, wal["bytes"], wal["max_bytes"]);
+    let _ = write!(
+        html,
+        "<p>{} · write-ahead log {} of {} bytes</p>",
+        if state.is_ready() { "ready" } else { "not ready" },
+        wal["bytes"],
+        wal["max_bytes"]
+    );
     html.push_str("<table><tr><th>sink</th><th>state</th><th>lag (records)</th><th>lag (bytes)</th><th>delivered/s</th><th>delivered</th><th>spilled</th><th>restarts</th><th>when full</th></tr>");
     for s in &sinks {
         let state_class = if s["state"] == "ok" { "ok" } else { "bad" };

@@ -69,7 +69,12 @@ async fn respond(fields: Result<LegacyFields, Refusal>, req: &HttpRequest, state
     }
 }
 
-async fn store(fields: Result<LegacyFields, Refusal>, req: &HttpRequest, state: &AppState, context: &RequestContext) -> Result<(), Refusal> {
+async fn store(
+    fields: Result<LegacyFields, Refusal>,
+    req: &HttpRequest,
+    state: &AppState,
+    context: &RequestContext,
+) -> Result<(), Refusal> {
     if req.method() == actix_web::http::Method::POST && context.authenticated_by_cookie && !origin_allowed(req, &state.allowed_origins) {
         return Err(Refusal::new(403, "origin_not_allowed", "cookie-authenticated requests must come from an allowed origin"));
     }
@@ -81,7 +86,11 @@ async fn store(fields: Result<LegacyFields, Refusal>, req: &HttpRequest, state: 
     // The LMS drops a line over its limit without a word; this endpoint says so.
     let len = line_len(&context, &event.json);
     if len > state.limits.line_chars {
-        return Err(Refusal::new(400, "line_too_long", format!("the tracking-log line would be {len} characters, over the limit of {}", state.limits.line_chars)));
+        return Err(Refusal::new(
+            400,
+            "line_too_long",
+            format!("the tracking-log line would be {len} characters, over the limit of {}", state.limits.line_chars),
+        ));
     }
     state.store.accept(&context, vec![event]).await.map_err(|e| {
         tracing::error!(error = %e, "could not store an event; the client may retry");

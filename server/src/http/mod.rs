@@ -41,7 +41,8 @@ pub async fn rate_limited(
     if limited {
         if let Some(state) = req.app_data::<web::Data<crate::state::AppState>>().cloned() {
             if let Err(wait) = state.rate_limit.check(&req) {
-                let reply = reply::Refusal::new(429, "rate_limited", "too many requests from this client").retry_after(wait as u32).respond(&state);
+                let reply =
+                    reply::Refusal::new(429, "rate_limited", "too many requests from this client").retry_after(wait as u32).respond(&state);
                 return Ok(req.into_response(reply).map_into_right_body());
             }
         }

@@ -37,7 +37,8 @@ async fn handle(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<Http
     let outcomes = spans
         .into_iter()
         .map(|(a, b)| {
-            let text = std::str::from_utf8(&body[a..b]).map_err(|_| Refused { id: None, why: Rejection::new("invalid_utf8", "event is not valid UTF-8") })?;
+            let text = std::str::from_utf8(&body[a..b])
+                .map_err(|_| Refused { id: None, why: Rejection::new("invalid_utf8", "event is not valid UTF-8") })?;
             let event = Event::parse(text).map_err(|e| Refused { id: None, why: Rejection::new("invalid_event", e.to_string()) })?;
             let id = event.id().and_then(|id| uuid::Uuid::parse_str(&id).ok());
             state.rules.apply(event).map_err(|why| Refused { id, why })

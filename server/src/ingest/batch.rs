@@ -294,9 +294,9 @@ pub fn read_event(body: &[u8], span: (usize, usize), rules: &IngestRules, receiv
     let timestamp = optional_string(value(m.timestamp), "timestamp").map_err(|why| Refused { id, why })?;
     // The client's clock only goes to Segment; tracking-log events use the server's.
     let client_timestamp = match timestamp.and_then(string_of) {
-        Some(ts) if kind != EventType::TrackingLog => Some(
-            event_model::timestamp::normalize(&ts).map_err(|_| refuse(id, "invalid_timestamp", "`timestamp` must be RFC 3339"))?,
-        ),
+        Some(ts) if kind != EventType::TrackingLog => {
+            Some(event_model::timestamp::normalize(&ts).map_err(|_| refuse(id, "invalid_timestamp", "`timestamp` must be RFC 3339"))?)
+        }
         _ => None,
     };
     let page = optional_string(value(m.page), "page").map_err(|why| Refused { id, why })?;
@@ -464,7 +464,10 @@ mod tests {
         assert_eq!(split(r#"{"sent_at":"x","events":[{}, 1 ,"a"]}"#).unwrap(), ["{}", "1", "\"a\""]);
         assert_eq!(split(r#" {"events":[]} "#).unwrap(), Vec::<String>::new());
         // Events that are not JSON are still found by their brackets.
-        assert_eq!(split(r#"{"events":[{"data":{"s":"\ud83d"}},{"x":NaN,"y":[1,]}]}"#).unwrap(), [r#"{"data":{"s":"\ud83d"}}"#, r#"{"x":NaN,"y":[1,]}"#]);
+        assert_eq!(
+            split(r#"{"events":[{"data":{"s":"\ud83d"}},{"x":NaN,"y":[1,]}]}"#).unwrap(),
+            [r#"{"data":{"s":"\ud83d"}}"#, r#"{"x":NaN,"y":[1,]}"#]
+        );
         // Brackets that do not balance leave no envelope to read.
         assert!(matches!(split(r#"{"events":[{"y":[1,}]}"#), Err(BodyError::Json { .. })));
         assert_eq!(split("[]"), Err(BodyError::Shape));
@@ -532,6 +535,9 @@ mod tests {
         assert_eq!(reason(&big), "size_limit");
         let body = b"{\"id\":\"0192f3a0-7b1c-7d2e-8f3a-0123456789ab\",\"name\":\"a\xff\"}";
         let refused = read_event(body, (0, body.len()), &rules(), NOW).unwrap_err();
-        assert_eq!((refused.why.reason, refused.id.map(|u| u.to_string())), ("invalid_utf8", Some("0192f3a0-7b1c-7d2e-8f3a-0123456789ab".into())));
+        assert_eq!(
+            (refused.why.reason, refused.id.map(|u| u.to_string())),
+            ("invalid_utf8", Some("0192f3a0-7b1c-7d2e-8f3a-0123456789ab".into()))
+        );
     }
 }

@@ -241,7 +241,9 @@ fn field_decoder(charset: Option<&str>) -> Result<fn(&[u8]) -> String, FormError
         "iso-8859-1" | "iso8859-1" | "8859" | "cp819" | "latin" | "latin-1" | "latin1" | "l1" | "iso-ir-100" | "ibm819" => {
             |b: &[u8]| b.iter().map(|&c| char::from(c)).collect()
         }
-        "ascii" | "us-ascii" | "646" | "us" => |b: &[u8]| b.iter().map(|&c| if c.is_ascii() { char::from(c) } else { '\u{fffd}' }).collect(),
+        "ascii" | "us-ascii" | "646" | "us" => {
+            |b: &[u8]| b.iter().map(|&c| if c.is_ascii() { char::from(c) } else { '\u{fffd}' }).collect()
+        }
         _ => return Err(FormError::UnsupportedCharset(charset.to_owned())),
     })
 }
@@ -340,9 +342,15 @@ mod tests {
         assert_eq!(f.last("event"), Some("{\"a\": 1}"), "a file part is not a field");
         assert_eq!(f.last("page"), Some("https://x"));
         assert_eq!(f.0.len(), 3);
-        let latin = parse_multipart(b"--b\r\nContent-Disposition: form-data; name=v\r\n\r\n\xe9\r\n--b--", "multipart/form-data; boundary=b; charset=latin-1").unwrap();
+        let latin = parse_multipart(
+            b"--b\r\nContent-Disposition: form-data; name=v\r\n\r\n\xe9\r\n--b--",
+            "multipart/form-data; boundary=b; charset=latin-1",
+        )
+        .unwrap();
         assert_eq!(latin.last("v"), Some("é"));
-        let utf8 = parse_multipart(b"--b\r\nContent-Disposition: form-data; name=v\r\n\r\n\xe9\r\n--b--", "multipart/form-data; boundary=b").unwrap();
+        let utf8 =
+            parse_multipart(b"--b\r\nContent-Disposition: form-data; name=v\r\n\r\n\xe9\r\n--b--", "multipart/form-data; boundary=b")
+                .unwrap();
         assert_eq!(utf8.last("v"), Some("\u{fffd}"));
     }
 

@@ -8,8 +8,8 @@
 //! all become `{}`). Where the LMS answers 500 (an `event` of `5` or `true`, which its
 //! `'username' in data` cannot take), the request is refused with a reason instead.
 
-use event_model::processor::Rejection;
 use event_model::course::{course_from_url, parse_course_key, CourseRef};
+use event_model::processor::Rejection;
 use event_model::rules::json::{self, push_str_literal, Dialect};
 use uuid::Uuid;
 
@@ -122,7 +122,10 @@ fn data_of(raw: Option<&str>) -> Result<Data<'_>, Rejection> {
     use event_model::text::Kind;
     match value.kind() {
         // The LMS's `'username' in data` raises TypeError on these: a 500 there.
-        Kind::Number | Kind::Bool => Err(Rejection::new("invalid_event", "`event` must be a JSON object, array or string (the LMS fails on a bare number or boolean)")),
+        Kind::Number | Kind::Bool => Err(Rejection::new(
+            "invalid_event",
+            "`event` must be a JSON object, array or string (the LMS fails on a bare number or boolean)",
+        )),
         Kind::String | Kind::Array if mentions_username(&value) => Err(Rejection::new(
             "invalid_event",
             "`event` that holds \"username\" without \"user_id\" must be an object (the LMS fails on it)",
@@ -195,7 +198,9 @@ mod tests {
     fn event(event: Option<&str>) -> Result<event_model::Value, Rejection> {
         let fields = LegacyFields { event_type: Some("seq_goto".into()), event: event.map(str::to_owned), page: None, courserun_key: None };
         let e = read_event(&fields, &rules(), "2026-11-22T10:01:02+00:00")?;
-        Ok(serde_json::from_str::<event_model::Value>(&e.json).map(|v| v["data"].clone()).unwrap_or_else(|_| event_model::Value::String(e.json)))
+        Ok(serde_json::from_str::<event_model::Value>(&e.json)
+            .map(|v| v["data"].clone())
+            .unwrap_or_else(|_| event_model::Value::String(e.json)))
     }
 
     #[test]

@@ -306,7 +306,12 @@ fn injected_panic(_: &str, _: u64) {}
 /// Runs a sink until `stop` is set and it has delivered what the log holds (or its
 /// shutdown grace is over). `make` builds the sink; it is called again after a panic
 /// or an error that ends a run, and the new sink resumes from the checkpoint.
-pub fn supervise<S: Sink>(mut make: impl FnMut() -> Result<S, Failure>, context: SinkContext, status: Arc<SinkStatus>, policy: BacklogPolicy) {
+pub fn supervise<S: Sink>(
+    mut make: impl FnMut() -> Result<S, Failure>,
+    context: SinkContext,
+    status: Arc<SinkStatus>,
+    policy: BacklogPolicy,
+) {
     let name = status.name.clone();
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
     let mut deliveries = 0u64;
@@ -365,7 +370,13 @@ fn sleep_unless(stop: &AtomicBool, delay: Duration) {
     }
 }
 
-fn drive<S: Sink>(sink: &mut S, context: &SinkContext, status: &SinkStatus, policy: BacklogPolicy, deliveries: &mut u64) -> Result<(), Failure> {
+fn drive<S: Sink>(
+    sink: &mut S,
+    context: &SinkContext,
+    status: &SinkStatus,
+    policy: BacklogPolicy,
+    deliveries: &mut u64,
+) -> Result<(), Failure> {
     let name = status.name.as_str();
     let metrics = &context.metrics;
     let stored: Option<Checkpoint<S::State>> =
@@ -527,7 +538,9 @@ fn drive<S: Sink>(sink: &mut S, context: &SinkContext, status: &SinkStatus, poli
                 // as soon as it is over its budget, not after the wait, so the log never
                 // fills up behind it.
                 let may_spill = policy.when_full == WhenFull::Spill && !spilling;
-                if may_spill && (reader.bytes_ahead().saturating_add(batch_bytes) > policy.max_lag_bytes || since.elapsed() > policy.max_lag) {
+                if may_spill
+                    && (reader.bytes_ahead().saturating_add(batch_bytes) > policy.max_lag_bytes || since.elapsed() > policy.max_lag)
+                {
                     break;
                 }
                 let stop_now = context.stop.load(Ordering::SeqCst);

@@ -151,7 +151,12 @@ fn default_max_lag_bytes(wal_max_bytes: u64) -> u64 {
 }
 
 /// Takes the backlog options out of a sink's table; the rest are the sink's own.
-pub(crate) fn take_policy(kind: &str, path: &str, table: &toml::Table, wal_max_bytes: u64) -> Result<(BacklogPolicy, toml::Table), SinkError> {
+pub(crate) fn take_policy(
+    kind: &str,
+    path: &str,
+    table: &toml::Table,
+    wal_max_bytes: u64,
+) -> Result<(BacklogPolicy, toml::Table), SinkError> {
     let mut own = table.clone();
     let mut raw = toml::Table::new();
     for key in ["when_full", "max_lag_bytes", "max_lag_secs"] {
@@ -159,7 +164,8 @@ pub(crate) fn take_policy(kind: &str, path: &str, table: &toml::Table, wal_max_b
             raw.insert(key.to_owned(), v);
         }
     }
-    let raw = RawPolicy::deserialize(toml::Value::Table(raw)).map_err(|e| SinkError::Options { path: path.to_owned(), message: e.to_string() })?;
+    let raw = RawPolicy::deserialize(toml::Value::Table(raw))
+        .map_err(|e| SinkError::Options { path: path.to_owned(), message: e.to_string() })?;
     let default_when = if kind == "tracking_log" { WhenFull::Block } else { WhenFull::Spill };
     let when_full = raw.when_full.unwrap_or(default_when);
     if kind == "tracking_log" && when_full == WhenFull::Spill {
@@ -236,12 +242,15 @@ impl Sinks {
                 }
                 "segment" => {
                     let options = segment::Options::from_table(&own, data_dir).map_err(options_error)?;
-                    let key = segment::WriteKey::from_env(&options.write_key_env).map_err(|message| SinkError::Options { path: path.clone(), message })?;
+                    let key = segment::WriteKey::from_env(&options.write_key_env)
+                        .map_err(|message| SinkError::Options { path: path.clone(), message })?;
                     let name = path.clone();
                     Box::new(move || {
                         let c = cx.clone();
                         driver::supervise(
-                            move || Ok(segment::SegmentSink::new(name.clone(), options.clone(), key.clone(), chain.clone(), c.metrics.clone())),
+                            move || {
+                                Ok(segment::SegmentSink::new(name.clone(), options.clone(), key.clone(), chain.clone(), c.metrics.clone()))
+                            },
                             cx,
                             st,
                             policy,
@@ -254,7 +263,12 @@ impl Sinks {
                     let name = path.clone();
                     Box::new(move || {
                         let c = cx.clone();
-                        driver::supervise(move || nats::NatsSink::new(name.clone(), options.clone(), chain.clone(), c.metrics.clone()), cx, st, policy)
+                        driver::supervise(
+                            move || nats::NatsSink::new(name.clone(), options.clone(), chain.clone(), c.metrics.clone()),
+                            cx,
+                            st,
+                            policy,
+                        )
                     })
                 }
                 other => return Err(SinkError::UnknownKind { path, kind: other.to_owned() }),
@@ -264,7 +278,9 @@ impl Sinks {
         let status: Vec<Arc<SinkStatus>> = runners.iter().map(|(s, _)| s.clone()).collect();
         let threads = runners
             .into_iter()
-            .map(|(status, run)| std::thread::Builder::new().name(format!("sink {}", status.name)).spawn(run).expect("spawning a sink thread"))
+            .map(|(status, run)| {
+                std::thread::Builder::new().name(format!("sink {}", status.name)).spawn(run).expect("spawning a sink thread")
+            })
             .collect();
         Ok(Sinks { stop, threads, status: Arc::new(status) })
     }
@@ -280,7 +296,12 @@ impl Sinks {
 
 /// Builds one sink of the routing by path (or last name) for `replay-spill`, with the
 /// processors of its branch (a spill holds log records, as the sink reads them).
-pub fn replay_target(routing: &RoutingConfig, data_dir: &Path, wal_max_bytes: u64, sink: &str) -> Result<(String, ReplayTarget), SinkError> {
+pub fn replay_target(
+    routing: &RoutingConfig,
+    data_dir: &Path,
+    wal_max_bytes: u64,
+    sink: &str,
+) -> Result<(String, ReplayTarget), SinkError> {
     let counters = Arc::new(Counters::default());
     for pipeline in routing.pipelines(&counters)? {
         let spec = &pipeline.spec;
@@ -293,7 +314,8 @@ pub fn replay_target(routing: &RoutingConfig, data_dir: &Path, wal_max_bytes: u6
         return match spec.kind {
             "segment" => {
                 let options = segment::Options::from_table(&own, data_dir).map_err(options_error)?;
-                let key = segment::WriteKey::from_env(&options.write_key_env).map_err(|message| SinkError::Options { path: spec.path.clone(), message })?;
+                let key = segment::WriteKey::from_env(&options.write_key_env)
+                    .map_err(|message| SinkError::Options { path: spec.path.clone(), message })?;
                 Ok((spec.path.clone(), ReplayTarget::Segment(options, key, chain)))
             }
             "nats" => Ok((spec.path.clone(), ReplayTarget::Nats(nats::Options::from_table(&own).map_err(options_error)?, chain))),
@@ -318,7 +340,13 @@ pub struct ReplayReport {
 
 /// Delivers a sink's closed spill files, oldest first, removing each once delivered;
 /// failures are retried with backoff for up to `patience`.
-pub fn replay_spill(path: &str, target: ReplayTarget, data_dir: &Path, metrics: Arc<Metrics>, patience: Duration) -> Result<ReplayReport, Failure> {
+pub fn replay_spill(
+    path: &str,
+    target: ReplayTarget,
+    data_dir: &Path,
+    metrics: Arc<Metrics>,
+    patience: Duration,
+) -> Result<ReplayReport, Failure> {
     let dir = data_dir.join("spill").join(checkpoint_key(path));
     let mut deliver: Box<dyn FnMut(&[String]) -> Result<u64, Failure>> = match target {
         ReplayTarget::Segment(options, key, chain) => {
@@ -374,7 +402,10 @@ mod tests {
         assert_eq!(own.keys().collect::<Vec<_>>(), ["endpoint"]);
         let (p, _) = take_policy("tracking_log", "root/t", &table(""), 4 << 20).unwrap();
         assert_eq!(p.when_full, WhenFull::Block);
-        assert!(take_policy("tracking_log", "root/t", &table("when_full = \"spill\""), 4 << 20).unwrap_err().to_string().contains("record of truth"));
+        assert!(take_policy("tracking_log", "root/t", &table("when_full = \"spill\""), 4 << 20)
+            .unwrap_err()
+            .to_string()
+            .contains("record of truth"));
         assert!(take_policy("nats", "root/n", &table("max_lag_bytes = 8000000"), 4 << 20).unwrap_err().to_string().contains("below"));
         assert!(take_policy("nats", "root/n", &table("when_full = \"drop\""), 4 << 20).is_err());
     }

@@ -459,7 +459,9 @@ impl NatsSink {
         let mut outgoing = self.prepare(&records);
         for line in messages {
             let Some(fields) = event_model::Fields::parse_text(&event_model::Text::from(line)) else { continue };
-            let (Some(subject), Some(id), Some(payload)) = (fields.get_str("subject"), fields.get_str("id"), fields.get("payload")) else { continue };
+            let (Some(subject), Some(id), Some(payload)) = (fields.get_str("subject"), fields.get_str("id"), fields.get("payload")) else {
+                continue;
+            };
             outgoing.push(Outgoing { subject: subject.into_owned(), id: id.into_owned(), payload: payload.to_compact().into_bytes() });
         }
         let n = outgoing.len() as u64;
@@ -591,5 +593,4 @@ mod tests {
         assert!(err("colour = 1").contains("unknown field"));
         assert!(err("url = \"\"").contains("no NATS server"));
     }
-
 }

@@ -70,7 +70,12 @@ impl Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { path: default_path(), max_bytes: default_max_bytes(), rotate_secs: default_rotate_secs(), max_line_chars: default_max_line_chars() }
+        Options {
+            path: default_path(),
+            max_bytes: default_max_bytes(),
+            rotate_secs: default_rotate_secs(),
+            max_line_chars: default_max_line_chars(),
+        }
     }
 }
 

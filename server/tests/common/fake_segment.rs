@@ -170,7 +170,8 @@ fn accept_loop(listener: TcpListener, addr: SocketAddr, shared: Arc<Shared>) {
 }
 
 fn respond(stream: &mut TcpStream, status: u16, extra: &[(&str, &str)], body: &str) -> std::io::Result<()> {
-    let mut head = format!("HTTP/1.1 {status} Fake\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    let mut head =
+        format!("HTTP/1.1 {status} Fake\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
     for (k, v) in extra {
         head.push_str(&format!("{k}: {v}\r\n"));
     }

@@ -31,11 +31,8 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let config = dir.path().join("server.toml");
-        std::fs::write(
-            &config,
-            format!("listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nworkers = 2\n{extra_config}\n", data.display()),
-        )
-        .unwrap();
+        std::fs::write(&config, format!("listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nworkers = 2\n{extra_config}\n", data.display()))
+            .unwrap();
         let mut env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         for (name, default) in [("TRACKING_JWT_SECRET", JWT_SECRET), ("TRACKING_SESSION_KEY", SESSION_KEY)] {
             if !env.iter().any(|(k, _)| k == name) {
@@ -189,7 +186,12 @@ pub fn reply(result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
 
 /// An HS256 token as the LMS issues it.
 pub fn jwt(claims: &Value, secret: &str) -> String {
-    jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), claims, &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes())).unwrap()
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
 }
 
 /// Open edX's split JWT cookie pair for a token.

@@ -62,7 +62,8 @@ impl Nats {
         let cluster_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let mut nodes: Vec<Nats> = (0..n)
             .map(|i| {
-                let routes: Vec<String> = cluster_ports.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, p)| format!("nats://127.0.0.1:{p}")).collect();
+                let routes: Vec<String> =
+                    cluster_ports.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, p)| format!("nats://127.0.0.1:{p}")).collect();
                 let args = vec![
                     "--cluster_name".into(),
                     "tracking-test".into(),
@@ -83,7 +84,8 @@ impl Nats {
     fn new(name: &str, port: u16, dir: Arc<tempfile::TempDir>, cluster_args: Vec<String>) -> Nats {
         let store = dir.path().join(format!("{name}-store"));
         let log = dir.path().join(format!("{name}.log"));
-        let mut args: Vec<String> = ["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-n", name, "-sd"].iter().map(|s| s.to_string()).collect();
+        let mut args: Vec<String> =
+            ["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-n", name, "-sd"].iter().map(|s| s.to_string()).collect();
         args.push(store.display().to_string());
         args.push("-l".into());
         args.push(log.display().to_string());
@@ -94,7 +96,12 @@ impl Nats {
     fn spawn(&mut self) {
         assert!(self.child.is_none());
         let from = std::fs::metadata(&self.log).map(|m| m.len() as usize).unwrap_or(0);
-        let child = Command::new(nats_server_bin()).args(&self.args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("starting nats-server");
+        let child = Command::new(nats_server_bin())
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting nats-server");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -157,7 +164,8 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 
 async fn jetstream(urls: &str) -> jetstream::Context {
     let servers: Vec<&str> = urls.split(',').collect();
-    let client = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(5)).connect(servers).await.expect("connecting to NATS");
+    let client =
+        async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(5)).connect(servers).await.expect("connecting to NATS");
     jetstream::new(client)
 }
 
@@ -167,9 +175,7 @@ pub fn wait_for_jetstream(urls: &str) {
         let js = jetstream(urls).await;
         let deadline = Instant::now() + Duration::from_secs(30);
         // The API answers "stream not found" once the meta leader is elected.
-        let ready = |r: Result<jetstream::stream::Stream, jetstream::context::GetStreamError>| {
-            matches!(r.map(|_| ()).map_err(|e| e.kind()), Err(jetstream::context::GetStreamErrorKind::JetStream(e)) if e.code() == 404)
-        };
+        let ready = |r: Result<jetstream::stream::Stream, jetstream::context::GetStreamError>| matches!(r.map(|_| ()).map_err(|e| e.kind()), Err(jetstream::context::GetStreamErrorKind::JetStream(e)) if e.code() == 404);
         while !ready(js.get_stream("NO_SUCH_STREAM").await) {
             assert!(Instant::now() < deadline, "JetStream did not become available");
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -341,7 +347,11 @@ impl Relay {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let config = dir.path().join("relay.toml");
-        std::fs::write(&config, format!("listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[relay]\nurl = \"{nats_urls}\"\n{extra}\n", data.display())).unwrap();
+        std::fs::write(
+            &config,
+            format!("listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[relay]\nurl = \"{nats_urls}\"\n{extra}\n", data.display()),
+        )
+        .unwrap();
         let mut relay = Relay { child: None, url: String::new(), data, config, _dir: dir };
         relay.spawn();
         relay
@@ -485,7 +495,13 @@ pub fn id_counts(messages: &[StoredMessage]) -> std::collections::HashMap<String
 pub fn assert_each_once(acked: &[String], messages: &[StoredMessage]) {
     let counts = id_counts(messages);
     let missing: Vec<&String> = acked.iter().filter(|id| !counts.contains_key(*id)).collect();
-    assert!(missing.is_empty(), "{} of {} acknowledged events are not in the stream (first: {:?})", missing.len(), acked.len(), missing.first());
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged events are not in the stream (first: {:?})",
+        missing.len(),
+        acked.len(),
+        missing.first()
+    );
     let doubled: Vec<(&String, &usize)> = counts.iter().filter(|(_, n)| **n > 1).collect();
     assert!(doubled.is_empty(), "{} events are in the stream more than once (e.g. {:?})", doubled.len(), doubled.first());
 }

@@ -297,10 +297,19 @@ mod tests {
     fn server_events_and_identity() {
         let context = json!({"user_id": null, "host": "lms.example.com", "path": "/api/enroll", "referer": "https://lms.example.com/x",
                              "ip": "", "client_id": "", "session": ""});
-        let e = Event::with_parts("edx.course.enrollment.activated", "2026-11-22T10:01:02+00:00", Json::str("raw"), Fields::from_map(context.as_object().unwrap()), None);
+        let e = Event::with_parts(
+            "edx.course.enrollment.activated",
+            "2026-11-22T10:01:02+00:00",
+            Json::str("raw"),
+            Fields::from_map(context.as_object().unwrap()),
+            None,
+        );
         let m = to_message(&e);
         let v = Json::Object(m.clone()).to_value();
-        assert_eq!(v["context"]["page"], json!({"path": "/api/enroll", "referrer": "https://lms.example.com/x", "url": "https://lms.example.com/api/enroll"}));
+        assert_eq!(
+            v["context"]["page"],
+            json!({"path": "/api/enroll", "referrer": "https://lms.example.com/x", "url": "https://lms.example.com/api/enroll"})
+        );
         assert_eq!(v["context"]["ip"], "0.0.0.0");
         assert_eq!(v["properties"], json!({"data": "raw"}));
         assert!(v["messageId"].as_str().unwrap().starts_with("tracking-"));

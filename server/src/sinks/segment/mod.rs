@@ -388,7 +388,11 @@ mod tests {
 
     #[test]
     fn batches_stay_under_the_limits() {
-        let options = Options::from_table(&toml::from_str("max_batch_bytes = 1000\nmax_event_bytes = 300\nmax_batch_events = 5").unwrap(), Path::new("/d")).unwrap();
+        let options = Options::from_table(
+            &toml::from_str("max_batch_bytes = 1000\nmax_event_bytes = 300\nmax_batch_events = 5").unwrap(),
+            Path::new("/d"),
+        )
+        .unwrap();
         let messages: Vec<Message> = (0..10).map(|n| Message { id: n.to_string(), json: "x".repeat(300) }).collect();
         let chunks = chunks(&messages, &options);
         assert_eq!(chunks.iter().map(|c| c.len()).collect::<Vec<_>>(), [3, 3, 3, 1]);
