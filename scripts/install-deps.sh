@@ -28,6 +28,16 @@ if have rustup && ! rustup target list --installed | grep -qx wasm32-unknown-unk
   rustup target add wasm32-unknown-unknown
 fi
 
+# make test checks formatting and lints.
+if [ "${1:-}" = test ] && have rustup; then
+  for component in rustfmt clippy; do
+    if ! rustup component list --installed | grep -q "^$component"; then
+      echo "install-deps: rustup component add $component"
+      rustup component add "$component"
+    fi
+  done
+fi
+
 # Build tools for -sys crates; node builds the npm package (its binaryen is an npm package).
 apt_install pkg-config
 have node || apt_install nodejs

@@ -426,7 +426,7 @@ macro_rules! eq_integer {
     ($($t:ty),*) => {$(
         impl PartialEq<$t> for Json {
             fn eq(&self, other: &$t) -> bool {
-                self.kind() == Kind::Number && self.to_value() == Value::from(*other)
+                self.kind() == Kind::Number && self.to_value() == *other
             }
         }
     )*};

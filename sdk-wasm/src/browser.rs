@@ -124,11 +124,8 @@ fn on_call(rec: &mut Recorder, io: &mut BrowserIo, kind: u32, a: JsValue, b: JsV
         Some(Cb::Failed) => rec.on_response(token, &Response::default(), io),
         Some(Cb::Pagehide) => rec.unload(true, io),
         Some(Cb::Online) => rec.on_online(io),
-        Some(Cb::Visibility) => {
-            if document_of(io).is_some_and(|d| d.visibility_state() == VisibilityState::Hidden) {
-                rec.unload(false, io);
-            }
-        }
+        Some(Cb::Visibility) if document_of(io).is_some_and(|d| d.visibility_state() == VisibilityState::Hidden) => rec.unload(false, io),
+        Some(Cb::Visibility) => {}
         None => {}
     }
 }
@@ -473,7 +470,7 @@ pub fn read_options(cfg: &mut Config, options: &JsValue, with_storage_key: bool)
     }
     for name in NUMBERS {
         if let (Some(n), Some(field)) = (get(name).as_f64(), cfg.number_mut(name)) {
-            if n >= 0.0 && n < 1e12 {
+            if (0.0..1e12).contains(&n) {
                 *field = (n as u64) as f64;
             }
         }

@@ -82,14 +82,13 @@ pub fn prepare_data<'t>(
 mod tests {
     use super::*;
     use alloc::borrow::ToOwned;
-    use alloc::vec;
 
     fn lower(w: &[u16]) -> Vec<u16> {
         String::from_utf16_lossy(w).to_lowercase().encode_utf16().collect()
     }
 
     fn run(src: &str, snake: bool) -> String {
-        prepare_data(src, snake, &vec!["pin".to_owned()], &lower).unwrap().into_owned()
+        prepare_data(src, snake, &["pin".to_owned()], &lower).unwrap().into_owned()
     }
 
     #[test]

@@ -98,7 +98,7 @@ fn run(s: &[u16], mut i: usize, f: fn(u16) -> bool) -> usize {
 fn word_lower(s: &[u16], p: usize) -> Option<usize> {
     let start = if at(s, p).is_some_and(is_upper) { p + 1 } else { p };
     let end = run(s, start, is_lower);
-    (end > start && at(s, end).map_or(true, |c| is_break(c) || is_upper(c))).then_some(end)
+    (end > start && at(s, end).is_none_or(|c| is_break(c) || is_upper(c))).then_some(end)
 }
 
 /// `rsMiscUpper+ (?=rsBreak|rsUpper rsMiscLower|$)`, backtracking from the longest run.

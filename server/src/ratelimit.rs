@@ -9,7 +9,7 @@
 //! one closest to idle is taken over (that client gets a fresh burst). Memory is
 //! `[limits] rate_clients` slots of 32 bytes, allocated at start, whatever arrives.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -64,7 +64,7 @@ impl ClientLimiter {
 
     /// Bytes the table holds.
     pub fn table_bytes(&self) -> usize {
-        self.capacity() * std::mem::size_of::<Slot>()
+        self.capacity() * size_of::<Slot>()
     }
 
     /// Whether a request from `ip` may go on now; if not, how long until it may.
@@ -74,9 +74,9 @@ impl ClientLimiter {
 
     fn check_at(&self, ip: IpAddr, now: u64) -> Result<(), Duration> {
         let key = client_key(ip);
-        let mut hasher = self.hasher.build_hasher();
-        key.hash(&mut hasher);
-        let hash = hasher.finish() as usize;
+        
+        
+        let hash = self.hasher.hash_one(key) as usize;
         let mut shard = self.shards[hash % SHARDS].lock().unwrap_or_else(|p| p.into_inner());
         let len = shard.len();
         let base = (hash / SHARDS) % len;
@@ -92,7 +92,7 @@ impl ClientLimiter {
             }
             if slot.key == 0 || slot.tat <= now {
                 free.get_or_insert(i);
-            } else if oldest.map_or(true, |(_, tat)| slot.tat < tat) {
+            } else if oldest.is_none_or(|(_, tat)| slot.tat < tat) {
                 oldest = Some((i, slot.tat));
             }
         }
@@ -132,6 +132,32 @@ fn client_key(ip: IpAddr) -> u128 {
     match ip.to_canonical() {
         IpAddr::V4(v4) => TAG | (1 << 126) | u128::from(u32::from(v4)),
         IpAddr::V6(v6) => TAG | (u128::from(v6) >> 64),
+    }
+}
+
+/// The rate limit of the ingest endpoints, keyed by the client address (through the
+/// trusted proxies only, as the request context takes it).
+pub struct RateLimit {
+    limiter: Option<ClientLimiter>,
+    trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl RateLimit {
+    /// `None` limiter: no limit (`rate_per_second = 0`).
+    pub fn new(limiter: Option<ClientLimiter>, trusted_proxies: Vec<ipnet::IpNet>) -> RateLimit {
+        RateLimit { limiter, trusted_proxies }
+    }
+
+    /// Whether this request may go on; if not, the seconds to wait (at least 1).
+    pub fn check(&self, req: &actix_web::dev::ServiceRequest) -> Result<(), u64> {
+        let (Some(limiter), Some(peer)) = (&self.limiter, req.peer_addr()) else { return Ok(()) };
+        let client = crate::context::client_ip(peer.ip(), req.headers(), &self.trusted_proxies);
+        limiter.check(client).map_err(|wait| wait.as_secs_f64().ceil().max(1.0) as u64)
+    }
+
+    /// The limiter, if there is a limit.
+    pub fn limiter(&self) -> Option<&ClientLimiter> {
+        self.limiter.as_ref()
     }
 }
 
@@ -176,7 +202,7 @@ mod tests {
     fn the_table_never_grows() {
         let l = ClientLimiter::new(1, 1, 4096);
         let capacity = l.capacity();
-        assert!(capacity >= 4096 && capacity < 4096 + SHARDS * PROBE);
+        assert!((4096..4096 + SHARDS * PROBE).contains(&capacity));
         // Far more distinct clients than slots, all active at once.
         for n in 0u32..200_000 {
             let _ = l.check_at(IpAddr::V4(n.into()), SECOND);
@@ -184,31 +210,5 @@ mod tests {
         assert_eq!(l.capacity(), capacity);
         assert!(l.used_slots() as usize <= capacity);
         assert_eq!(l.table_bytes(), capacity * 32);
-    }
-}
-
-/// The rate limit of the ingest endpoints, keyed by the client address (through the
-/// trusted proxies only, as the request context takes it).
-pub struct RateLimit {
-    limiter: Option<ClientLimiter>,
-    trusted_proxies: Vec<ipnet::IpNet>,
-}
-
-impl RateLimit {
-    /// `None` limiter: no limit (`rate_per_second = 0`).
-    pub fn new(limiter: Option<ClientLimiter>, trusted_proxies: Vec<ipnet::IpNet>) -> RateLimit {
-        RateLimit { limiter, trusted_proxies }
-    }
-
-    /// Whether this request may go on; if not, the seconds to wait (at least 1).
-    pub fn check(&self, req: &actix_web::dev::ServiceRequest) -> Result<(), u64> {
-        let (Some(limiter), Some(peer)) = (&self.limiter, req.peer_addr()) else { return Ok(()) };
-        let client = crate::context::client_ip(peer.ip(), req.headers(), &self.trusted_proxies);
-        limiter.check(client).map_err(|wait| wait.as_secs_f64().ceil().max(1.0) as u64)
-    }
-
-    /// The limiter, if there is a limit.
-    pub fn limiter(&self) -> Option<&ClientLimiter> {
-        self.limiter.as_ref()
     }
 }

@@ -132,7 +132,7 @@ fn check_mode(mode: NameMode, server_mode: &str) {
     for (n, (kind, name, data)) in cases.iter().enumerate() {
         let (json, refused) = sdk(&case_id(n + 1), *kind, name.as_deref(), data.as_deref(), mode);
         let body = format!(r#"{{"sent_at":"2026-11-22T10:01:02.200Z","events":[{json}]}}"#);
-        let (status, reply) = common::reply(server.post("/v1/batch").set("Content-Type", "text/plain;charset=UTF-8").send_string(&body));
+        let (status, reply) = reply(server.post("/v1/batch").set("Content-Type", "text/plain;charset=UTF-8").send_string(&body));
         let result = &reply["results"][0];
         let server_accepts = status == 200 && result["status"] == "accepted";
         if server_accepts == refused.is_some() {

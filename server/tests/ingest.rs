@@ -42,7 +42,7 @@ fn batch_events_become_legacy_lines_with_request_context() {
         "timestamp": "2026-11-22T10:01:02.100Z", "data": {"target_name": "Café 日本", "widget_placement": "accordion"},
         "page": "https://lms.example.com/courses/course-v1:edX+DemoX+Demo_Course/courseware/ch1/"
     }]});
-    let (status, reply) = common::reply(
+    let (status, reply) = reply(
         server
             .post("/v1/batch")
             .set("Content-Type", "text/plain;charset=UTF-8")
@@ -96,7 +96,7 @@ fn the_form_post_of_frontend_platform() {
     let page = "http://apps.local.openedx.io:2000/learning/course/course-v1:edX+DemoX+Demo_Course/home";
     let form = [("event_type", "edx.ui.lms.sequence.tab_selected"), ("event", event), ("page", page)];
     let body = form.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect::<Vec<_>>().join("&");
-    let (status, reply) = common::reply(
+    let (status, reply) = reply(
         server
             .post("/event")
             .set("Content-Type", "application/x-www-form-urlencoded")
@@ -196,7 +196,7 @@ fn one_bad_event_never_costs_its_batch() {
 #[test]
 fn bad_requests_get_a_4xx_with_a_reason() {
     let server = Server::start("[limits]\nbody_bytes = 20000\nevents_per_batch = 3");
-    let raw = |content_type: &str, body: &[u8]| common::reply(server.post("/v1/batch").set("Content-Type", content_type).send_bytes(body));
+    let raw = |content_type: &str, body: &[u8]| reply(server.post("/v1/batch").set("Content-Type", content_type).send_bytes(body));
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
         ("application/json", b"{not json".to_vec(), 400, "invalid_json"),
         ("application/json", b"{\"events\": \"\xff\xfe\"}".to_vec(), 400, "invalid_utf8"),
@@ -213,7 +213,7 @@ fn bad_requests_get_a_4xx_with_a_reason() {
     }
     let (status, _) = raw("application/json", &vec![b' '; 30_000]);
     assert_eq!(status, 413, "oversize body");
-    let (status, reply) = common::reply(server.post("/v1/batch").set("Content-Encoding", "gzip").send_bytes(b"not gzip"));
+    let (status, reply) = reply(server.post("/v1/batch").set("Content-Encoding", "gzip").send_bytes(b"not gzip"));
     assert_eq!((status, reply["error"].as_str()), (400, Some("invalid_gzip")));
     // `/event` reads what Django reads (lms_parity.rs); a body it cannot read is refused.
     let (status, reply) = common::reply(server.post("/event").set("Content-Type", "text/plain").send_bytes(b"event_type=a"));
@@ -229,7 +229,7 @@ fn gzip_bodies_are_accepted() {
     let body = json!({"events": [{"name": "edx.test.gzip.sent", "data": {"k": "v"}}]}).to_string();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(body.as_bytes()).unwrap();
-    let (status, reply) = common::reply(
+    let (status, reply) = reply(
         server.post("/v1/batch").set("Content-Type", "application/json").set("Content-Encoding", "gzip").send_bytes(&gz.finish().unwrap()),
     );
     assert_eq!(status, 200);
@@ -248,7 +248,7 @@ fn forged_credentials_and_declared_ids_never_become_user_id() {
             .enumerate()
     {
         let body = json!({"events": [{"name": "edx.test.forged.sent", "user_id": 1, "data": {"n": n}}]});
-        let (status, _) = common::reply(server.post("/v1/batch").set(header, &value).send_string(&body.to_string()));
+        let (status, _) = reply(server.post("/v1/batch").set(header, &value).send_string(&body.to_string()));
         assert_eq!(status, 200);
     }
     let lines = server.wait_for_lines(3);
@@ -306,7 +306,7 @@ fn security_origin_check_cors_and_rate_limit() {
         Server::start("[security]\nallowed_origins = [\"https://apps.example.com\"]\n[limits]\nrate_per_second = 1\nrate_burst = 3");
     let body = json!({"events": [{"name": "edx.test.origin.checked"}]}).to_string();
     let (status, reply) =
-        common::reply(server.post("/v1/batch").set("Cookie", "sessionid=s").set("Origin", "https://evil.example.com").send_string(&body));
+        reply(server.post("/v1/batch").set("Cookie", "sessionid=s").set("Origin", "https://evil.example.com").send_string(&body));
     assert_eq!((status, reply["error"].as_str()), (403, Some("origin_not_allowed")));
     let ok = server.post("/v1/batch").set("Cookie", "sessionid=s").set("Origin", "https://apps.example.com").send_string(&body).unwrap();
     assert_eq!(ok.header("Access-Control-Allow-Origin"), Some("https://apps.example.com"));

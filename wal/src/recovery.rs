@@ -2,7 +2,6 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use super::record::{self, Bad, HEADER, MAX_RECORD_BYTES};
@@ -26,16 +25,12 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 
 fn acquire_lock(dir: &Path) -> Result<File, WalError> {
     let f = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("LOCK"))?;
-    // SAFETY: flock on a valid open descriptor; no memory is passed.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        let e = io::Error::last_os_error();
-        if e.kind() == io::ErrorKind::WouldBlock {
-            return Err(WalError::Locked(dir.to_path_buf()));
-        }
-        return Err(e.into());
+    // `flock(LOCK_EX | LOCK_NB)` on Unix.
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(fs::TryLockError::WouldBlock) => Err(WalError::Locked(dir.to_path_buf())),
+        Err(fs::TryLockError::Error(e)) => Err(e.into()),
     }
-    Ok(f)
 }
 
 /// Result of verifying one segment.

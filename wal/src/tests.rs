@@ -37,7 +37,7 @@ fn read_all(wal: &Wal, from: u64) -> Vec<(u64, Vec<u8>)> {
     out
 }
 
-fn assert_seqs(records: &[(u64, Vec<u8>)], range: std::ops::Range<u64>) {
+fn assert_seqs(records: &[(u64, Vec<u8>)], range: Range<u64>) {
     let seqs: Vec<u64> = records.iter().map(|r| r.0).collect();
     assert_eq!(seqs, range.collect::<Vec<_>>());
 }

@@ -213,7 +213,7 @@ impl RequestContext {
         ctx.ip = req.peer_addr().map(|peer| client_ip(peer.ip(), headers, &config.trusted_proxies).to_string()).unwrap_or_default();
         ctx.agent = header_text(headers, &header::USER_AGENT);
         ctx.host = match headers.get(header::HOST) {
-            Some(host) => wsgi::latin1(host.as_bytes()),
+            Some(host) => latin1(host.as_bytes()),
             None => req.uri().authority().map(|a| a.to_string()).unwrap_or_default(),
         };
         ctx.path = wsgi::path_info(req.path());
@@ -338,10 +338,10 @@ fn authorization_token(headers: &HeaderMap) -> Option<&str> {
 fn header_text(headers: &HeaderMap, name: &header::HeaderName) -> String {
     let mut values = headers.get_all(name);
     let Some(first) = values.next() else { return String::new() };
-    let mut text = wsgi::latin1(first.as_bytes());
+    let mut text = latin1(first.as_bytes());
     for more in values {
         text.push(',');
-        text.push_str(&wsgi::latin1(more.as_bytes()));
+        text.push_str(&latin1(more.as_bytes()));
     }
     text
 }

@@ -412,10 +412,13 @@ pub fn validate(text: &str, dialect: Dialect) -> Result<(), Invalid> {
     }
 }
 
+/// An object member: its key, and its value's byte span.
+pub type Member = (StrSpan, (usize, usize));
+
 /// The members of the JSON object `text` (an event, a context: text that holds data,
 /// so [`MAX_CONTAINER_DEPTH`] applies) as (key, value span) pairs, in order, without
 /// looking inside the values beyond checking them.
-pub fn object_members(text: &str, dialect: Dialect) -> Result<Vec<(StrSpan, (usize, usize))>, Invalid> {
+pub fn object_members(text: &str, dialect: Dialect) -> Result<Vec<Member>, Invalid> {
     let mut s = Scanner::containing(text, dialect);
     let mut members = Vec::new();
     s.object(1, &mut |s, key, depth| {

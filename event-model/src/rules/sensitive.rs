@@ -30,7 +30,7 @@ pub fn luhn_valid(digits: &str) -> bool {
         sum += d;
         count += 1;
     }
-    count > 0 && sum % 10 == 0
+    count > 0 && sum.is_multiple_of(10)
 }
 
 /// Whether a run of digits looks like a payment card number: 13 to 19 digits, a

@@ -477,7 +477,7 @@ mod tests {
         assert!(matches!(split(r#"{"events":[{]}"#), Err(BodyError::Json { .. })));
         assert!(matches!(split(r#"{"events":[1] "#), Err(BodyError::Json { .. })));
         assert!(matches!(split(r#"{"events":["unterminated]}"#), Err(BodyError::Json { .. })));
-        let many = format!(r#"{{"events":[{}]}}"#, vec!["{}"; 12].join(","));
+        let many = format!(r#"{{"events":[{}]}}"#, ["{}"; 12].join(","));
         assert_eq!(split(&many), Err(BodyError::TooManyEvents { count: 12, limit: 10 }));
     }
 

@@ -348,7 +348,8 @@ pub fn replay_spill(
     patience: Duration,
 ) -> Result<ReplayReport, Failure> {
     let dir = data_dir.join("spill").join(checkpoint_key(path));
-    let mut deliver: Box<dyn FnMut(&[String]) -> Result<u64, Failure>> = match target {
+    type Deliver = Box<dyn FnMut(&[String]) -> Result<u64, Failure>>;
+    let mut deliver: Deliver = match target {
         ReplayTarget::Segment(options, key, chain) => {
             let mut sink = segment::SegmentSink::new(path.to_owned(), options, key, chain, metrics.clone());
             Box::new(move |lines| sink.replay(lines))

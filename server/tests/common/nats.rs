@@ -175,7 +175,7 @@ pub fn wait_for_jetstream(urls: &str) {
         let js = jetstream(urls).await;
         let deadline = Instant::now() + Duration::from_secs(30);
         // The API answers "stream not found" once the meta leader is elected.
-        let ready = |r: Result<jetstream::stream::Stream, jetstream::context::GetStreamError>| matches!(r.map(|_| ()).map_err(|e| e.kind()), Err(jetstream::context::GetStreamErrorKind::JetStream(e)) if e.code() == 404);
+        let ready = |r: Result<stream::Stream, jetstream::context::GetStreamError>| matches!(r.map(|_| ()).map_err(|e| e.kind()), Err(jetstream::context::GetStreamErrorKind::JetStream(e)) if e.code() == 404);
         while !ready(js.get_stream("NO_SUCH_STREAM").await) {
             assert!(Instant::now() < deadline, "JetStream did not become available");
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -225,7 +225,7 @@ pub fn stream_messages(urls: &str, name: &str) -> Vec<StoredMessage> {
                 for _ in 0..50 {
                     match stream.get_raw_message(sequence).await {
                         Ok(message) => return Some(message),
-                        Err(e) if e.kind() == jetstream::stream::RawMessageErrorKind::NoMessageFound => return None,
+                        Err(e) if e.kind() == stream::RawMessageErrorKind::NoMessageFound => return None,
                         Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
                     }
                 }
