@@ -24,7 +24,7 @@ use crate::wal::{Checkpoints, CommitPolicy, Wal, WalConfig};
 /// A running ingest pipeline: the write-ahead log and its sinks, and the state the
 /// handlers share. The server binary runs one; a Rust service can embed one to emit
 /// events in-process.
-pub struct Ingest {
+pub struct Pipeline {
     pub state: web::Data<AppState>,
     pub context_config: Arc<ContextConfig>,
     /// A tracker whose events carry the request context and enter this pipeline.
@@ -33,9 +33,9 @@ pub struct Ingest {
     wal: Wal,
 }
 
-impl Ingest {
+impl Pipeline {
     /// Opens the log under `data_dir`, remembers the ids still in it, and starts the sinks.
-    pub fn start(config: &ServerConfig) -> anyhow::Result<Ingest> {
+    pub fn start(config: &ServerConfig) -> anyhow::Result<Pipeline> {
         let routing = config.routing()?;
         std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
         let commit = match config.wal.commit {
@@ -71,12 +71,13 @@ impl Ingest {
             allowed_origins: config.security.allowed_origins.clone(),
             ready: true.into(),
             demo: config.demo,
-            server_token: std::env::var("TRACKING_SERVER_TOKEN").ok().filter(|t| !t.is_empty()),
+            sdk_dir: config.sdk_dir.clone().unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../js/dist").into()),
+            server_token: config.secrets.server_token.clone(),
             sinks: sinks.status.clone(),
             limits_wal_max_bytes: config.wal.max_bytes,
         });
         let tracker = request_tracker(Arc::new(LocalBackend::new(state.clone().into_inner())));
-        Ok(Ingest { state, context_config, tracker, sinks, wal })
+        Ok(Pipeline { state, context_config, tracker, sinks, wal })
     }
 
     /// Stops taking events, lets the sinks write everything committed, syncs the log.
@@ -105,11 +106,11 @@ fn remember_logged_ids(wal: &Wal, dedupe: &Dedupe) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The request-context settings, secrets from the environment.
+/// The request-context settings, with the configuration's secrets.
 fn context_config(config: &ServerConfig) -> anyhow::Result<ContextConfig> {
     let security = &config.security;
     let jwt = match security.jwt_algorithm.to_ascii_uppercase().as_str() {
-        "HS256" => std::env::var("TRACKING_JWT_SECRET").ok().filter(|s| !s.is_empty()).map(|s| JwtVerifier::hs256(s.as_bytes())),
+        "HS256" => config.secrets.jwt_secret.as_ref().map(|s| JwtVerifier::hs256(s.as_bytes())),
         "RS256" => {
             let path: &PathBuf = security.jwt_public_key_file.as_ref().context("jwt_algorithm RS256 needs jwt_public_key_file")?;
             let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -134,7 +135,7 @@ fn context_config(config: &ServerConfig) -> anyhow::Result<ContextConfig> {
         .context("trusted_proxies must be IP addresses or CIDR ranges")?;
     Ok(ContextConfig {
         session_cookie: security.session_cookie.clone(),
-        session_key: std::env::var("TRACKING_SESSION_KEY").unwrap_or_default().into_bytes(),
+        session_key: config.secrets.session_key.clone().into_bytes(),
         jwt,
         jwt_cookies: (security.jwt_cookie_header_payload.clone(), security.jwt_cookie_signature.clone()),
         jwt_cookie: None,
@@ -174,7 +175,7 @@ pub(crate) async fn stop_signal() {
 /// Runs the server until SIGTERM or SIGINT, then drains: in-flight requests finish,
 /// sinks write everything acknowledged, the log is synced.
 pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
-    let ingest = Ingest::start(&config)?;
+    let ingest = Pipeline::start(&config)?;
     let state = ingest.state.clone();
     let context_config = ingest.context_config.clone();
     let tracker = ingest.tracker.clone();

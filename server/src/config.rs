@@ -7,6 +7,8 @@ use event_model::config::RoutingConfig;
 use event_model::processors::NameMode;
 use serde::Deserialize;
 
+use async_nats::ServerAddr;
+
 /// The routing used when the configuration names none: tracking-log events and
 /// server events in the legacy shape, internal `edx.bi.` events included, as the
 /// LMS's `tracking_logs` backend writes them (they are filtered later, out of the
@@ -51,7 +53,14 @@ pub struct ServerConfig {
     /// The routing tree (event-model's TOML form); sinks: `tracking_log`, `segment`, `nats`.
     pub routing: Option<toml::Table>,
     /// `tracking-server relay`: the JetStream stream and consumer it reads.
-    pub relay: crate::relay::RelayConfig,
+    pub relay: RelayConfig,
+    /// Secrets, from the environment only (never from the file): see [`Secrets`].
+    #[serde(skip)]
+    pub secrets: Secrets,
+    /// Where the demo page's SDK files are (`TRACKING_SDK_DIR`; default `js/dist` of
+    /// the source tree).
+    #[serde(skip)]
+    pub sdk_dir: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -67,9 +76,104 @@ impl Default for ServerConfig {
             ingest: IngestSection::default(),
             security: SecuritySection::default(),
             routing: None,
-            relay: crate::relay::RelayConfig::default(),
+            relay: RelayConfig::default(),
+            secrets: Secrets::default(),
+            sdk_dir: None,
         }
     }
+}
+
+/// The `[relay]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayConfig {
+    /// NATS servers: a URL, a comma-separated list, or an array.
+    pub url: Urls,
+    /// The stream the ingest nodes' `nats` sinks publish to.
+    pub stream: String,
+    /// The durable consumer; relays sharing it share the work.
+    pub consumer: String,
+    /// Messages stored (one log append) and acknowledged together, at most.
+    pub batch: usize,
+    /// A message not acknowledged this long after delivery is delivered again.
+    pub ack_wait_secs: u64,
+    /// Messages delivered and not yet acknowledged, across the consumer's relays.
+    pub max_ack_pending: i64,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            url: Urls::default(),
+            stream: default_stream(),
+            consumer: "relay".into(),
+            batch: 500,
+            ack_wait_secs: 30,
+            max_ack_pending: 10_000,
+        }
+    }
+}
+
+/// One server URL, or several: a comma-separated string or an array.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Urls {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Default for Urls {
+    fn default() -> Self {
+        Urls::One("nats://127.0.0.1:4222".into())
+    }
+}
+
+impl Urls {
+    /// The server addresses, checked.
+    pub fn servers(&self) -> Result<Vec<ServerAddr>, String> {
+        let list: Vec<&str> = match self {
+            Urls::One(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).collect(),
+            Urls::Many(v) => v.iter().map(|s| s.trim()).collect(),
+        };
+        if list.is_empty() {
+            return Err("`url` names no NATS server".into());
+        }
+        list.into_iter().map(|u| u.parse::<ServerAddr>().map_err(|e| format!("`url` {u:?}: {e}"))).collect()
+    }
+}
+
+/// The JetStream stream the `nats` sinks publish to and the relay reads, by default.
+pub fn default_stream() -> String {
+    "TRACKING".into()
+}
+
+/// The server's secrets. They come from the environment, are read here and only here
+/// ([`ServerConfig::apply_env`], [`secret_from_env`]), and never appear in `Debug`.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    /// `TRACKING_SERVER_TOKEN`: the bearer token of `POST /v1/events` (unset: off).
+    pub server_token: Option<String>,
+    /// `TRACKING_JWT_SECRET`: the HS256 key of the JWTs that prove a user.
+    pub jwt_secret: Option<String>,
+    /// `TRACKING_SESSION_KEY`: the key of the session hash (the LMS's `SECRET_KEY`).
+    pub session_key: String,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |s: &Option<String>| if s.is_some() { "<set>" } else { "<unset>" };
+        f.debug_struct("Secrets")
+            .field("server_token", &set(&self.server_token))
+            .field("jwt_secret", &set(&self.jwt_secret))
+            .field("session_key", &if self.session_key.is_empty() { "<unset>" } else { "<set>" })
+            .finish()
+    }
+}
+
+/// A secret named by the configuration (a Segment sink's `write_key_env`): the
+/// variable's trimmed value, `None` when unset or blank.
+pub fn secret_from_env(var: &str) -> Option<String> {
+    std::env::var(var).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
 /// How appends become durable.
@@ -223,9 +327,19 @@ impl ServerConfig {
         toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
     }
 
-    /// Applies `TRACKING_LISTEN`, `TRACKING_DATA_DIR` and `TRACKING_ALLOWED_ORIGINS`
-    /// (comma-separated origins added to `[security] allowed_origins`).
+    /// Applies the environment: `TRACKING_LISTEN`, `TRACKING_DATA_DIR`, `TRACKING_DEMO`,
+    /// `TRACKING_ALLOWED_ORIGINS` (comma-separated origins added to `[security]
+    /// allowed_origins`), `TRACKING_SDK_DIR`, and the [`Secrets`]. (`TRACKING_CONFIG`
+    /// and `TRACKING_LOG` are the command line's.)
     pub fn apply_env(&mut self) {
+        self.secrets = Secrets {
+            server_token: secret_from_env("TRACKING_SERVER_TOKEN"),
+            jwt_secret: secret_from_env("TRACKING_JWT_SECRET"),
+            session_key: std::env::var("TRACKING_SESSION_KEY").unwrap_or_default(),
+        };
+        if let Ok(dir) = std::env::var("TRACKING_SDK_DIR") {
+            self.sdk_dir = Some(dir.into());
+        }
         if let Ok(origins) = std::env::var("TRACKING_ALLOWED_ORIGINS") {
             let more = origins.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned);
             self.security.allowed_origins.extend(more);

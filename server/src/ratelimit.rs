@@ -74,8 +74,7 @@ impl ClientLimiter {
 
     fn check_at(&self, ip: IpAddr, now: u64) -> Result<(), Duration> {
         let key = client_key(ip);
-        
-        
+
         let hash = self.hasher.hash_one(key) as usize;
         let mut shard = self.shards[hash % SHARDS].lock().unwrap_or_else(|p| p.into_inner());
         let len = shard.len();

@@ -19,46 +19,14 @@ use anyhow::Context as _;
 use async_nats::jetstream::{self, consumer::pull, AckKind};
 use async_nats::ServerAddr;
 use futures_util::{FutureExt as _, StreamExt as _};
-use serde::Deserialize;
 use tokio::sync::watch;
 
-use crate::app::Ingest;
-use crate::config::ServerConfig;
+use crate::app::Pipeline;
+use crate::config::{RelayConfig, ServerConfig};
 use crate::ingest::{EventText, Stored};
 use crate::sinks::driver::Backoff;
-use crate::sinks::nats::{check_stream_name, connect, default_stream, Urls};
+use crate::sinks::nats::{check_stream_name, connect};
 use crate::state::AppState;
-
-/// The `[relay]` section.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RelayConfig {
-    /// NATS servers: a URL, a comma-separated list, or an array.
-    pub url: Urls,
-    /// The stream the ingest nodes' `nats` sinks publish to.
-    pub stream: String,
-    /// The durable consumer; relays sharing it share the work.
-    pub consumer: String,
-    /// Messages stored (one log append) and acknowledged together, at most.
-    pub batch: usize,
-    /// A message not acknowledged this long after delivery is delivered again.
-    pub ack_wait_secs: u64,
-    /// Messages delivered and not yet acknowledged, across the consumer's relays.
-    pub max_ack_pending: i64,
-}
-
-impl Default for RelayConfig {
-    fn default() -> Self {
-        RelayConfig {
-            url: Urls::default(),
-            stream: default_stream(),
-            consumer: "relay".into(),
-            batch: 500,
-            ack_wait_secs: 30,
-            max_ack_pending: 10_000,
-        }
-    }
-}
 
 impl RelayConfig {
     fn check(&self) -> anyhow::Result<Vec<ServerAddr>> {
@@ -108,7 +76,7 @@ fn refuse_loops(config: &ServerConfig) -> anyhow::Result<()> {
 pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let servers = config.relay.check()?;
     refuse_loops(&config)?;
-    let ingest = Ingest::start(&config)?;
+    let ingest = Pipeline::start(&config)?;
     let state = ingest.state.clone();
     let (stop_tx, stop_rx) = watch::channel(false);
     let consumer = {

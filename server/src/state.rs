@@ -23,6 +23,8 @@ pub struct AppState {
     pub rate_limit: crate::ratelimit::RateLimit,
     pub ready: AtomicBool,
     pub demo: bool,
+    /// The SDK files the demo page serves.
+    pub sdk_dir: std::path::PathBuf,
     /// The shared token of `POST /v1/events` (`TRACKING_SERVER_TOKEN`); `None` closes it.
     pub server_token: Option<String>,
     /// Each sink's state, lag and counts (`/status`).

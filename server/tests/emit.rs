@@ -9,7 +9,7 @@ use actix_web::{test, web, App, HttpResponse};
 use common::*;
 use event_model::testing::{assert_event_matches, Tolerate};
 use event_model::{json, Tracker};
-use tracking_server::app::Ingest;
+use tracking_server::app::Pipeline;
 use tracking_server::config::ServerConfig;
 use tracking_server::context::{ContextConfig, JwtVerifier, RequestContextLayer};
 use tracking_server::emit::{request_tracker, RemoteBackend, RemoteOptions};
@@ -38,7 +38,7 @@ fn token() -> String {
 async fn in_process_emit_carries_the_request_context() {
     let dir = tempfile::tempdir().unwrap();
     let config = ServerConfig { data_dir: dir.path().to_owned(), ..Default::default() };
-    let ingest = Ingest::start(&config).unwrap();
+    let ingest = Pipeline::start(&config).unwrap();
     let context_config =
         Arc::new(ContextConfig { jwt: Some(JwtVerifier::hs256(JWT_SECRET.as_bytes())), ..(*ingest.context_config).clone() });
     let app = test::init_service(

@@ -55,8 +55,7 @@ pub async fn sdk_file(path: web::Path<String>, state: web::Data<AppState>) -> Ht
     if name.contains("..") || name.starts_with('/') {
         return HttpResponse::NotFound().finish();
     }
-    let dir = std::env::var("TRACKING_SDK_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../js/dist").to_owned());
-    let file = std::path::Path::new(&dir).join(&name);
+    let file = state.sdk_dir.join(&name);
     match std::fs::read(&file) {
         Ok(bytes) => {
             let mime = match file.extension().and_then(|e| e.to_str()) {

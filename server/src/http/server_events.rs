@@ -20,7 +20,8 @@ pub async fn post_events(req: HttpRequest, body: web::Bytes, state: web::Data<Ap
 
 /// Compares in time independent of where the strings differ.
 fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
 }
 
 async fn handle(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<HttpResponse, Refusal> {

@@ -22,6 +22,7 @@ use sha2::Digest as _;
 
 use super::driver::{Checkpointer, Failure, NoState, Records, Sink};
 use super::SinkError;
+use crate::config::{default_stream, Urls};
 use crate::metrics::Metrics;
 
 /// Every event subject starts with this token.
@@ -30,34 +31,6 @@ pub const SUBJECT_PREFIX: &str = "tracking";
 /// Subjects are cut to this many bytes (NATS has no hard limit, but subjects travel
 /// in every message's control line).
 const MAX_SUBJECT_BYTES: usize = 256;
-
-/// One server URL, or several: a comma-separated string or an array.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum Urls {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl Default for Urls {
-    fn default() -> Self {
-        Urls::One("nats://127.0.0.1:4222".into())
-    }
-}
-
-impl Urls {
-    /// The server addresses, checked.
-    pub fn servers(&self) -> Result<Vec<ServerAddr>, String> {
-        let list: Vec<&str> = match self {
-            Urls::One(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).collect(),
-            Urls::Many(v) => v.iter().map(|s| s.trim()).collect(),
-        };
-        if list.is_empty() {
-            return Err("`url` names no NATS server".into());
-        }
-        list.into_iter().map(|u| u.parse::<ServerAddr>().map_err(|e| format!("`url` {u:?}: {e}"))).collect()
-    }
-}
 
 /// Options of a `nats` sink in the routing configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -81,9 +54,6 @@ struct RawOptions {
     ack_timeout_secs: u64,
 }
 
-pub fn default_stream() -> String {
-    "TRACKING".into()
-}
 fn default_subjects() -> Vec<String> {
     vec![format!("{SUBJECT_PREFIX}.>")]
 }

@@ -29,10 +29,9 @@ impl WriteKey {
 
     /// Reads the key from `var`; missing or empty is an error that names the variable.
     pub fn from_env(var: &str) -> Result<Self, String> {
-        match std::env::var(var) {
-            Ok(key) if !key.trim().is_empty() => Ok(WriteKey(key.trim().to_owned())),
-            _ => Err(format!("the Segment write key is missing: set the environment variable {var}")),
-        }
+        crate::config::secret_from_env(var)
+            .map(WriteKey)
+            .ok_or_else(|| format!("the Segment write key is missing: set the environment variable {var}"))
     }
 
     /// `Basic base64(key:)`: the key as the user name and an empty password.
