@@ -191,7 +191,7 @@ fn floor(seconds: f64, commit: CommitPolicy) -> (f64, u64) {
 
 /// Single-event form posts driven by `wrk` (a lighter client than ours, so the server
 /// gets more of the two cores); `None` when wrk is not installed.
-fn wrk_form_posts(server: &ServerProcess, seconds: f64) -> Option<Run> {
+fn wrk_form_posts(url: &str, cpu_seconds: &dyn Fn() -> f64, seconds: f64) -> Option<Run> {
     let dir = tempfile::tempdir().ok()?;
     let script = dir.path().join("form.lua");
     std::fs::write(
@@ -203,16 +203,16 @@ fn wrk_form_posts(server: &ServerProcess, seconds: f64) -> Option<Run> {
         ),
     )
     .ok()?;
-    let cpu_before = server.cpu_seconds();
+    let cpu_before = cpu_seconds();
     let started = Instant::now();
     let output = Command::new("wrk")
         .args(["-t1", "-c32", &format!("-d{}s", seconds as u64), "-s"])
         .arg(&script)
-        .arg(format!("{}/event", server.url))
+        .arg(format!("{url}/event"))
         .output()
         .ok()?;
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu = server.cpu_seconds() - cpu_before;
+    let cpu = cpu_seconds() - cpu_before;
     let text = String::from_utf8_lossy(&output.stdout);
     let requests: u64 = text.lines().find_map(|l| l.trim().split_once(" requests in ").and_then(|(n, _)| n.trim().parse().ok()))?;
     let micros =
@@ -317,6 +317,23 @@ fn segment_outage(connections: usize, seconds: f64) {
     );
 }
 
+/// Starts an actix-web server whose `POST /event` answers 200 without reading anything.
+fn bare_handler() -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            use actix_web::{web, App, HttpResponse, HttpServer};
+            let server = HttpServer::new(|| App::new().route("/event", web::post().to(|| async { HttpResponse::Ok().finish() })))
+                .workers(2)
+                .bind("127.0.0.1:0")
+                .unwrap();
+            tx.send(format!("http://{}", server.addrs()[0])).unwrap();
+            server.run().await.unwrap();
+        });
+    });
+    rx.recv().unwrap()
+}
+
 fn report(label: &str, run: &Run) {
     let per_second = run.events as f64 / run.seconds;
     let cores = run.cpu / run.seconds;
@@ -356,14 +373,29 @@ fn main() {
     let half = drive(&server, "/v1/batch", connections, seconds, Some(half_rate), false);
     report("/v1/batch half load", &half);
     settle(&server);
-    match wrk_form_posts(&server, seconds) {
-        Some(form) => report("/event form posts (wrk)", &form),
+    let form = wrk_form_posts(&server.url, &|| server.cpu_seconds(), seconds);
+    match &form {
+        Some(form) => report("/event form posts (wrk)", form),
         None => {
             let form = drive(&server, "/event", connections, seconds, None, true);
             report("/event form posts", &form);
         }
     }
     drop(server);
+    // The framework's own floor: an actix-web handler that answers /event doing nothing,
+    // in this process (its CPU is the handler's: wrk is another process).
+    let bare_url = bare_handler();
+    if let (Some(form), Some(bare)) = (form, wrk_form_posts(&bare_url, &|| common::cpu_seconds(std::process::id()), seconds)) {
+        report("bare actix-web /event (wrk)", &bare);
+        let per_cpu = |r: &Run| r.requests as f64 / r.cpu.max(0.01);
+        println!(
+            "  /event / bare handler: {:.2} of its requests/s, {:.2} of its requests per CPU-second ({:.0} vs {:.0})",
+            (form.requests as f64 / form.seconds) / (bare.requests as f64 / bare.seconds),
+            per_cpu(&form) / per_cpu(&bare),
+            per_cpu(&form),
+            per_cpu(&bare)
+        );
+    }
     segment_outage(connections, seconds);
 
     let (floor_rate, _) = floor(seconds, CommitPolicy::Fsync);
