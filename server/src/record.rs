@@ -126,6 +126,40 @@ pub fn decode(record: &[u8]) -> Result<Vec<Event>, RecordError> {
     }
 }
 
+/// The events of a record whose shared context is empty (`{}`: each event whole, as
+/// the JetStream sink publishes them), as the text spans of the record they are;
+/// `None` for a record of another shape.
+pub fn whole_events(record: &str) -> Result<Option<Vec<&str>>, RecordError> {
+    let mut s = Scanner::containing(record, Dialect::Python);
+    let (mut spans, mut empty_context, mut other) = (None, false, false);
+    s.object(0, &mut |s, key, depth| {
+        match key.decode(s.src()).as_ref() {
+            "events" if spans.is_none() => {
+                let mut list = Vec::new();
+                s.array(depth, &mut |s, depth| s.value(depth).map(|span| list.push(span)))?;
+                spans = Some(list);
+            }
+            "context" => {
+                let (a, b) = s.value(depth)?;
+                empty_context = s.src()[a..b].trim() == "{}";
+            }
+            _ => {
+                s.value(depth)?;
+                other = true;
+            }
+        }
+        Ok(())
+    })
+    .map_err(RecordError::Json)?;
+    if !s.at_end() {
+        return Err(RecordError::Json(Invalid::Syntax { at: s.pos() }));
+    }
+    Ok(match spans {
+        Some(spans) if empty_context && !other => Some(spans.into_iter().map(|(a, b)| &record[a..b]).collect()),
+        _ => None,
+    })
+}
+
 /// How many events a record holds, without reading them (a scan that skips values):
 /// what the spill counts.
 pub fn event_count(record: &[u8]) -> Result<u64, RecordError> {
@@ -202,6 +236,12 @@ mod tests {
         assert_eq!(events[0].context()["user_id"], json!(7));
         assert_eq!(events[0].name(), "a.b.c");
         assert_eq!(event_count(old).unwrap(), 1);
+        let text = std::str::from_utf8(old).unwrap();
+        assert_eq!(whole_events(text).unwrap(), None, "an event is not a record");
+        let published = r#"{"context":{},"events":[{"name":"a","data":{"s":"\ud83d"}} , {"name":"b"}]}"#;
+        assert_eq!(whole_events(published).unwrap(), Some(vec![r#"{"name":"a","data":{"s":"\ud83d"}}"#, r#"{"name":"b"}"#]));
+        assert_eq!(whole_events(r#"{"context":{"u":1},"events":[]}"#).unwrap(), None, "a shared context is not whole events");
+        assert!(whole_events(r#"{"context":{},"events":[{"#).is_err());
         assert!(event_count(b"{\"x\":1}").is_err() && event_count(b"{\"events\":[1,").is_err());
     }
 

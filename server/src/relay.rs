@@ -128,6 +128,10 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Payload bytes stored in one append at most (a message holds up to a `nats` sink's
+/// `max_message_bytes`; the log takes records up to 64 MiB).
+const MAX_APPEND_BYTES: usize = 8 << 20;
+
 /// Takes batches from the stream until stopped; failures reconnect with backoff.
 async fn consume(relay: RelayConfig, servers: Vec<ServerAddr>, state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
@@ -195,11 +199,16 @@ async fn consume_until_error(
             Some(Err(e)) => return Err(format!("pulling messages: {e}")),
             None => return Err("the consumer's message stream ended".into()),
         };
-        // Take what has arrived with it (each batch is one durable append).
+        // Take what has arrived with it (each batch is one durable append, one log
+        // record: its bytes stay well below the log's record limit).
         let mut failure = None;
-        while batch.len() < relay.batch {
+        let mut bytes = batch[0].payload.len();
+        while batch.len() < relay.batch && bytes < MAX_APPEND_BYTES {
             match tokio::time::timeout(Duration::from_millis(2), messages.next()).await {
-                Ok(Some(Ok(message))) => batch.push(message),
+                Ok(Some(Ok(message))) => {
+                    bytes += message.payload.len();
+                    batch.push(message);
+                }
                 Ok(Some(Err(e))) => {
                     failure = Some(format!("pulling messages: {e}"));
                     break;
@@ -217,9 +226,20 @@ async fn consume_until_error(
     }
 }
 
-/// The event of a stream message (a JSON object) and its id, or why it is not one.
-fn event_of(payload: &[u8]) -> Result<EventText, &'static str> {
+/// The events of a stream message and their ids, or why it holds none: a run of a
+/// request's events (`{"context":{},"events":[…]}`, what the `nats` sink publishes) or
+/// one event (what earlier versions published).
+fn events_of(payload: &[u8]) -> Result<Vec<EventText>, &'static str> {
     let text = std::str::from_utf8(payload).map_err(|_| "not UTF-8")?;
+    match crate::record::whole_events(text) {
+        Ok(Some(events)) => events.into_iter().map(event_of).collect(),
+        Ok(None) => Ok(vec![event_of(text)?]),
+        Err(_) => Err("not JSON"),
+    }
+}
+
+/// One event (a JSON object) and its id.
+fn event_of(text: &str) -> Result<EventText, &'static str> {
     let fields = event_model::Fields::parse_text(&event_model::Text::from(text)).ok_or("not a JSON object")?;
     let id = fields.get_str("id").and_then(|id| uuid::Uuid::parse_str(&id).ok());
     Ok(EventText { id, json: text.to_owned() })
@@ -234,9 +254,9 @@ async fn store_and_ack(batch: Vec<jetstream::Message>, state: &AppState, stop: &
     let mut readable = Vec::with_capacity(batch.len());
     let mut events = Vec::with_capacity(batch.len());
     for message in batch {
-        match event_of(&message.payload) {
-            Ok(event) => {
-                events.push(event);
+        match events_of(&message.payload) {
+            Ok(some) => {
+                events.extend(some);
                 readable.push(message);
             }
             Err(error) => {
@@ -293,7 +313,7 @@ mod tests {
     fn ids_of_stored_events() {
         let id = "0192f3a0-7b1c-7d2e-8f3a-0123456789ab";
         let payload = format!(r#"{{"name":"a.b.c","timestamp":"t","data":{{"id":"nope"}},"context":{{}},"id":"{id}"}}"#);
-        let id_of = |p: &[u8]| event_of(p).map(|e| e.id);
+        let id_of = |p: &[u8]| events_of(p).map(|e| e[0].id);
         assert_eq!(id_of(payload.as_bytes()).unwrap(), Some(uuid::Uuid::parse_str(id).unwrap()));
         assert_eq!(id_of(br#"{"name":"a","data":{}}"#).unwrap(), None, "an event without an id is stored, not de-duplicated");
         assert_eq!(id_of(br#"{"name":"a\"b","id":"not-a-uuid"}"#).unwrap(), None);
@@ -301,6 +321,14 @@ mod tests {
         assert!(id_of(b"{\"name\":").is_err());
         assert!(id_of(b"plain text").is_err());
         assert!(id_of(br#"{"name":"a","data":{"s":"\ud83d"}}"#).is_ok(), "a lone surrogate is an event like any other");
+        let run = format!(r#"{{"context":{{}},"events":[{payload},{{"name":"b","data":{{}}}}]}}"#);
+        let events = events_of(run.as_bytes()).unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(
+            (events[0].json.as_str(), events[0].id, events[1].id),
+            (payload.as_str(), Some(uuid::Uuid::parse_str(id).unwrap()), None)
+        );
+        assert!(events_of(br#"{"context":{},"events":[{"name":"a"},5]}"#).is_err(), "every event of a run is an object");
     }
 
     #[test]

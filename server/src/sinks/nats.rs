@@ -52,6 +52,8 @@ struct RawOptions {
     batch: usize,
     #[serde(default = "default_ack_timeout_secs")]
     ack_timeout_secs: u64,
+    #[serde(default = "default_max_message_bytes")]
+    max_message_bytes: usize,
 }
 
 fn default_subjects() -> Vec<String> {
@@ -72,6 +74,10 @@ fn default_batch() -> usize {
 fn default_ack_timeout_secs() -> u64 {
     5
 }
+/// Half of nats-server's default `max_payload` (1 MB).
+fn default_max_message_bytes() -> usize {
+    512 << 10
+}
 
 /// Resolved options.
 #[derive(Debug, Clone)]
@@ -91,6 +97,9 @@ pub struct Options {
     pub batch: usize,
     /// How long a publish acknowledgement (and a JetStream API call) may take.
     pub ack_timeout: Duration,
+    /// A message holds a request's consecutive events of one subject up to this many
+    /// bytes (below the servers' `max_payload`); one larger event goes alone.
+    pub max_message_bytes: usize,
 }
 
 impl Options {
@@ -119,6 +128,9 @@ impl Options {
         if raw.ack_timeout_secs == 0 {
             return Err("`ack_timeout_secs` must be more than 0".into());
         }
+        if raw.max_message_bytes < 1024 {
+            return Err(format!("`max_message_bytes` must be at least 1024, not {}", raw.max_message_bytes));
+        }
         Ok(Options {
             servers,
             stream: raw.stream,
@@ -128,6 +140,7 @@ impl Options {
             duplicate_window: Duration::from_secs(raw.duplicate_window_secs),
             batch: raw.batch,
             ack_timeout: Duration::from_secs(raw.ack_timeout_secs),
+            max_message_bytes: raw.max_message_bytes,
         })
     }
 
@@ -319,6 +332,52 @@ struct Outgoing {
     subject: String,
     id: String,
     payload: Vec<u8>,
+    /// Events in the payload.
+    events: u64,
+}
+
+/// One message in the making: consecutive events of one record with one subject, as a
+/// log record (`{"context":{},"events":[…]}`, each event whole), which the relay reads.
+struct Group {
+    subject: String,
+    payload: String,
+    /// Digest of the events' ids (of the payload, for an event without one).
+    ids: sha2::Sha256,
+    first_id: Option<String>,
+    events: u64,
+}
+
+const GROUP_HEAD: &str = "{\"context\":{},\"events\":[";
+
+impl Group {
+    fn new(subject: String) -> Group {
+        Group { subject, payload: String::from(GROUP_HEAD), ids: sha2::Sha256::new(), first_id: None, events: 0 }
+    }
+
+    fn push(&mut self, json: &str, id: Option<&str>) {
+        if self.events > 0 {
+            self.payload.push(',');
+        }
+        self.payload.push_str(json);
+        let id = message_id(id, json.as_bytes());
+        self.ids.update(id.as_bytes());
+        self.ids.update(b",");
+        if self.events == 0 {
+            self.first_id = Some(id);
+        }
+        self.events += 1;
+    }
+
+    /// The message. Its `Nats-Msg-Id` is the event's id for one event, else a digest
+    /// of the events' ids: the same record published again has the same ids.
+    fn finish(mut self) -> Outgoing {
+        self.payload.push_str("]}");
+        let id = match (self.events, self.first_id) {
+            (1, Some(id)) => id,
+            _ => format!("sha256-{}", hex::encode(&self.ids.finalize()[..16])),
+        };
+        Outgoing { subject: self.subject, id, payload: self.payload.into_bytes(), events: self.events }
+    }
 }
 
 /// The JetStream sink.
@@ -357,17 +416,25 @@ impl NatsSink {
 
     /// The messages for log records, or `None` for those the routing drops or that
     /// cannot be read (counted).
+    /// One message per run of consecutive events with one subject in a record (a
+    /// request's events are usually one run), up to `max_message_bytes`.
     fn prepare(&self, records: &Records) -> Vec<Outgoing> {
         let mut out = Vec::new();
         for (seq, record) in records {
             let Some(events) = super::events_of(&self.metrics, &self.name, *seq, record) else { continue };
+            let mut group: Option<Group> = None;
             for event in events {
                 // Routing drops are counted by the routing counters.
                 let Ok(event) = self.chain.process(event) else { continue };
-                let payload = event.to_compact().into_bytes();
-                let id = message_id(event.id().as_deref(), &payload);
-                out.push(Outgoing { subject: subject_for(&event.name()), id, payload });
+                let json = event.to_compact();
+                let subject = subject_for(&event.name());
+                let full = |g: &Group| g.subject != subject || g.payload.len() + json.len() + 3 > self.options.max_message_bytes;
+                if group.as_ref().is_some_and(full) {
+                    out.extend(group.take().map(Group::finish));
+                }
+                group.get_or_insert_with(|| Group::new(subject)).push(&json, event.id().as_deref());
             }
+            out.extend(group.map(Group::finish));
         }
         out
     }
@@ -432,9 +499,14 @@ impl NatsSink {
             let (Some(subject), Some(id), Some(payload)) = (fields.get_str("subject"), fields.get_str("id"), fields.get("payload")) else {
                 continue;
             };
-            outgoing.push(Outgoing { subject: subject.into_owned(), id: id.into_owned(), payload: payload.to_compact().into_bytes() });
+            outgoing.push(Outgoing {
+                subject: subject.into_owned(),
+                id: id.into_owned(),
+                payload: payload.to_compact().into_bytes(),
+                events: 1,
+            });
         }
-        let n = outgoing.len() as u64;
+        let n = outgoing.iter().map(|o| o.events).sum();
         self.publish(outgoing)?;
         Ok(n)
     }
@@ -449,7 +521,7 @@ impl Sink for NatsSink {
 
     fn deliver(&mut self, records: &Records, _: &mut Checkpointer<'_, NoState>) -> Result<u64, Failure> {
         let outgoing = self.prepare(records);
-        let count = outgoing.len() as u64;
+        let count = outgoing.iter().map(|o| o.events).sum();
         self.publish(outgoing)?;
         Ok(count)
     }

@@ -202,7 +202,8 @@ pub fn delete_stream(urls: &str, name: &str) {
     block_on(async { jetstream(urls).await.delete_stream(name).await.expect("deleting the stream") });
 }
 
-/// A message as the stream holds it.
+/// An event as the stream holds it, with its message's sequence, subject and id (a
+/// message holds a run of a request's events with one subject).
 #[derive(Debug, Clone)]
 pub struct StoredMessage {
     pub sequence: u64,
@@ -212,7 +213,7 @@ pub struct StoredMessage {
     pub raw: Vec<u8>,
 }
 
-/// Every message of the stream, in order, read by sequence number from the stream
+/// Every event of the stream, in order, read by sequence number from the stream
 /// leader (no consumer: it works while a cluster node is down).
 pub fn stream_messages(urls: &str, name: &str) -> Vec<StoredMessage> {
     block_on(async {
@@ -237,24 +238,38 @@ pub fn stream_messages(urls: &str, name: &str) -> Vec<StoredMessage> {
         fetched
             .into_iter()
             .flatten()
-            .map(|message| StoredMessage {
-                sequence: message.sequence,
-                subject: message.subject.to_string(),
-                msg_id: message.headers.get(async_nats::header::NATS_MESSAGE_ID).map(|v| v.as_str().to_owned()),
-                payload: serde_json::from_slice(&message.payload).expect("the payload is JSON"),
-                raw: message.payload.to_vec(),
+            .flat_map(|message| {
+                let payload: Value = serde_json::from_slice(&message.payload).expect("the payload is JSON");
+                assert_eq!(payload["context"], serde_json::json!({}), "a message is a run of whole events: {payload}");
+                let msg_id = message.headers.get(async_nats::header::NATS_MESSAGE_ID).map(|v| v.as_str().to_owned());
+                let events = payload["events"].as_array().expect("a message holds events").clone();
+                events.into_iter().map(move |event| StoredMessage {
+                    sequence: message.sequence,
+                    subject: message.subject.to_string(),
+                    msg_id: msg_id.clone(),
+                    raw: serde_json::to_vec(&event).unwrap(),
+                    payload: event,
+                })
             })
             .collect()
     })
 }
 
-/// Waits until the stream holds at least `n` messages, then reads them all.
+/// Waits until the stream holds at least `n` events, then returns them all.
 pub fn wait_for_messages(urls: &str, name: &str, n: usize, timeout: Duration) -> Vec<StoredMessage> {
     let deadline = Instant::now() + timeout;
+    let mut seen = 0;
     loop {
-        let count = stream_info(urls, name).map(|i| i.state.messages as usize).unwrap_or(0);
-        if count >= n || Instant::now() > deadline {
-            return if count > 0 { stream_messages(urls, name) } else { Vec::new() };
+        let messages = stream_info(urls, name).map(|i| i.state.messages).unwrap_or(0);
+        if messages > 0 && messages != seen {
+            seen = messages;
+            let events = stream_messages(urls, name);
+            if events.len() >= n {
+                return events;
+            }
+        }
+        if Instant::now() > deadline {
+            return if seen > 0 { stream_messages(urls, name) } else { Vec::new() };
         }
         std::thread::sleep(Duration::from_millis(100));
     }
