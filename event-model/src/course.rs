@@ -234,11 +234,14 @@ fn is_id_char(c: char) -> bool {
 /// combining vowel signs such as Devanagari `ि`).
 fn is_word_char(c: char) -> bool {
     use GeneralCategory::*;
-    c == '_'
-        || matches!(
-            c.general_category(),
-            UppercaseLetter | LowercaseLetter | TitlecaseLetter | ModifierLetter | OtherLetter | DecimalNumber | LetterNumber | OtherNumber
-        )
+    if c.is_ascii() {
+        // The common case, without the table lookup: ASCII letters and digits.
+        return c == '_' || c.is_ascii_alphanumeric();
+    }
+    matches!(
+        c.general_category(),
+        UppercaseLetter | LowercaseLetter | TitlecaseLetter | ModifierLetter | OtherLetter | DecimalNumber | LetterNumber | OtherNumber
+    )
 }
 
 #[cfg(test)]
