@@ -317,16 +317,39 @@ fn segment_outage(connections: usize, seconds: f64) {
     );
 }
 
-/// Starts an actix-web server whose `POST /event` answers 200 without reading anything.
+/// `/event` form posts with wrk, beside the framework's own floor: an actix-web
+/// handler that answers /event doing nothing, in this process (its CPU is the
+/// handler's: wrk is another process). `false` without wrk.
+fn event_beside_bare(server: &ServerProcess, seconds: f64) -> bool {
+    let Some(form) = wrk_form_posts(&server.url, &|| server.cpu_seconds(), seconds) else { return false };
+    report("/event form posts (wrk)", &form);
+    let bare_url = bare_handler();
+    if let Some(bare) = wrk_form_posts(&bare_url, &|| common::cpu_seconds(std::process::id()), seconds) {
+        report("bare actix-web /event (wrk)", &bare);
+        let per_cpu = |r: &Run| r.requests as f64 / r.cpu.max(0.01);
+        println!(
+            "  /event / bare handler: {:.2} of its requests/s, {:.2} of its requests per CPU-second ({:.0} vs {:.0})",
+            (form.requests as f64 / form.seconds) / (bare.requests as f64 / bare.seconds),
+            per_cpu(&form) / per_cpu(&bare),
+            per_cpu(&form),
+            per_cpu(&bare)
+        );
+    }
+    true
+}
+
+/// Starts an actix-web server whose `POST /event` takes the body (as any handler must,
+/// for the connection to stay open) and answers 200 without looking at it.
 fn bare_handler() -> String {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
             use actix_web::{web, App, HttpResponse, HttpServer};
-            let server = HttpServer::new(|| App::new().route("/event", web::post().to(|| async { HttpResponse::Ok().finish() })))
-                .workers(2)
-                .bind("127.0.0.1:0")
-                .unwrap();
+            let server =
+                HttpServer::new(|| App::new().route("/event", web::post().to(|_body: web::Bytes| async { HttpResponse::Ok().finish() })))
+                    .workers(2)
+                    .bind("127.0.0.1:0")
+                    .unwrap();
             tx.send(format!("http://{}", server.addrs()[0])).unwrap();
             server.run().await.unwrap();
         });
@@ -364,8 +387,13 @@ fn main() {
         println!("  floor without fsync: {rate:.0} events/s");
         return;
     }
+    let only_event = std::env::var("BENCH_ONLY_EVENT").is_ok();
     let server = ServerProcess::start();
     drive(&server, "/v1/batch", connections, 1.0, None, false); // warm-up
+    if only_event {
+        event_beside_bare(&server, seconds);
+        return;
+    }
     let full = drive(&server, "/v1/batch", connections, seconds, None, false);
     report("/v1/batch full load", &full);
     settle(&server);
@@ -373,29 +401,11 @@ fn main() {
     let half = drive(&server, "/v1/batch", connections, seconds, Some(half_rate), false);
     report("/v1/batch half load", &half);
     settle(&server);
-    let form = wrk_form_posts(&server.url, &|| server.cpu_seconds(), seconds);
-    match &form {
-        Some(form) => report("/event form posts (wrk)", form),
-        None => {
-            let form = drive(&server, "/event", connections, seconds, None, true);
-            report("/event form posts", &form);
-        }
+    if !event_beside_bare(&server, seconds) {
+        let form = drive(&server, "/event", connections, seconds, None, true);
+        report("/event form posts", &form);
     }
     drop(server);
-    // The framework's own floor: an actix-web handler that answers /event doing nothing,
-    // in this process (its CPU is the handler's: wrk is another process).
-    let bare_url = bare_handler();
-    if let (Some(form), Some(bare)) = (form, wrk_form_posts(&bare_url, &|| common::cpu_seconds(std::process::id()), seconds)) {
-        report("bare actix-web /event (wrk)", &bare);
-        let per_cpu = |r: &Run| r.requests as f64 / r.cpu.max(0.01);
-        println!(
-            "  /event / bare handler: {:.2} of its requests/s, {:.2} of its requests per CPU-second ({:.0} vs {:.0})",
-            (form.requests as f64 / form.seconds) / (bare.requests as f64 / bare.seconds),
-            per_cpu(&form) / per_cpu(&bare),
-            per_cpu(&form),
-            per_cpu(&bare)
-        );
-    }
     segment_outage(connections, seconds);
 
     let (floor_rate, _) = floor(seconds, CommitPolicy::Fsync);
