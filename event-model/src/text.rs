@@ -502,6 +502,17 @@ impl Fields {
         self.0.len()
     }
 
+    /// The members, for code that rebuilds an object in one pass.
+    pub(crate) fn into_members(self) -> Vec<(Text, Json)> {
+        self.0
+    }
+
+    /// Members whose keys the caller knows are distinct.
+    pub(crate) fn from_distinct(members: Vec<(Text, Json)>) -> Fields {
+        debug_assert!(members.iter().enumerate().all(|(i, (k, _))| members[..i].iter().all(|(o, _)| o.as_str() != k.as_str())));
+        Fields(members)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
