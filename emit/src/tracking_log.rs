@@ -11,15 +11,13 @@ use event_model::processors::LegacyFieldMapping;
 use event_model::routing::{Backend, BackendError, Router};
 use event_model::{legacy, Event};
 
-/// The LMS's limit on a line (`TRACK_MAX_EVENT`): longer lines are refused, not cut.
-pub const MAX_LINE_CHARS: usize = 50_000;
+pub use event_model::legacy::MAX_LINE_CHARS;
 
 /// Appends one tracking-log line per event to a file (created with mode 0640). Each
 /// line is one `write` to a file opened for appending, as Python's `FileHandler`
 /// flushes each record: a crash of the service loses no line it returned `Ok` for.
 pub struct TrackingLogFile {
     out: Mutex<(File, String)>,
-    max_line_chars: usize,
 }
 
 impl TrackingLogFile {
@@ -29,7 +27,7 @@ impl TrackingLogFile {
         }
         let file = OpenOptions::new().create(true).append(true).mode(0o640).open(path)?;
         file.set_permissions(std::fs::Permissions::from_mode(0o640))?;
-        Ok(TrackingLogFile { out: Mutex::new((file, String::with_capacity(1024))), max_line_chars: MAX_LINE_CHARS })
+        Ok(TrackingLogFile { out: Mutex::new((file, String::with_capacity(1024))) })
     }
 }
 
@@ -39,11 +37,8 @@ impl Backend for TrackingLogFile {
         let mut guard = self.out.lock().unwrap_or_else(|p| p.into_inner());
         let (file, line) = &mut *guard;
         line.clear();
-        legacy::write_line(event, line);
-        // The line is ASCII (`ensure_ascii`): bytes are characters.
-        if line.len() > self.max_line_chars {
-            return Err(BackendError(format!("line is {} characters, over the limit of {}", line.len(), self.max_line_chars)));
-        }
+        legacy::write_line_within(event, MAX_LINE_CHARS, line)
+            .map_err(|len| BackendError(format!("line is {len} characters, over the limit of {MAX_LINE_CHARS}")))?;
         line.push('\n');
         file.write_all(line.as_bytes()).map_err(|e| BackendError(format!("writing the tracking log: {e}")))
     }

@@ -34,6 +34,23 @@ pub fn write_line(event: &Event, out: &mut String) {
     write_fields(event.fields(), out);
 }
 
+/// The LMS's limit on a tracking-log line (`TRACK_MAX_EVENT`), in characters.
+pub const MAX_LINE_CHARS: usize = 50_000;
+
+/// [`write_line`] for a line of at most `max_chars` characters; a longer one (the LMS
+/// drops it) appends nothing and is `Err` with its length. The line is ASCII
+/// (`ensure_ascii`): its bytes are its characters.
+pub fn write_line_within(event: &Event, max_chars: usize, out: &mut String) -> Result<(), usize> {
+    let start = out.len();
+    write_line(event, out);
+    let len = out.len() - start;
+    if len > max_chars {
+        out.truncate(start);
+        return Err(len);
+    }
+    Ok(())
+}
+
 /// `json.dumps(value)` for a value of this crate.
 pub fn dumps_json(value: &Json) -> String {
     let mut out = String::with_capacity(256);

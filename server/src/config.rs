@@ -250,7 +250,7 @@ impl Default for LimitsSection {
             inflated_bytes: 8 << 20,
             events_per_batch: 500,
             event_bytes: event_model::rules::event::MAX_EVENT_BYTES,
-            line_chars: 50_000,
+            line_chars: event_model::legacy::MAX_LINE_CHARS,
             rate_per_second: 200,
             rate_burst: 1000,
             rate_clients: 65_536,

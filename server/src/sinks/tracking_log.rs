@@ -43,7 +43,7 @@ fn default_rotate_secs() -> u64 {
     86_400
 }
 fn default_max_line_chars() -> usize {
-    50_000
+    legacy::MAX_LINE_CHARS
 }
 
 /// Resolved options.
@@ -89,14 +89,8 @@ pub fn render(event: Event, chain: &Chain, max_line_chars: usize) -> Result<Stri
 /// [`render`], appending to `out` (nothing is appended when there is no line).
 pub fn render_into(event: Event, chain: &Chain, max_line_chars: usize, out: &mut String) -> Result<(), Rejection> {
     let event = chain.process(event)?;
-    let start = out.len();
-    legacy::write_line(&event, out);
-    let len = out.len() - start;
-    if len > max_line_chars {
-        out.truncate(start);
-        return Err(Rejection::new("line_too_long", format!("line is {len} characters, over the limit of {max_line_chars}")));
-    }
-    Ok(())
+    legacy::write_line_within(&event, max_line_chars, out)
+        .map_err(|len| Rejection::new("line_too_long", format!("line is {len} characters, over the limit of {max_line_chars}")))
 }
 
 /// What the checkpoint holds beside the log position: every record before it is in
