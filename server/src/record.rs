@@ -126,26 +126,33 @@ pub fn decode(record: &[u8]) -> Result<Vec<Event>, RecordError> {
     }
 }
 
-/// The events of a record whose shared context is empty (`{}`: each event whole, as
-/// the JetStream sink publishes them), as the text spans of the record they are;
-/// `None` for a record of another shape.
-pub fn whole_events(record: &str) -> Result<Option<Vec<&str>>, RecordError> {
+/// A record's top level, its values skipped: the text of `context`, the spans of the
+/// (first) `events` array, whether other members are there, and whether `name` or
+/// `data` is among them (an event as earlier versions stored it).
+struct Shape<'a> {
+    context: Option<&'a str>,
+    events: Option<Vec<&'a str>>,
+    other: bool,
+    event_members: bool,
+}
+
+fn shape(record: &str) -> Result<Shape<'_>, RecordError> {
     let mut s = Scanner::containing(record, Dialect::Python);
-    let (mut spans, mut empty_context, mut other) = (None, false, false);
+    let mut shape = Shape { context: None, events: None, other: false, event_members: false };
     s.object(0, &mut |s, key, depth| {
-        match key.decode(s.src()).as_ref() {
-            "events" if spans.is_none() => {
-                let mut list = Vec::new();
-                s.array(depth, &mut |s, depth| s.value(depth).map(|span| list.push(span)))?;
-                spans = Some(list);
-            }
-            "context" => {
-                let (a, b) = s.value(depth)?;
-                empty_context = s.src()[a..b].trim() == "{}";
-            }
-            _ => {
-                s.value(depth)?;
-                other = true;
+        let key = key.decode(s.src());
+        if key == "events" && shape.events.is_none() {
+            let mut list = Vec::new();
+            s.array(depth, &mut |s, depth| s.value(depth).map(|(a, b)| list.push(&record[a..b])))?;
+            shape.events = Some(list);
+            return Ok(());
+        }
+        let (a, b) = s.value(depth)?;
+        match key.as_ref() {
+            "context" => shape.context = Some(&record[a..b]),
+            other => {
+                shape.other = true;
+                shape.event_members |= matches!(other, "name" | "data");
             }
         }
         Ok(())
@@ -154,33 +161,25 @@ pub fn whole_events(record: &str) -> Result<Option<Vec<&str>>, RecordError> {
     if !s.at_end() {
         return Err(RecordError::Json(Invalid::Syntax { at: s.pos() }));
     }
-    Ok(match spans {
-        Some(spans) if empty_context && !other => Some(spans.into_iter().map(|(a, b)| &record[a..b]).collect()),
-        _ => None,
-    })
+    Ok(shape)
+}
+
+/// The events of a record whose shared context is empty (`{}`: each event whole, as
+/// the JetStream sink publishes them), as the text spans of the record they are;
+/// `None` for a record of another shape.
+pub fn whole_events(record: &str) -> Result<Option<Vec<&str>>, RecordError> {
+    let shape = shape(record)?;
+    let empty_context = shape.context.is_some_and(|c| c.trim() == "{}");
+    Ok(shape.events.filter(|_| empty_context && !shape.other))
 }
 
 /// How many events a record holds, without reading them (a scan that skips values):
 /// what the spill counts.
 pub fn event_count(record: &[u8]) -> Result<u64, RecordError> {
-    let text = std::str::from_utf8(record).map_err(|_| RecordError::Utf8)?;
-    let mut s = Scanner::containing(text, Dialect::Python);
-    let (mut events, mut single) = (None, false);
-    s.object(0, &mut |s, key, depth| {
-        if key.decode(s.src()) == "events" && events.is_none() {
-            let mut n = 0;
-            s.array(depth, &mut |s, depth| s.value(depth).map(|_| n += 1))?;
-            events = Some(n);
-        } else {
-            single |= matches!(key.decode(s.src()).as_ref(), "name" | "data");
-            s.value(depth)?;
-        }
-        Ok(())
-    })
-    .map_err(RecordError::Json)?;
-    match events {
-        Some(n) => Ok(n),
-        None if single => Ok(1),
+    let shape = shape(std::str::from_utf8(record).map_err(|_| RecordError::Utf8)?)?;
+    match shape.events {
+        Some(events) => Ok(events.len() as u64),
+        None if shape.event_members => Ok(1),
         None => Err(RecordError::Shape),
     }
 }

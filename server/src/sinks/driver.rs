@@ -431,24 +431,19 @@ fn drive<S: Sink>(
             sink.tick(&mut checkpoint)?;
             continue;
         };
-        let batch_bytes: u64 = batch.iter().map(|(_, r)| r.len() as u64).sum();
+        let batch_bytes = bytes;
+        // Over the backlog budget in bytes, counting this batch.
+        let over_lag_bytes = |reader: &crate::wal::WalReader| reader.bytes_ahead().saturating_add(batch_bytes) > policy.max_lag_bytes;
         // A sink that delivers, but slower than ingest, is over its budget too: what it
         // is behind by goes to its spill until it catches up, so it never holds the log.
-        if policy.when_full == WhenFull::Spill && !spilling && reader.bytes_ahead().saturating_add(batch_bytes) > policy.max_lag_bytes {
+        if policy.when_full == WhenFull::Spill && !spilling && over_lag_bytes(&reader) {
             if !behind {
                 behind = true;
                 tracing::warn!(sink = %name, lag_bytes = reader.bytes_ahead(), dir = %spill.dir().display(),
                     "the sink is slower than ingest and over its backlog budget; spilling until it catches up");
             }
-            match spill_batch(&batch, &mut spill, metrics, name) {
-                Ok(events) => {
-                    checkpoint.save(last + 1, sink.state())?;
-                    count_spilled(context, status, &mut spill, events);
-                    continue;
-                }
-                Err(spill_failure) => {
-                    tracing::error!(sink = %name, reason = %spill_failure.message, "cannot spill; the backlog stays in the log");
-                }
+            if spill_past(sink, &batch, &mut spill, &mut checkpoint, context, status)? {
+                continue;
             }
         } else if behind && !spilling {
             behind = false;
@@ -490,11 +485,8 @@ fn drive<S: Sink>(
                 *status.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(failure.message.clone());
             }
             let since = *failing_since.get_or_insert_with(Instant::now);
-            let over_budget = |reader: &crate::wal::WalReader| {
-                reader.bytes_ahead().saturating_add(batch_bytes) > policy.max_lag_bytes || since.elapsed() > policy.max_lag
-            };
-            let over_budget = over_budget(&reader);
-            if policy.when_full == WhenFull::Spill && (spilling || over_budget) {
+            let over_budget = |reader: &crate::wal::WalReader| over_lag_bytes(reader) || since.elapsed() > policy.max_lag;
+            if policy.when_full == WhenFull::Spill && (spilling || over_budget(&reader)) {
                 if !spilling {
                     tracing::warn!(sink = %name, reason = %failure.message, lag_bytes, failing_secs = since.elapsed().as_secs(),
                         dir = %spill.dir().display(), "the sink cannot deliver and is over its backlog budget; spilling what it cannot deliver");
@@ -502,18 +494,11 @@ fn drive<S: Sink>(
                 if probe {
                     next_probe = Instant::now() + failure.retry_after.unwrap_or_default().max(backoff.next_delay());
                 }
-                spilling = true;
-                match spill_batch(&batch, &mut spill, metrics, name) {
-                    Ok(events) => {
-                        checkpoint.save(last + 1, sink.state())?;
-                        count_spilled(context, status, &mut spill, events);
-                        break;
-                    }
-                    Err(spill_failure) => {
-                        tracing::error!(sink = %name, reason = %spill_failure.message, "cannot spill; the backlog stays in the log");
-                        spilling = false;
-                    }
+                if spill_past(sink, &batch, &mut spill, &mut checkpoint, context, status)? {
+                    spilling = true;
+                    break;
                 }
+                spilling = false;
             }
             let state = match failure.kind {
                 FailureKind::Credentials => SinkState::FailingCredentials,
@@ -537,10 +522,7 @@ fn drive<S: Sink>(
                 // The log keeps growing while the sink waits: a sink that may spill starts
                 // as soon as it is over its budget, not after the wait, so the log never
                 // fills up behind it.
-                let may_spill = policy.when_full == WhenFull::Spill && !spilling;
-                if may_spill
-                    && (reader.bytes_ahead().saturating_add(batch_bytes) > policy.max_lag_bytes || since.elapsed() > policy.max_lag)
-                {
+                if policy.when_full == WhenFull::Spill && !spilling && over_budget(&reader) {
                     break;
                 }
                 let stop_now = context.stop.load(Ordering::SeqCst);
@@ -568,22 +550,38 @@ fn spill_batch(batch: &Records, spill: &mut SpillWriter, metrics: &crate::metric
                 spill.write_record(record)?;
                 events += n;
             }
-            Err(error) => {
-                // What delivery would skip too (see `events_of`).
-                tracing::error!(sink = name, seq, %error, "unreadable record in the log");
-                metrics.sink_rejected.with_label_values(&[name, "unreadable_record"]).inc();
-            }
+            // What delivery skips too.
+            Err(error) => super::count_unreadable(metrics, name, *seq, &error),
         }
     }
     spill.sync()?;
     Ok(events)
 }
 
-fn count_spilled(context: &SinkContext, status: &SinkStatus, spill: &mut SpillWriter, events: u64) {
+/// Spills `batch`, moves the checkpoint past it and counts it; `false` (logged) when
+/// the spill cannot be written, and the batch stays in the log.
+fn spill_past<S: Sink>(
+    sink: &S,
+    batch: &Records,
+    spill: &mut SpillWriter,
+    checkpoint: &mut Checkpointer<'_, S::State>,
+    context: &SinkContext,
+    status: &SinkStatus,
+) -> Result<bool, Failure> {
+    let Some(&(last, _)) = batch.last() else { return Ok(true) };
+    let events = match spill_batch(batch, spill, &context.metrics, &status.name) {
+        Ok(events) => events,
+        Err(failure) => {
+            tracing::error!(sink = %status.name, reason = %failure.message, "cannot spill; the backlog stays in the log");
+            return Ok(false);
+        }
+    };
+    checkpoint.save(last + 1, sink.state())?;
     status.spilled.fetch_add(events, Ordering::Relaxed);
     context.metrics.sink_spilled.with_label_values(&[&status.name]).inc_by(events);
     context.metrics.sink_spill_bytes.with_label_values(&[&status.name]).set(spill.total_bytes() as i64);
     set_state(context, status, SinkState::Spilling);
+    Ok(true)
 }
 
 /// Records read per call while a batch is gathered.

@@ -117,11 +117,16 @@ pub fn events_of(metrics: &Metrics, sink: &str, seq: u64, record: &[u8]) -> Opti
     match crate::record::decode(record) {
         Ok(events) => Some(events),
         Err(error) => {
-            tracing::error!(sink, seq, %error, "unreadable record in the log");
-            metrics.sink_rejected.with_label_values(&[sink, "unreadable_record"]).inc();
+            count_unreadable(metrics, sink, seq, &error);
             None
         }
     }
+}
+
+/// Logs and counts a record of the log that cannot be read (the sink skips it).
+pub fn count_unreadable(metrics: &Metrics, sink: &str, seq: u64, error: &crate::record::RecordError) {
+    tracing::error!(sink, seq, %error, "unreadable record in the log");
+    metrics.sink_rejected.with_label_values(&[sink, "unreadable_record"]).inc();
 }
 
 /// `20261122-100102`: the UTC time in file names (rotated logs, spill files).
