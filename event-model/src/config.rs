@@ -25,6 +25,7 @@ use crate::processors::{
     DEFAULT_MAX_EVENT_BYTES,
 };
 use crate::routing::{Backend, Counters, Router};
+use crate::view::EventView;
 use crate::Event;
 
 /// A routing configuration that cannot be used.
@@ -215,6 +216,17 @@ impl Chain {
             event = router.process(event)?;
         }
         Ok(event)
+    }
+
+    /// Whether every processor of the chain runs on an [`EventView`].
+    pub fn runs_on_views(&self) -> bool {
+        self.0.iter().all(|router| router.runs_on_views())
+    }
+
+    /// [`Chain::process`] on an event read in place from stored text; check
+    /// [`Chain::runs_on_views`] first.
+    pub fn process_view(&self, view: &mut EventView<'_>) -> Result<(), Rejection> {
+        self.0.iter().try_for_each(|router| router.process_view(view))
     }
 }
 

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::rules::json::{decode_units, find_special, is_printable_ascii, sub, Dialect, Scanner, StrSpan, Unit};
 use crate::text::{Fields, Json};
+use crate::view::{EventView, ViewValue};
 use crate::Event;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -41,8 +42,18 @@ pub const MAX_LINE_CHARS: usize = 50_000;
 /// drops it) appends nothing and is `Err` with its length. The line is ASCII
 /// (`ensure_ascii`): its bytes are its characters.
 pub fn write_line_within(event: &Event, max_chars: usize, out: &mut String) -> Result<(), usize> {
+    within(max_chars, out, |out| write_line(event, out))
+}
+
+/// [`write_line_within`] for an event read in place from stored text (mapped with
+/// [`LegacyFieldMapping::map_view`](crate::processors::LegacyFieldMapping::map_view)).
+pub fn write_view_line_within(view: &EventView<'_>, max_chars: usize, out: &mut String) -> Result<(), usize> {
+    within(max_chars, out, |out| write_view(view, out))
+}
+
+fn within(max_chars: usize, out: &mut String, write: impl FnOnce(&mut String)) -> Result<(), usize> {
     let start = out.len();
-    write_line(event, out);
+    write(out);
     let len = out.len() - start;
     if len > max_chars {
         out.truncate(start);
@@ -63,44 +74,70 @@ pub fn write_json(value: &Json, out: &mut String) {
     match value {
         Json::Text(text) => transcode(text, out),
         Json::Object(fields) => write_fields(fields, out),
-        Json::Dumped(inner) => {
-            let mut text = String::with_capacity(256);
-            write_json(inner, &mut text);
-            write_ascii_as_string(&text, out);
-        }
+        Json::Dumped(inner) => write_dumped(out, |text| write_json(inner, text)),
     }
 }
 
 /// Appends an object's members with Python's separators.
 pub fn write_fields(fields: &Fields, out: &mut String) {
+    write_members(fields.iter(), write_json, out);
+}
+
+/// Appends `json.dumps` of an event's members read in place.
+pub fn write_view(view: &EventView<'_>, out: &mut String) {
+    write_members(view.iter(), write_view_value, out);
+}
+
+fn write_view_value(value: &ViewValue<'_>, out: &mut String) {
+    match value {
+        ViewValue::Text(text) => transcode(text, out),
+        ViewValue::Object(view) => write_view(view, out),
+        ViewValue::Dumped(inner) => write_dumped(out, |text| write_view_value(inner, text)),
+    }
+}
+
+fn write_members<'v, K: AsRef<str> + ?Sized + 'v, V: ?Sized + 'v>(
+    members: impl Iterator<Item = (&'v K, &'v V)>,
+    write_value: fn(&V, &mut String),
+    out: &mut String,
+) {
     out.push('{');
-    for (i, (key, value)) in fields.iter().enumerate() {
+    for (i, (key, value)) in members.enumerate() {
         if i > 0 {
             out.push_str(", ");
         }
-        write_str(key, out);
+        write_str(key.as_ref(), out);
         out.push_str(": ");
-        write_json(value, out);
+        write_value(value, out);
     }
     out.push('}');
+}
+
+/// Appends a string whose content is what `write` writes (`json.dumps` of a value).
+fn write_dumped(out: &mut String, write: impl FnOnce(&mut String)) {
+    let mut text = String::with_capacity(256);
+    write(&mut text);
+    write_ascii_as_string(&text, out);
 }
 
 /// `json.dumps(s)` of a string that `json.dumps` wrote (ASCII, no control
 /// characters): only `"` and `\` need escaping.
 fn write_ascii_as_string(s: &str, out: &mut String) {
     out.push('"');
+    let bytes = s.as_bytes();
     let mut copied = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let esc = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            _ => continue,
-        };
-        out.push_str(sub(s, copied, i));
-        out.push_str(esc);
-        copied = i + 1;
+    loop {
+        let at = find_special(bytes, copied);
+        out.push_str(sub(s, copied, at));
+        match bytes.get(at) {
+            None => break,
+            Some(b'"') => out.push_str("\\\""),
+            Some(b'\\') => out.push_str("\\\\"),
+            // Not written by `json.dumps`; kept as it is.
+            Some(_) => out.push_str(sub(s, at, at + 1)),
+        }
+        copied = at + 1;
     }
-    out.push_str(sub(s, copied, s.len()));
     out.push('"');
 }
 
@@ -235,6 +272,9 @@ fn transcode_object(s: &mut Scanner<'_>, out: &mut String) -> Option<()> {
 
 fn same_key(src: &str, a: StrSpan, b: StrSpan) -> bool {
     if !a.escaped && !b.escaped {
+        if a.end - a.start != b.end - b.start {
+            return false;
+        }
         a.inner(src) == b.inner(src)
     } else {
         a.decode(src) == b.decode(src)

@@ -61,6 +61,8 @@ pub mod text;
 pub mod timestamp;
 #[cfg(feature = "model")]
 mod tracker;
+#[cfg(feature = "model")]
+pub mod view;
 
 #[cfg(feature = "model")]
 pub use event::{Event, EventError, UNKNOWN_EVENT_NAME};

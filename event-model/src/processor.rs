@@ -1,7 +1,9 @@
 //! The processor contract: keep, change, drop, or fail.
 
+use std::borrow::Cow;
 use std::fmt;
 
+use crate::view::EventView;
 use crate::Event;
 
 /// What a processor decided about an event it may have changed in place.
@@ -50,6 +52,44 @@ pub trait Processor: Send + Sync {
 
     /// Looks at the event, may change it in place, and decides its fate.
     fn process(&self, event: &mut Event) -> Result<Verdict, ProcessError>;
+
+    /// What this processor does in terms that run on an event read in place from
+    /// stored text, when it can (a sink whose processors all can writes its lines
+    /// without building events); `None` by default.
+    fn on_view(&self) -> Option<ViewStep<'_>> {
+        None
+    }
+}
+
+/// A processor's work on an [`EventView`].
+pub enum ViewStep<'a> {
+    /// Keeps or drops by the event's top-level members, changing nothing.
+    Filter(&'a dyn Filter),
+    /// The legacy field mapping ([`LegacyFieldMapping::map_view`](crate::processors::LegacyFieldMapping::map_view)).
+    LegacyFieldMapping,
+}
+
+/// A processor that only keeps or drops, reading top-level string members: it is the
+/// same code for an [`Event`] and an [`EventView`].
+pub trait Filter: Sync {
+    fn verdict(&self, event: &dyn StrMembers) -> Verdict;
+}
+
+/// An event's top-level members that are strings.
+pub trait StrMembers {
+    fn str_member(&self, key: &str) -> Option<Cow<'_, str>>;
+}
+
+impl StrMembers for Event {
+    fn str_member(&self, key: &str) -> Option<Cow<'_, str>> {
+        self.get_str(key)
+    }
+}
+
+impl StrMembers for EventView<'_> {
+    fn str_member(&self, key: &str) -> Option<Cow<'_, str>> {
+        self.get_str(key)
+    }
 }
 
 /// A processor made of a closure.

@@ -5,7 +5,9 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use crate::processor::{Processor, Rejection, Verdict};
+use crate::processor::{ProcessError, Processor, Rejection, Verdict, ViewStep};
+use crate::processors::LegacyFieldMapping;
+use crate::view::EventView;
 use crate::Event;
 
 /// A backend could not take an event.
@@ -130,24 +132,53 @@ impl Router {
     /// logged (without event data); an error leaves the event as it was.
     pub fn process(&self, mut event: Event) -> Result<Event, Rejection> {
         for processor in &self.processors {
-            match processor.process(&mut event) {
-                Ok(Verdict::Keep) => {}
-                Ok(Verdict::Warn(why)) => {
-                    tracing::warn!(branch = %self.path, processor = processor.name(), reason = why.reason, "{}", why.detail);
-                    self.count(processor.name(), Outcome::Warned, why.reason);
-                }
-                Ok(Verdict::Drop(why)) => {
-                    tracing::debug!(branch = %self.path, processor = processor.name(), reason = why.reason, "event dropped");
-                    self.count(processor.name(), Outcome::Dropped, why.reason);
-                    return Err(why);
-                }
-                Err(error) => {
-                    tracing::error!(branch = %self.path, processor = processor.name(), %error, "processor failed; event passed on unchanged");
-                    self.count(processor.name(), Outcome::ProcessorError, "error");
-                }
-            }
+            let result = processor.process(&mut event);
+            self.judge(processor.name(), result)?;
         }
         Ok(event)
+    }
+
+    /// Whether every processor of this branch runs on an [`EventView`].
+    pub fn runs_on_views(&self) -> bool {
+        self.processors.iter().all(|p| p.on_view().is_some())
+    }
+
+    /// [`Router::process`] on an event read in place from stored text, counted and
+    /// logged the same way; check [`Router::runs_on_views`] first.
+    pub fn process_view(&self, view: &mut EventView<'_>) -> Result<(), Rejection> {
+        for processor in &self.processors {
+            let result = match processor.on_view() {
+                Some(ViewStep::Filter(filter)) => Ok(filter.verdict(view)),
+                Some(ViewStep::LegacyFieldMapping) => {
+                    LegacyFieldMapping::map_view(view);
+                    Ok(Verdict::Keep)
+                }
+                None => Err(ProcessError("this processor does not run on stored text".into())),
+            };
+            self.judge(processor.name(), result)?;
+        }
+        Ok(())
+    }
+
+    /// Counts and logs what a processor decided; `Err` when it dropped the event.
+    fn judge(&self, processor: &str, result: Result<Verdict, ProcessError>) -> Result<(), Rejection> {
+        match result {
+            Ok(Verdict::Keep) => {}
+            Ok(Verdict::Warn(why)) => {
+                tracing::warn!(branch = %self.path, processor, reason = why.reason, "{}", why.detail);
+                self.count(processor, Outcome::Warned, why.reason);
+            }
+            Ok(Verdict::Drop(why)) => {
+                tracing::debug!(branch = %self.path, processor, reason = why.reason, "event dropped");
+                self.count(processor, Outcome::Dropped, why.reason);
+                return Err(why);
+            }
+            Err(error) => {
+                tracing::error!(branch = %self.path, processor, %error, "processor failed; event passed on unchanged");
+                self.count(processor, Outcome::ProcessorError, "error");
+            }
+        }
+        Ok(())
     }
 
     fn count(&self, stage: &str, outcome: Outcome, reason: &str) {

@@ -67,6 +67,12 @@ impl Text {
     }
 }
 
+impl AsRef<str> for Text {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
 impl Deref for Text {
     type Target = str;
     fn deref(&self) -> &str {
@@ -322,7 +328,12 @@ fn is_zero_number(t: &str) -> bool {
 
 /// The value of a JSON string literal.
 fn string_value(t: &Text) -> Option<Cow<'_, str>> {
-    let inner = t.as_str().strip_prefix('"')?.strip_suffix('"')?;
+    string_value_of(t.as_str())
+}
+
+/// The value of a JSON string's checked text (`None` for another kind of value).
+pub(crate) fn string_value_of(t: &str) -> Option<Cow<'_, str>> {
+    let inner = t.strip_prefix('"')?.strip_suffix('"')?;
     Some(if inner.contains('\\') { Cow::Owned(rules_json::decode_lossy(inner)) } else { Cow::Borrowed(inner) })
 }
 

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use tracking_server::ingest::batch::{read_event, split_envelope};
 use tracking_server::ingest::IngestRules;
 use tracking_server::record::RecordBuilder;
+use tracking_server::sinks::tracking_log::{render_events, render_views, Rendered};
 use tracking_server::wal::{CommitPolicy, Wal, WalConfig};
 
 fn form_body(n: u64) -> String {
@@ -160,13 +161,16 @@ fn drive(server: &ServerProcess, path: &str, connections: usize, seconds: f64, r
     Run { requests, events: requests * per, seconds: elapsed, cpu, latencies }
 }
 
+/// The request context of the floor's records.
+const FLOOR_CONTEXT: &str = r#"{"session":"","user_id":null,"username":"","ip":"127.0.0.1","host":"127.0.0.1","agent":"bench","path":"/v1/batch","referer":"","accept_language":"","client_id":null,"course_id":"","org_id":"","enterprise_uuid":""}"#;
+
 /// The same work without HTTP, in one thread: parse, build, process, serialize,
 /// append with fsync per batch.
 fn floor(seconds: f64, commit: CommitPolicy) -> (f64, u64) {
     let dir = tempfile::tempdir().unwrap();
     let wal = Wal::open(WalConfig { dir: dir.path().join("wal"), commit, ..WalConfig::default() }).unwrap();
     let rules = IngestRules::new(event_model::processors::NameMode::Warn, Vec::new(), 50_000, event_model::routing::Counters::new());
-    let context = r#"{"session":"","user_id":null,"username":"","ip":"127.0.0.1","host":"127.0.0.1","agent":"bench","path":"/v1/batch","referer":"","accept_language":"","client_id":null,"course_id":"","org_id":"","enterprise_uuid":""}"#;
+    let context = FLOOR_CONTEXT;
     // Bodies are made before the clock starts: the floor is the server's work only.
     let bodies: Vec<String> = (0..200).map(batch_body).collect();
     let started = Instant::now();
@@ -187,6 +191,68 @@ fn floor(seconds: f64, commit: CommitPolicy) -> (f64, u64) {
     let secs = started.elapsed().as_secs_f64();
     wal.shutdown();
     (events as f64 / secs, events)
+}
+
+/// The records the floor appends (the bench's batches read as the server reads them),
+/// made before any clock starts.
+fn floor_records(count: usize) -> Vec<Vec<u8>> {
+    let rules = IngestRules::new(event_model::processors::NameMode::Warn, Vec::new(), 50_000, event_model::routing::Counters::new());
+    let received = event_model::timestamp::format(event_model::timestamp::now());
+    (0..count)
+        .map(|n| {
+            let body = batch_body(n as u64);
+            let mut record = RecordBuilder::new(FLOOR_CONTEXT, body.len());
+            for span in split_envelope(body.as_bytes(), 500).unwrap() {
+                record.push(&read_event(body.as_bytes(), span, &rules, &received).unwrap().json);
+            }
+            record.finish()
+        })
+        .collect()
+}
+
+/// The tracking-log sink's own work in one thread, without the file: stored records
+/// → legacy lines through the default routing's chain, from the records read in place
+/// and (the design before) through events built from them. Events per second each.
+fn sink_floor(seconds: f64) -> (f64, f64) {
+    let routing = event_model::config::RoutingConfig::from_toml(tracking_server::config::DEFAULT_ROUTING).unwrap();
+    let (chain, options) = tracking_server::convert::tracking_log_pipeline(&routing).unwrap();
+    assert!(chain.runs_on_views(), "the default routing runs on views");
+    let records = floor_records(200);
+    let mut lines = String::with_capacity(1 << 16);
+    let mut rate = |render: RenderFn| {
+        let started = Instant::now();
+        let (mut events, mut n) = (0u64, 0usize);
+        while started.elapsed().as_secs_f64() < seconds / 2.0 / ROUNDS as f64 {
+            lines.clear();
+            events += render(&records[n % records.len()], &chain, options.max_line_chars, &mut lines).unwrap().lines;
+            n += 1;
+            std::hint::black_box(&lines);
+        }
+        events as f64 / started.elapsed().as_secs_f64()
+    };
+    // Interleaved rounds, medians: this machine's speed drifts within seconds.
+    const ROUNDS: usize = 8;
+    let (mut views, mut events) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        views.push(rate(render_views));
+        events.push(rate(render_events));
+    }
+    (median(views), median(events))
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+type RenderFn = fn(&[u8], &event_model::config::Chain, usize, &mut String) -> Result<Rendered, tracking_server::record::RecordError>;
+
+fn report_sink_floor(seconds: f64) {
+    let (views, events) = sink_floor(seconds);
+    println!(
+        "  tracking-log sink floor (records → lines, one thread, no file): {views:.0} events/s read in place, {events:.0} through built events (ratio {:.2})",
+        views / events
+    );
 }
 
 /// Single-event form posts driven by `wrk` (a lighter client than ours, so the server
@@ -385,6 +451,7 @@ fn main() {
     if std::env::var("BENCH_ONLY_FLOOR").is_ok() {
         let (rate, _) = floor(seconds, CommitPolicy::None);
         println!("  floor without fsync: {rate:.0} events/s");
+        report_sink_floor(seconds);
         return;
     }
     let only_event = std::env::var("BENCH_ONLY_EVENT").is_ok();
@@ -414,5 +481,6 @@ fn main() {
     let full_rate = full.events as f64 / full.seconds;
     println!("  floor (one thread, no HTTP: parse + process + serialize + append, fsync per batch): {floor_rate:.0} events/s");
     println!("  ratio full-load HTTP / floor: {:.2}", full_rate / floor_rate);
+    report_sink_floor(seconds);
     println!("  reproduce: cargo bench -p tracking-server --bench ingest   (BENCH_SECONDS, BENCH_CONNECTIONS)");
 }

@@ -11,10 +11,12 @@
 //! bytes are what the JetStream sink publishes and the relay stores. A record written
 //! by an earlier version (one event in the modern shape) reads as that one event.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use event_model::rules::json::{sub, Dialect, Invalid, Scanner};
-use event_model::{Event, Fields, Json, Text};
+use event_model::view::{EventView, ViewValue};
+use event_model::{Event, Text};
 
 /// A record that cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,29 +74,39 @@ impl RecordBuilder {
 /// The events of a record, each with its full context, sharing the record's text.
 pub fn decode(record: &[u8]) -> Result<Vec<Event>, RecordError> {
     let text = std::str::from_utf8(record).map_err(|_| RecordError::Utf8)?;
-    let len = text.len();
     let buf: Arc<str> = Arc::from(text);
-    let whole = Text::slice(&buf, 0, len);
-    let mut s = Scanner::containing(&buf, Dialect::Python);
-    let mut shared: Option<Fields> = None;
-    let mut events: Option<Vec<Event>> = None;
-    let mut single = Fields::new();
+    let whole = Text::slice(&buf, 0, buf.len());
+    Ok(views(&buf)?.into_iter().map(|view| Event::from_fields(view.into_fields(&whole))).collect())
+}
+
+/// The events of a record read in place, each with its full context: one pass over
+/// the text, nothing shared or counted (what the tracking-log sink writes lines from).
+pub fn views(text: &str) -> Result<Vec<EventView<'_>>, RecordError> {
+    let mut s = Scanner::containing(text, Dialect::Python);
+    let mut shared: Option<EventView<'_>> = None;
+    let mut events: Option<Vec<EventView<'_>>> = None;
+    let mut single = EventView::default();
     s.object(0, &mut |s, key, depth| {
         let name = key.decode(s.src());
         match name.as_ref() {
             "context" if shared.is_none() && events.is_none() => {
                 let (a, b) = s.value(depth)?;
-                shared = Json::from_checked(sub_text(&whole, a, b)).to_fields();
-                single.insert("context", Json::from_checked(sub_text(&whole, a, b)));
+                shared = ViewValue::Text(sub(text, a, b)).into_members();
+                single.insert(name, ViewValue::Text(sub(text, a, b)));
                 Ok(())
             }
             "events" => {
                 let context = shared.clone().unwrap_or_default();
                 let mut list = Vec::new();
                 s.array(depth, &mut |s, depth| {
-                    let (a, b) = s.value(depth)?;
-                    let fields = Json::from_checked(sub_text(&whole, a, b)).to_fields();
-                    list.push(merged(fields.unwrap_or_default(), &context));
+                    s.ws();
+                    let event = if s.peek() == Some(b'{') {
+                        EventView::read(s, depth + 1)?
+                    } else {
+                        s.value(depth)?;
+                        EventView::default()
+                    };
+                    list.push(merged(event, &context));
                     Ok(())
                 })?;
                 events = Some(list);
@@ -102,7 +114,7 @@ pub fn decode(record: &[u8]) -> Result<Vec<Event>, RecordError> {
             }
             _ => {
                 let (a, b) = s.value(depth)?;
-                single.insert(Text::from(name.into_owned()), Json::from_checked(sub_text(&whole, a, b)));
+                single.insert(name, ViewValue::Text(sub(text, a, b)));
                 Ok(())
             }
         }
@@ -113,14 +125,12 @@ pub fn decode(record: &[u8]) -> Result<Vec<Event>, RecordError> {
     }
     match events {
         Some(events) => Ok(events),
-        None if single.contains_key("name") || single.contains_key("data") => {
+        None if single.get("name").is_some() || single.get("data").is_some() => {
             // An event as earlier versions stored it.
-            if let Some(context) = single.get_mut("context") {
-                if let Some(fields) = context.to_fields() {
-                    *context = Json::Object(fields);
-                }
+            if let Some(context) = single.get("context").cloned().and_then(ViewValue::into_members) {
+                single.insert(Cow::Borrowed("context"), ViewValue::Object(context));
             }
-            Ok(vec![Event::from_fields(single)])
+            Ok(vec![single])
         }
         None => Err(RecordError::Shape),
     }
@@ -185,22 +195,18 @@ pub fn event_count(record: &[u8]) -> Result<u64, RecordError> {
 }
 
 /// An event of a record with the shared context merged under its own.
-fn merged(mut event: Fields, shared: &Fields) -> Event {
-    let own = event.get("context").and_then(Json::to_fields).unwrap_or_default();
+fn merged<'a>(mut event: EventView<'a>, shared: &EventView<'a>) -> EventView<'a> {
+    let own = event.get("context").cloned().and_then(ViewValue::into_members).unwrap_or_default();
     let mut context = shared.clone();
-    context.update(&own);
-    event.insert("context", Json::Object(context));
-    Event::from_fields(event)
-}
-
-fn sub_text(whole: &Text, a: usize, b: usize) -> Text {
-    debug_assert!(sub(whole, a, b).len() == b - a);
-    whole.sub(a, b)
+    context.update(own);
+    event.insert(Cow::Borrowed("context"), ViewValue::Object(context));
+    event
 }
 
 /// The ids of a record's events (those that have one).
 pub fn event_ids(record: &[u8]) -> Result<Vec<uuid::Uuid>, RecordError> {
-    Ok(decode(record)?.iter().filter_map(|e| e.id().and_then(|id| uuid::Uuid::parse_str(&id).ok())).collect())
+    let text = std::str::from_utf8(record).map_err(|_| RecordError::Utf8)?;
+    Ok(views(text)?.iter().filter_map(|view| view.get_str("id").and_then(|id| uuid::Uuid::parse_str(&id).ok())).collect())
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use crate::processor::{ProcessError, Processor, Rejection, Verdict};
+use crate::processor::{Filter, ProcessError, Processor, Rejection, StrMembers, Verdict, ViewStep};
 use crate::Event;
 
 /// The type of events without a top-level `type`: `sendTrackingLogEvent` and
@@ -12,8 +12,8 @@ pub const TRACKING_LOG_TYPE: &str = "tracking_log";
 
 /// The API type of an event: its top-level `type` (`track`, `page`, `identify`), or
 /// [`TRACKING_LOG_TYPE`] when it has none.
-pub fn event_type(event: &Event) -> std::borrow::Cow<'_, str> {
-    event.get_str("type").unwrap_or(std::borrow::Cow::Borrowed(TRACKING_LOG_TYPE))
+pub fn event_type(event: &dyn StrMembers) -> std::borrow::Cow<'_, str> {
+    event.str_member("type").unwrap_or(std::borrow::Cow::Borrowed(TRACKING_LOG_TYPE))
 }
 
 /// Keeps only events whose [`event_type`] is listed.
@@ -34,10 +34,20 @@ impl Processor for EventTypes {
     }
 
     fn process(&self, event: &mut Event) -> Result<Verdict, ProcessError> {
-        Ok(if self.keep.contains(event_type(event).as_ref()) {
+        Ok(self.verdict(event))
+    }
+
+    fn on_view(&self) -> Option<ViewStep<'_>> {
+        Some(ViewStep::Filter(self))
+    }
+}
+
+impl Filter for EventTypes {
+    fn verdict(&self, event: &dyn StrMembers) -> Verdict {
+        if self.keep.contains(event_type(event).as_ref()) {
             Verdict::Keep
         } else {
             Verdict::Drop(Rejection::new("event_type_not_routed", "this branch does not take events of this type"))
-        })
+        }
     }
 }

@@ -1,8 +1,10 @@
 //! Internal BI events (`edx.bi.` by default): kept out of, or alone in, a branch.
 
-use crate::processor::{ProcessError, Processor, Rejection, Verdict};
+use std::borrow::Cow;
+
+use crate::processor::{Filter, ProcessError, Processor, Rejection, StrMembers, Verdict, ViewStep};
 use crate::rules::name::has_internal_prefix;
-use crate::Event;
+use crate::{Event, UNKNOWN_EVENT_NAME};
 
 /// The default prefix of internal business-intelligence events.
 pub const DEFAULT_INTERNAL_PREFIX: &str = "edx.bi.";
@@ -43,13 +45,23 @@ impl Processor for InternalEvents {
     }
 
     fn process(&self, event: &mut Event) -> Result<Verdict, ProcessError> {
-        let internal = self.is_internal(&event.name());
-        Ok(match (self.mode, internal) {
+        Ok(self.verdict(event))
+    }
+
+    fn on_view(&self) -> Option<ViewStep<'_>> {
+        Some(ViewStep::Filter(self))
+    }
+}
+
+impl Filter for InternalEvents {
+    fn verdict(&self, event: &dyn StrMembers) -> Verdict {
+        let internal = self.is_internal(&event.str_member("name").unwrap_or(Cow::Borrowed(UNKNOWN_EVENT_NAME)));
+        match (self.mode, internal) {
             (InternalMode::Exclude, true) => {
                 Verdict::Drop(Rejection::new("internal_event", "internal events are excluded from this branch"))
             }
             (InternalMode::Only, false) => Verdict::Drop(Rejection::new("not_internal", "this branch takes internal events only")),
             _ => Verdict::Keep,
-        })
+        }
     }
 }

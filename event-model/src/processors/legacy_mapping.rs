@@ -1,8 +1,11 @@
 //! The legacy field mapping (SPEC §2.3): reshapes an event as the research tracking
 //! log has always held it.
 
-use crate::processor::{ProcessError, Processor, Verdict};
+use std::borrow::Cow;
+
+use crate::processor::{ProcessError, Processor, Verdict, ViewStep};
 use crate::text::{Fields, Json, Text};
+use crate::view::{EventView, ViewValue};
 use crate::Event;
 
 /// Context fields moved to the top level, in this order.
@@ -18,80 +21,156 @@ pub struct LegacyFieldMapping;
 impl LegacyFieldMapping {
     /// Reshapes `event` in place: the members the LMS's processor keeps stay where they
     /// are (a key it sets that is already there is set in place, as a Python dict
-    /// does); the ones it adds follow, in its order. One pass over the event and one
-    /// over its context, where one `remove`/`insert` per key cost a scan each.
+    /// does); the ones it adds follow, in its order.
     pub fn map(event: &mut Event) {
         let fields = std::mem::take(event.fields_mut());
-        // The event's members: `id`, `data` and `timestamp` leave; the others stay.
-        let (mut id, mut data, mut timestamp, mut context, mut context_at) = (None, None, None, None, None);
-        let mut out: Vec<(Text, Json)> = Vec::with_capacity(fields.len() + ADDED.len());
-        let mut present = [None; ADDED.len()];
-        for (key, value) in fields.into_members() {
-            match key.as_str() {
-                "id" => id = Some(value),
-                "data" => data = Some(value),
-                "timestamp" => timestamp = Some(value),
-                "context" => {
-                    context_at = Some(out.len());
-                    context = Some(value);
-                    out.push((key, Json::NULL));
-                }
-                other => {
-                    if let Some(i) = added_index(other) {
-                        present[i] = Some(out.len());
-                    }
-                    out.push((key, value));
-                }
-            }
-        }
-        // The context's members the mapping takes, in one pass.
-        let mut taken: [Option<Json>; TAKEN.len()] = Default::default();
-        let mut rest = Vec::new();
-        let has_context = context.is_some();
-        let context_fields = context.and_then(|mut c| c.as_fields_mut().map(std::mem::take)).unwrap_or_default();
-        for (key, value) in context_fields.into_members() {
-            match taken_index(key.as_str()) {
-                Some(i) => taken[i] = Some(value),
-                None => rest.push((key, value)),
-            }
-        }
-        let name = out.iter().find(|(k, _)| k.as_str() == "name").map(|(_, v)| v.clone()).unwrap_or(Json::EMPTY_STRING);
-        // Sets `ADDED[i]`.
-        let mut set = |i: usize, value: Json| match present[i] {
-            Some(at) => out[at].1 = value,
-            None => {
-                present[i] = Some(out.len());
-                out.push((Text::from_static(ADDED[i]), value));
-            }
-        };
-        if has_context {
-            // The first members of TAKEN and of ADDED are CONTEXT_FIELDS_TO_INCLUDE.
-            for (i, value) in taken.iter_mut().take(CONTEXT_FIELDS_TO_INCLUDE.len()).enumerate() {
-                set(i, value.take().unwrap_or(Json::EMPTY_STRING));
-            }
-        }
-        let [.., time, event_type, event_source, page] = &mut taken;
-        let browser = event_source.as_ref().and_then(Json::as_str).as_deref() == Some("browser");
-        let payload = match data {
-            Some(data) if browser && data.is_object() => Json::Dumped(Box::new(data)),
-            Some(data) => data,
-            None => Json::Object(Fields::new()),
-        };
-        set(7, payload);
-        if let Some(time) = time.take().or(timestamp) {
-            set(8, time);
-        }
-        set(9, event_type.take().unwrap_or(name));
-        set(10, event_source.take().unwrap_or(Json::Text(Text::from_static("\"server\""))));
-        set(11, page.take().unwrap_or(Json::NULL));
-        if let Some(id) = id {
-            set(12, id);
-        }
-        if let Some(at) = context_at {
-            out[at].1 = Json::Object(Fields::from_distinct(rest));
-        }
-        *event.fields_mut() = Fields::from_distinct(out);
+        *event.fields_mut() = Fields::from_distinct(map_members(fields.into_members()));
     }
+
+    /// [`LegacyFieldMapping::map`] on an event read in place from stored text.
+    pub fn map_view(view: &mut EventView<'_>) {
+        *view = EventView::from_distinct(map_members(std::mem::take(view).into_members()));
+    }
+}
+
+/// What the mapping reads of a member value and the values it makes; implemented for
+/// [`Json`] (events) and [`ViewValue`] (events read in place from stored text), so both
+/// are mapped by the one function below.
+pub trait Mappable: Sized + Clone {
+    type Key: AsRef<str>;
+    fn key(key: &'static str) -> Self::Key;
+    /// Checked JSON text (`null`, `""`, `"server"`).
+    fn text(text: &'static str) -> Self;
+    fn is_object(&self) -> bool;
+    fn is_str(&self, s: &str) -> bool;
+    /// The string whose content is Python's `json.dumps` of this value.
+    fn dumped(self) -> Self;
+    fn into_members(self) -> Option<Vec<(Self::Key, Self)>>;
+    /// An object of members whose keys are distinct.
+    fn from_members(members: Vec<(Self::Key, Self)>) -> Self;
+}
+
+impl Mappable for Json {
+    type Key = Text;
+    fn key(key: &'static str) -> Text {
+        Text::from_static(key)
+    }
+    fn text(text: &'static str) -> Json {
+        Json::Text(Text::from_static(text))
+    }
+    fn is_object(&self) -> bool {
+        Json::is_object(self)
+    }
+    fn is_str(&self, s: &str) -> bool {
+        self.as_str().as_deref() == Some(s)
+    }
+    fn dumped(self) -> Json {
+        Json::Dumped(Box::new(self))
+    }
+    fn into_members(mut self) -> Option<Vec<(Text, Json)>> {
+        self.as_fields_mut().map(|fields| std::mem::take(fields).into_members())
+    }
+    fn from_members(members: Vec<(Text, Json)>) -> Json {
+        Json::Object(Fields::from_distinct(members))
+    }
+}
+
+impl<'a> Mappable for ViewValue<'a> {
+    type Key = Cow<'a, str>;
+    fn key(key: &'static str) -> Cow<'a, str> {
+        Cow::Borrowed(key)
+    }
+    fn text(text: &'static str) -> ViewValue<'a> {
+        ViewValue::Text(text)
+    }
+    fn is_object(&self) -> bool {
+        ViewValue::is_object(self)
+    }
+    fn is_str(&self, s: &str) -> bool {
+        self.as_str().as_deref() == Some(s)
+    }
+    fn dumped(self) -> ViewValue<'a> {
+        ViewValue::Dumped(Box::new(self))
+    }
+    fn into_members(self) -> Option<Vec<(Cow<'a, str>, ViewValue<'a>)>> {
+        ViewValue::into_members(self).map(EventView::into_members)
+    }
+    fn from_members(members: Vec<(Cow<'a, str>, ViewValue<'a>)>) -> ViewValue<'a> {
+        ViewValue::Object(EventView::from_distinct(members))
+    }
+}
+
+/// The mapping of an event's members (distinct keys), in one pass over the event and
+/// one over its context, where one `remove`/`insert` per key cost a scan each.
+fn map_members<V: Mappable>(fields: Vec<(V::Key, V)>) -> Vec<(V::Key, V)> {
+    // The event's members: `id`, `data` and `timestamp` leave; the others stay.
+    let (mut id, mut data, mut timestamp, mut context, mut context_at) = (None, None, None, None, None);
+    let mut out: Vec<(V::Key, V)> = Vec::with_capacity(fields.len() + ADDED.len());
+    let mut present = [None; ADDED.len()];
+    for (key, value) in fields {
+        match key.as_ref() {
+            "id" => id = Some(value),
+            "data" => data = Some(value),
+            "timestamp" => timestamp = Some(value),
+            "context" => {
+                context_at = Some(out.len());
+                context = Some(value);
+                out.push((key, V::text("null")));
+            }
+            other => {
+                if let Some(i) = added_index(other) {
+                    present[i] = Some(out.len());
+                }
+                out.push((key, value));
+            }
+        }
+    }
+    // The context's members the mapping takes, in one pass.
+    let mut taken: [Option<V>; TAKEN.len()] = Default::default();
+    let mut rest = Vec::new();
+    let has_context = context.is_some();
+    for (key, value) in context.and_then(V::into_members).unwrap_or_default() {
+        match taken_index(key.as_ref()) {
+            Some(i) => taken[i] = Some(value),
+            None => rest.push((key, value)),
+        }
+    }
+    let name = out.iter().find(|(k, _)| k.as_ref() == "name").map(|(_, v)| v.clone()).unwrap_or_else(|| V::text("\"\""));
+    // Sets `ADDED[i]`.
+    let mut set = |i: usize, value: V| match present[i] {
+        Some(at) => out[at].1 = value,
+        None => {
+            present[i] = Some(out.len());
+            out.push((V::key(ADDED[i]), value));
+        }
+    };
+    if has_context {
+        // The first members of TAKEN and of ADDED are CONTEXT_FIELDS_TO_INCLUDE.
+        for (i, value) in taken.iter_mut().take(CONTEXT_FIELDS_TO_INCLUDE.len()).enumerate() {
+            set(i, value.take().unwrap_or_else(|| V::text("\"\"")));
+        }
+    }
+    let [.., time, event_type, event_source, page] = &mut taken;
+    let browser = event_source.as_ref().is_some_and(|source| source.is_str("browser"));
+    let payload = match data {
+        Some(data) if browser && data.is_object() => data.dumped(),
+        Some(data) => data,
+        None => V::from_members(Vec::new()),
+    };
+    set(7, payload);
+    if let Some(time) = time.take().or(timestamp) {
+        set(8, time);
+    }
+    set(9, event_type.take().unwrap_or(name));
+    set(10, event_source.take().unwrap_or_else(|| V::text("\"server\"")));
+    set(11, page.take().unwrap_or_else(|| V::text("null")));
+    if let Some(id) = id {
+        set(12, id);
+    }
+    if let Some(at) = context_at {
+        out[at].1 = V::from_members(rest);
+    }
+    out
 }
 
 /// The members the mapping sets on the event, in its order.
@@ -142,6 +221,10 @@ impl Processor for LegacyFieldMapping {
     fn process(&self, event: &mut Event) -> Result<Verdict, ProcessError> {
         Self::map(event);
         Ok(Verdict::Keep)
+    }
+
+    fn on_view(&self) -> Option<ViewStep<'_>> {
+        Some(ViewStep::LegacyFieldMapping)
     }
 }
 

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::driver::{Checkpointer, Failure, Records, Sink};
 use crate::metrics::Metrics;
+use crate::record::RecordError;
 
 /// Options of a `tracking_log` sink in the routing configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -89,8 +90,71 @@ pub fn render(event: Event, chain: &Chain, max_line_chars: usize) -> Result<Stri
 /// [`render`], appending to `out` (nothing is appended when there is no line).
 pub fn render_into(event: Event, chain: &Chain, max_line_chars: usize, out: &mut String) -> Result<(), Rejection> {
     let event = chain.process(event)?;
-    legacy::write_line_within(&event, max_line_chars, out)
-        .map_err(|len| Rejection::new("line_too_long", format!("line is {len} characters, over the limit of {max_line_chars}")))
+    legacy::write_line_within(&event, max_line_chars, out).map_err(|len| too_long(len, max_line_chars))
+}
+
+/// What [`render_record`] wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rendered {
+    /// Lines appended.
+    pub lines: u64,
+    /// Lines left out for their length.
+    pub too_long: u64,
+}
+
+/// Appends the lines of a log record's events (each ending in a newline); events the
+/// chain drops have none (the routing counters count them). When every processor of
+/// the chain runs on stored text (the default routing's do), the lines are written
+/// from the record's text read in place; otherwise each event is built and processed.
+pub fn render_record(record: &[u8], chain: &Chain, max_line_chars: usize, out: &mut String) -> Result<Rendered, RecordError> {
+    if chain.runs_on_views() {
+        render_views(record, chain, max_line_chars, out)
+    } else {
+        render_events(record, chain, max_line_chars, out)
+    }
+}
+
+/// [`render_record`] from the record's text read in place; every processor of `chain`
+/// must run on views.
+pub fn render_views(record: &[u8], chain: &Chain, max_line_chars: usize, out: &mut String) -> Result<Rendered, RecordError> {
+    let text = std::str::from_utf8(record).map_err(|_| RecordError::Utf8)?;
+    let mut rendered = Rendered::default();
+    for mut view in crate::record::views(text)? {
+        let result = chain
+            .process_view(&mut view)
+            .and_then(|()| legacy::write_view_line_within(&view, max_line_chars, out).map_err(|len| too_long(len, max_line_chars)));
+        rendered.tally(result, out);
+    }
+    Ok(rendered)
+}
+
+/// [`render_record`] through events built from the record, for any chain.
+pub fn render_events(record: &[u8], chain: &Chain, max_line_chars: usize, out: &mut String) -> Result<Rendered, RecordError> {
+    let mut rendered = Rendered::default();
+    for event in crate::record::decode(record)? {
+        let result = render_into(event, chain, max_line_chars, out);
+        rendered.tally(result, out);
+    }
+    Ok(rendered)
+}
+
+impl Rendered {
+    fn tally(&mut self, result: Result<(), Rejection>, out: &mut String) {
+        match result {
+            Ok(()) => {
+                out.push('\n');
+                self.lines += 1;
+            }
+            Err(why) if why.reason == LINE_TOO_LONG => self.too_long += 1,
+            Err(_) => {}
+        }
+    }
+}
+
+const LINE_TOO_LONG: &str = "line_too_long";
+
+fn too_long(len: usize, max_line_chars: usize) -> Rejection {
+    Rejection::new(LINE_TOO_LONG, format!("line is {len} characters, over the limit of {max_line_chars}"))
 }
 
 /// What the checkpoint holds beside the log position: every record before it is in
@@ -208,21 +272,20 @@ impl Sink for TrackingLogSink {
         let metrics = self.metrics.clone();
         let mut written = 0;
         for (seq, record) in records {
-            let Some(events) = super::events_of(&self.metrics, &self.name, *seq, record) else { continue };
             let mut lines = std::mem::take(&mut self.lines);
             lines.clear();
-            for event in events {
-                match render_into(event, &self.chain, self.options.max_line_chars, &mut lines) {
-                    Ok(()) => {
-                        lines.push('\n');
-                        written += 1;
+            match render_record(record, &self.chain, self.options.max_line_chars, &mut lines) {
+                Ok(rendered) => {
+                    written += rendered.lines;
+                    if rendered.too_long > 0 {
+                        tracing::warn!(sink = %self.name, reason = LINE_TOO_LONG, lines = rendered.too_long, "lines over {} characters left out", self.options.max_line_chars);
+                        metrics.sink_rejected.with_label_values(&[&self.name, LINE_TOO_LONG]).inc_by(rendered.too_long);
                     }
-                    Err(why) if why.reason == "line_too_long" => {
-                        tracing::warn!(sink = %self.name, reason = why.reason, "{}", why.detail);
-                        metrics.sink_rejected.with_label_values(&[&self.name, why.reason]).inc();
-                    }
-                    // Routing drops are counted by the routing counters.
-                    Err(_) => {}
+                }
+                Err(error) => {
+                    super::count_unreadable(&self.metrics, &self.name, *seq, &error);
+                    self.lines = lines;
+                    continue;
                 }
             }
             let max = self.options.max_bytes;
@@ -265,4 +328,129 @@ fn rotated_name(path: &Path) -> PathBuf {
         n += 1;
     }
     candidate
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::RecordBuilder;
+    use event_model::config::RoutingConfig;
+    use event_model::routing::Counters;
+
+    /// Chains that run on views, from the routing configurations users write.
+    const VIEW_CHAINS: [&str; 5] = [
+        crate::config::DEFAULT_ROUTING,
+        r#"[backends.t]
+processors = [{ type = "internal_events", mode = "exclude" }, { type = "legacy_field_mapping" }]
+[backends.t.backends.logger]
+type = "tracking_log""#,
+        r#"[backends.t]
+processors = [{ type = "legacy_field_mapping" }, { type = "internal_events", mode = "only" }]
+[backends.t.backends.logger]
+type = "tracking_log""#,
+        r#"[backends.t]
+processors = [{ type = "event_types", keep = ["track", "page"] }]
+[backends.t.backends.logger]
+type = "tracking_log""#,
+        r#"[backends.t.backends.logger]
+type = "tracking_log""#,
+    ];
+
+    /// Shared contexts and events as records hold them, the odd ones included:
+    /// repeated keys, escaped keys, a context that is not an object, no context,
+    /// members the mapping sets already there, a browser event with quotes and
+    /// backslashes in its data, other API types, internal names.
+    fn records() -> Vec<Vec<u8>> {
+        let contexts = [
+            r#"{"session":"s","user_id":7,"username":"ada","ip":"203.0.113.7","host":"lms","agent":"A \"b\"","path":"/v1/batch","referer":"","accept_language":"fr","client_id":null,"course_id":"","org_id":""}"#,
+            r#"{}"#,
+            r#"{"username":"\u00e9l\u00e8ve","username":"second","user\u005fid":5,"event_source":"server"}"#,
+        ];
+        let events = [
+            r#"{"name":"edx.ui.x","timestamp":"2026-11-22T10:01:02.123Z","data":{"a":"q\"uote","b":"back\\slash","c":[1,2.50,-0,1E5]},"context":{"course_id":"course-v1:a+b+c","event_source":"browser","page":"https://lms/p"},"id":"019a0000-0000-7000-8000-000000000001"}"#,
+            r#"{"name":"edx.bi.internal","timestamp":"t","data":{"k":{"r":1,"r":2}},"context":{"event_source":"browser"}}"#,
+            r#"{"type":"track","name":"Clicked","data":{"x":1},"context":{"page":null}}"#,
+            r#"{"type":"page","name":"edx.ui.page","data":"text","context":"not an object"}"#,
+            r#"{"name":"a","name":"b","data":5,"event":"kept","host":"h0","time":"old","id":"x"}"#,
+            r#"{"n\u0061me":"escaped.key","data":{"\u00e9":"\ud83d\ude00","lone":"\ud83d"},"context":{"username":"own","extra":{"deep":[{}]}}}"#,
+            r#"{"name":"no.context","timestamp":"2026-11-22T10:01:02Z"}"#,
+            r#"{"data":{"k":1},"context":{"event_source":"browser","timestamp":"ctx time","event_type":"from.context","client_id":"c"}}"#,
+            r#"{}"#,
+        ];
+        let mut out = Vec::new();
+        for context in contexts {
+            for (i, _) in events.iter().enumerate() {
+                let mut record = RecordBuilder::new(context, 1024);
+                for event in events.iter().cycle().skip(i).take(events.len()) {
+                    record.push(event);
+                }
+                out.push(record.finish());
+            }
+        }
+        // Records of earlier versions: one event in the modern shape.
+        out.push(br#"{"name":"old.shape","data":{"v":1},"context":{"username":"u","event_source":"browser"},"id":"i"}"#.to_vec());
+        out.push(br#"{"name":"old.shape","context":"odd"}"#.to_vec());
+        out.push(br#"{"context":{"username":"u"},"events":[1,"x",{"name":"after.odd.items"}]}"#.to_vec());
+        out
+    }
+
+    fn chain_of(routing: &str) -> (Chain, Arc<Counters>) {
+        let counters = Counters::new();
+        let routing = RoutingConfig::from_toml(routing).unwrap();
+        let chain = routing.pipelines(&counters).unwrap().into_iter().next().unwrap().chain;
+        (chain, counters)
+    }
+
+    #[test]
+    fn lines_written_from_records_read_in_place_are_those_of_built_events() {
+        let records = records();
+        for routing in VIEW_CHAINS {
+            let (chain, view_counters) = chain_of(routing);
+            let (same_chain, event_counters) = chain_of(routing);
+            assert!(chain.runs_on_views(), "{routing}");
+            let mut lines = 0;
+            for record in &records {
+                for max in [MAX_LINE, 400] {
+                    let (mut from_views, mut from_events) = (String::new(), String::new());
+                    let a = render_views(record, &chain, max, &mut from_views).unwrap();
+                    let b = render_events(record, &same_chain, max, &mut from_events).unwrap();
+                    assert_eq!(from_views, from_events, "{routing}\n{}", String::from_utf8_lossy(record));
+                    assert_eq!(a, b);
+                    lines += a.lines;
+                }
+            }
+            assert!(lines > 0, "{routing}");
+            assert_eq!(view_counters.snapshot(), event_counters.snapshot(), "drops are counted the same way");
+        }
+    }
+
+    const MAX_LINE: usize = legacy::MAX_LINE_CHARS;
+
+    #[test]
+    fn a_chain_with_a_processor_that_needs_the_event_is_rendered_from_built_events() {
+        let (chain, _) = chain_of(
+            r#"[backends.t]
+processors = [{ type = "scrubber" }, { type = "legacy_field_mapping" }]
+[backends.t.backends.logger]
+type = "tracking_log""#,
+        );
+        assert!(!chain.runs_on_views());
+        let mut record = RecordBuilder::new("{}", 64);
+        record.push(r#"{"name":"a","data":{"password":"hunter2"},"context":{}}"#);
+        let mut out = String::new();
+        let rendered = render_record(&record.finish(), &chain, MAX_LINE, &mut out).unwrap();
+        assert_eq!(rendered.lines, 1);
+        assert!(!out.contains("hunter2"), "the scrubber ran: {out}");
+    }
+
+    #[test]
+    fn unreadable_records_are_errors_on_both_paths() {
+        let (chain, _) = chain_of(crate::config::DEFAULT_ROUTING);
+        for bad in [&b"\xff"[..], b"{", b"{\"other\":1}", b"{\"events\":[]} x"] {
+            let mut out = String::new();
+            assert!(render_views(bad, &chain, MAX_LINE, &mut out).is_err());
+            assert!(render_events(bad, &chain, MAX_LINE, &mut out).is_err());
+            assert!(out.is_empty());
+        }
+    }
 }
