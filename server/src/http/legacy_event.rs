@@ -7,7 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::reply::{origin_allowed, Refusal};
 use crate::context::{latin1, RequestContext};
 use crate::ingest::form;
-use crate::ingest::legacy::{line_len, read_event, LegacyFields};
+use crate::ingest::legacy::{line_over, read_event, LegacyFields};
 use crate::state::AppState;
 
 pub async fn get_event(req: HttpRequest, state: web::Data<AppState>, context: RequestContext) -> HttpResponse {
@@ -84,8 +84,7 @@ async fn store(
     let event = read_event(&fields, &state.rules, &received).map_err(|why| Refusal::new(400, why.reason, why.detail))?;
     let context = context.to_json();
     // The LMS drops a line over its limit without a word; this endpoint says so.
-    let len = line_len(&context, &event.json);
-    if len > state.limits.line_chars {
+    if let Some(len) = line_over(&context, &event.json, state.limits.line_chars) {
         return Err(Refusal::new(
             400,
             "line_too_long",

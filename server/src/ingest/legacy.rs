@@ -82,15 +82,37 @@ pub fn read_event(fields: &LegacyFields, rules: &IngestRules, received: &str) ->
 pub fn line_len(context: &str, event: &str) -> usize {
     let mut record = crate::record::RecordBuilder::new(context, event.len());
     record.push(event);
-    match crate::record::decode(&record.finish()) {
-        Ok(mut events) if events.len() == 1 => {
-            let mut event = events.remove(0);
-            event_model::processors::LegacyFieldMapping::map(&mut event);
-            event_model::legacy::serialized_len(&event)
+    let record = record.finish();
+    match std::str::from_utf8(&record).map(crate::record::views) {
+        Ok(Ok(mut views)) if views.len() == 1 => {
+            let mut view = views.remove(0);
+            event_model::processors::LegacyFieldMapping::map_view(&mut view);
+            let mut line = String::with_capacity(2 * record.len());
+            event_model::legacy::write_view(&view, &mut line);
+            line.len()
         }
         _ => usize::MAX,
     }
 }
+
+/// The line's length when it is over `limit`, else `None`. Most events are far below
+/// any limit, which [`LINE_GROWTH`] shows without writing the line.
+pub fn line_over(context: &str, event: &str, limit: usize) -> Option<usize> {
+    let bound = (context.len() + event.len()).saturating_mul(LINE_GROWTH).saturating_add(LINE_ADDED);
+    if bound <= limit {
+        return None;
+    }
+    Some(line_len(context, event)).filter(|&len| len > limit)
+}
+
+/// At most how many bytes of the line one byte of stored event or context becomes:
+/// Python's escapes (`é` → `\u00e9`, 3×; in the `event` string of a browser event, 3.5×),
+/// its floats (`1e15` → `1000000000000000.0`, 4.5×), and the name written twice (as
+/// `name` and `event_type`).
+const LINE_GROWTH: usize = 8;
+/// The members the mapping adds (`username`, `session`, …, `event_source`) and their
+/// empty values, with room to spare.
+const LINE_ADDED: usize = 2048;
 
 /// What `event` is once Python has read it.
 #[derive(Debug, PartialEq, Eq)]
@@ -201,6 +223,39 @@ mod tests {
         Ok(serde_json::from_str::<event_model::Value>(&e.json)
             .map(|v| v["data"].clone())
             .unwrap_or_else(|_| event_model::Value::String(e.json)))
+    }
+
+    #[test]
+    fn the_line_never_outgrows_its_bound() {
+        let context = r#"{"session":"","user_id":null,"username":"\u00e9\u00e9","ip":"1","host":"","agent":"","path":"/event","referer":"","accept_language":"","client_id":null,"course_id":"","org_id":"","enterprise_uuid":""}"#;
+        let long_name = "\u{e9}".repeat(120);
+        let names = ["x", "\u{e9}\u{e9}\u{e9}\u{e9}", "😀😀", "\u{7f}\u{7f}", &long_name];
+        let floats = format!("[{}1]", "1e15,".repeat(3000));
+        let accents = format!(r#"{{"{}":"{}"}}"#, "é".repeat(500), "😀".repeat(1000));
+        let events = [
+            "[1e15,9e15,1e9,1E5,-0,5e-324]",
+            r#"{"é":"éé","q":"\"\\","😀":["😀"]}"#,
+            "{\"a\":{\"b\":[{},{},[]]}}",
+            "\"\\u0000\\u0001\"",
+            &floats,
+            &accents,
+        ];
+        let mut most_growth = 0.0f64;
+        for name in names {
+            for data in events {
+                let fields =
+                    LegacyFields { event_type: Some(name.into()), event: Some(data.into()), page: Some("é".into()), courserun_key: None };
+                let event = read_event(&fields, &rules(), "2026-11-22T10:01:02+00:00").unwrap().json;
+                let len = line_len(context, &event);
+                assert!(len < usize::MAX);
+                assert!(len <= (context.len() + event.len()) * LINE_GROWTH + LINE_ADDED, "{name} {data}: {len}");
+                most_growth = most_growth.max(len as f64 / (context.len() + event.len()) as f64);
+                assert_eq!(line_over(context, &event, len), None);
+                assert_eq!(line_over(context, &event, len - 1), Some(len), "measured exactly near the limit");
+            }
+        }
+        // The long inputs grow about half as much as the bound allows: it is not slack.
+        assert!(most_growth > 3.5, "{most_growth}");
     }
 
     #[test]
