@@ -77,11 +77,24 @@ pub trait Sink: Send + 'static {
     /// a new sink): e.g. cut a file back to what the checkpoint covers.
     fn resume(&mut self, state: Option<Self::State>) -> Result<(), Failure>;
 
-    /// Delivers the events of `records`, durably, or fails (then nothing of them
-    /// counts as delivered; a repeat is harmless downstream). Returns the events
-    /// delivered. `checkpoint` saves a position inside the batch, for sinks that must
-    /// (the tracking log, when it rotates its file).
+    /// Delivers the events of `records`, durably once [`Sink::commit`] returns, or
+    /// fails (then nothing of them counts as delivered; a repeat is harmless
+    /// downstream). Returns the events delivered. `checkpoint` saves a position inside
+    /// the batch, for sinks that must (the tracking log, when it rotates its file).
     fn deliver(&mut self, records: &Records, checkpoint: &mut Checkpointer<'_, Self::State>) -> Result<u64, Failure>;
+
+    /// Makes what was delivered durable; called before each checkpoint is saved.
+    fn commit(&mut self) -> Result<(), Failure> {
+        Ok(())
+    }
+
+    /// How long deliveries may go without a checkpoint (zero: a checkpoint after each).
+    /// A sink that writes its own file again from the checkpoint after a crash, cutting
+    /// what came after (the tracking log), saves its disk a sync and a checkpoint per
+    /// delivery; a sink that sends elsewhere re-sends at most what came since.
+    fn checkpoint_interval(&self) -> Duration {
+        Duration::ZERO
+    }
 
     /// The state to save with the position after a delivery.
     fn state(&self) -> Self::State;
@@ -242,21 +255,43 @@ pub struct Checkpointer<'a, S> {
     context: &'a SinkContext,
     name: &'a str,
     saved: Checkpoint<S>,
+    saved_at: Instant,
+    /// Everything before this position is delivered (saved or not yet).
+    delivered: u64,
 }
 
-impl<S: Serialize + Clone> Checkpointer<'_, S> {
+impl<'a, S: Serialize + Clone> Checkpointer<'a, S> {
+    fn new(context: &'a SinkContext, name: &'a str, saved: Checkpoint<S>) -> Self {
+        let delivered = saved.seq;
+        Checkpointer { context, name, saved, saved_at: Instant::now(), delivered }
+    }
+
     /// Records that everything before `seq` is delivered, with `state`.
     pub fn save(&mut self, seq: u64, state: S) -> Result<(), Failure> {
         self.saved = Checkpoint { seq, state };
         self.context.save_checkpoint(self.name, &self.saved)?;
         self.context.passed(self.name, seq);
+        self.saved_at = Instant::now();
+        self.delivered = seq;
         Ok(())
     }
 
-    /// The position last saved.
+    /// Everything before this position is delivered (whether or not its checkpoint is
+    /// saved yet).
     pub fn seq(&self) -> u64 {
-        self.saved.seq
+        self.delivered
     }
+
+    /// Deliveries since the last save.
+    fn pending(&self) -> bool {
+        self.delivered > self.saved.seq
+    }
+}
+
+/// Makes a sink's deliveries durable and saves the checkpoint after them.
+fn commit<S: Sink>(sink: &mut S, checkpoint: &mut Checkpointer<'_, S::State>) -> Result<(), Failure> {
+    sink.commit()?;
+    checkpoint.save(checkpoint.seq(), sink.state())
 }
 
 /// Exponential backoff with jitter over the upper half: `min`·2ⁿ, capped at `max`.
@@ -382,9 +417,15 @@ fn drive<S: Sink>(
     let stored: Option<Checkpoint<S::State>> =
         context.load_checkpoint(name).map_err(|e| Failure::unavailable(format!("loading the checkpoint: {e}")))?;
     let seq = context.resume_at(name, stored.as_ref().map(|c| c.seq));
+    let new_sink = stored.is_none();
     let state = stored.map(|c| c.state);
     sink.resume(state.clone())?;
-    let mut checkpoint = Checkpointer { context, name, saved: Checkpoint { seq, state: state.unwrap_or_default() } };
+    let mut checkpoint = Checkpointer::new(context, name, Checkpoint { seq, state: state.unwrap_or_default() });
+    if new_sink {
+        // Where a new sink starts (the tracking log: after what its file already held)
+        // is saved first, so a restart before its first checkpoint starts there again.
+        checkpoint.save(seq, sink.state())?;
+    }
     let mut reader = context.wal.reader(seq)?;
     let (max_records, linger) = sink.batching();
     let max_bytes = sink.batch_bytes();
@@ -403,6 +444,9 @@ fn drive<S: Sink>(
         if stopping {
             stopped_at.get_or_insert_with(Instant::now);
             if reader.next_seq() >= context.wal.committed_seq() {
+                if checkpoint.pending() {
+                    commit(sink, &mut checkpoint)?;
+                }
                 spill.close()?;
                 return Ok(());
             }
@@ -424,6 +468,10 @@ fn drive<S: Sink>(
         }
         update_lag(context, status, checkpoint.seq(), lag_bytes);
         let Some(&(last, _)) = batch.last() else {
+            // A quiet moment: what was delivered since the last checkpoint is saved.
+            if checkpoint.pending() {
+                commit(sink, &mut checkpoint)?;
+            }
             if spilling {
                 // Nothing to spill: a quiet moment to close the file for replay.
                 spill.close()?;
@@ -458,7 +506,10 @@ fn drive<S: Sink>(
                 injected_panic(name, *deliveries);
                 match sink.deliver(&batch, &mut checkpoint) {
                     Ok(events) => {
-                        checkpoint.save(last + 1, sink.state())?;
+                        checkpoint.delivered = last + 1;
+                        if checkpoint.saved_at.elapsed() >= sink.checkpoint_interval() {
+                            commit(sink, &mut checkpoint)?;
+                        }
                         status.delivered.fetch_add(events, Ordering::Relaxed);
                         metrics.sink_delivered.with_label_values(&[name]).inc_by(events);
                         if failing_since.take().is_some() {
@@ -508,6 +559,9 @@ fn drive<S: Sink>(
             if stopped_at.is_some_and(|at| at.elapsed() >= sink.shutdown_grace()) {
                 tracing::error!(sink = %name, reason = %failure.message, undelivered = context.wal.committed_seq().saturating_sub(checkpoint.seq()),
                     "stopping with records not yet delivered; they are delivered after the next start");
+                if checkpoint.pending() {
+                    commit(sink, &mut checkpoint)?;
+                }
                 spill.close()?;
                 return Ok(());
             }
@@ -561,7 +615,7 @@ fn spill_batch(batch: &Records, spill: &mut SpillWriter, metrics: &crate::metric
 /// Spills `batch`, moves the checkpoint past it and counts it; `false` (logged) when
 /// the spill cannot be written, and the batch stays in the log.
 fn spill_past<S: Sink>(
-    sink: &S,
+    sink: &mut S,
     batch: &Records,
     spill: &mut SpillWriter,
     checkpoint: &mut Checkpointer<'_, S::State>,
@@ -576,6 +630,7 @@ fn spill_past<S: Sink>(
             return Ok(false);
         }
     };
+    sink.commit()?;
     checkpoint.save(last + 1, sink.state())?;
     status.spilled.fetch_add(events, Ordering::Relaxed);
     context.metrics.sink_spilled.with_label_values(&[&status.name]).inc_by(events);

@@ -9,7 +9,7 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use event_model::config::Chain;
 use event_model::processor::Rejection;
@@ -32,6 +32,8 @@ struct RawOptions {
     rotate_secs: u64,
     #[serde(default = "default_max_line_chars")]
     max_line_chars: usize,
+    #[serde(default = "default_checkpoint_ms")]
+    checkpoint_ms: u64,
 }
 
 fn default_path() -> PathBuf {
@@ -46,6 +48,9 @@ fn default_rotate_secs() -> u64 {
 fn default_max_line_chars() -> usize {
     legacy::MAX_LINE_CHARS
 }
+fn default_checkpoint_ms() -> u64 {
+    200
+}
 
 /// Resolved options.
 #[derive(Debug, Clone)]
@@ -58,6 +63,10 @@ pub struct Options {
     pub rotate_secs: u64,
     /// Longer lines are rejected, as the Python writer drops them.
     pub max_line_chars: usize,
+    /// How often, while delivering, the file is synced and the position saved (0:
+    /// after every delivery). A crash in between costs nothing: the restart cuts the
+    /// file back to the checkpoint and writes those lines again from the log.
+    pub checkpoint_interval: Duration,
 }
 
 impl Options {
@@ -65,7 +74,13 @@ impl Options {
     pub fn from_table(table: &toml::Table, data_dir: &Path) -> Result<Self, String> {
         let raw = RawOptions::deserialize(toml::Value::Table(table.clone())).map_err(|e| e.to_string())?;
         let path = if raw.path.is_absolute() { raw.path } else { data_dir.join(raw.path) };
-        Ok(Options { path, max_bytes: raw.max_bytes, rotate_secs: raw.rotate_secs, max_line_chars: raw.max_line_chars })
+        Ok(Options {
+            path,
+            max_bytes: raw.max_bytes,
+            rotate_secs: raw.rotate_secs,
+            max_line_chars: raw.max_line_chars,
+            checkpoint_interval: Duration::from_millis(raw.checkpoint_ms),
+        })
     }
 }
 
@@ -76,6 +91,7 @@ impl Default for Options {
             max_bytes: default_max_bytes(),
             rotate_secs: default_rotate_secs(),
             max_line_chars: default_max_line_chars(),
+            checkpoint_interval: Duration::from_millis(default_checkpoint_ms()),
         }
     }
 }
@@ -200,6 +216,11 @@ impl LiveFile {
         Ok(())
     }
 
+    /// Hands the buffered lines to the system: a crash of this process keeps them.
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
     fn sync(&mut self) -> io::Result<()> {
         self.out.flush()?;
         self.out.get_ref().sync_data()
@@ -298,8 +319,16 @@ impl Sink for TrackingLogSink {
             self.lines = lines;
             result?;
         }
-        self.file()?.sync()?;
+        self.file()?.flush()?;
         Ok(written)
+    }
+
+    fn commit(&mut self) -> Result<(), Failure> {
+        Ok(self.file()?.sync()?)
+    }
+
+    fn checkpoint_interval(&self) -> Duration {
+        self.options.checkpoint_interval
     }
 
     fn state(&self) -> LogState {
