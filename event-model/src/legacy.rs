@@ -88,7 +88,7 @@ pub fn write_view(view: &EventView<'_>, out: &mut String) {
     write_members(view.iter(), write_view_value, out);
 }
 
-fn write_view_value(value: &ViewValue<'_>, out: &mut String) {
+pub(crate) fn write_view_value(value: &ViewValue<'_>, out: &mut String) {
     match value {
         ViewValue::Text(text) => transcode(text, out),
         ViewValue::Object(view) => write_view(view, out),

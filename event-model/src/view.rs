@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use crate::rules::json::{Dialect, Invalid, Scanner};
+use crate::rules::json::{push_str_literal, Dialect, Invalid, Scanner};
 use crate::text::{sub_text, Fields, Json, Text};
 
 /// A member's value: checked JSON text, an object of members kept apart, or a string
@@ -138,6 +138,20 @@ impl<'a> EventView<'a> {
         self.members.iter().map(|(k, v)| (k.as_ref(), v))
     }
 
+    /// Appends the members as compact JSON (the text of each value as it is).
+    pub fn write_compact(&self, out: &mut String) {
+        out.push('{');
+        for (i, (key, value)) in self.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_str_literal(out, key);
+            out.push(':');
+            value.write_compact(out);
+        }
+        out.push('}');
+    }
+
     /// The members as [`Fields`], sharing `source`'s buffer: `source` is the text the
     /// view was read from (spans outside it are copied).
     pub fn into_fields(self, source: &Text) -> Fields {
@@ -146,6 +160,19 @@ impl<'a> EventView<'a> {
 }
 
 impl ViewValue<'_> {
+    /// Appends the value as compact JSON.
+    pub fn write_compact(&self, out: &mut String) {
+        match self {
+            ViewValue::Text(text) => out.push_str(text),
+            ViewValue::Object(view) => view.write_compact(out),
+            ViewValue::Dumped(inner) => {
+                let mut dumped = String::new();
+                crate::legacy::write_view_value(inner, &mut dumped);
+                push_str_literal(out, &dumped);
+            }
+        }
+    }
+
     fn into_json(self, source: &Text) -> Json {
         match self {
             ViewValue::Text(text) => Json::Text(text_within(text, source)),

@@ -76,12 +76,17 @@ pub fn decode(record: &[u8]) -> Result<Vec<Event>, RecordError> {
     let text = std::str::from_utf8(record).map_err(|_| RecordError::Utf8)?;
     let buf: Arc<str> = Arc::from(text);
     let whole = Text::slice(&buf, 0, buf.len());
-    Ok(views(&buf)?.into_iter().map(|view| Event::from_fields(view.into_fields(&whole))).collect())
+    Ok(views_of_text(&buf)?.into_iter().map(|view| Event::from_fields(view.into_fields(&whole))).collect())
 }
 
 /// The events of a record read in place, each with its full context: one pass over
-/// the text, nothing shared or counted (what the tracking-log sink writes lines from).
-pub fn views(text: &str) -> Result<Vec<EventView<'_>>, RecordError> {
+/// the text, nothing shared or counted (what the sinks write from when their
+/// processors run on views).
+pub fn views(record: &[u8]) -> Result<Vec<EventView<'_>>, RecordError> {
+    views_of_text(std::str::from_utf8(record).map_err(|_| RecordError::Utf8)?)
+}
+
+fn views_of_text(text: &str) -> Result<Vec<EventView<'_>>, RecordError> {
     let mut s = Scanner::containing(text, Dialect::Python);
     let mut shared: Option<EventView<'_>> = None;
     let mut events: Option<Vec<EventView<'_>>> = None;
@@ -205,8 +210,7 @@ fn merged<'a>(mut event: EventView<'a>, shared: &EventView<'a>) -> EventView<'a>
 
 /// The ids of a record's events (those that have one).
 pub fn event_ids(record: &[u8]) -> Result<Vec<uuid::Uuid>, RecordError> {
-    let text = std::str::from_utf8(record).map_err(|_| RecordError::Utf8)?;
-    Ok(views(text)?.iter().filter_map(|view| view.get_str("id").and_then(|id| uuid::Uuid::parse_str(&id).ok())).collect())
+    Ok(views(record)?.iter().filter_map(|view| view.get_str("id").and_then(|id| uuid::Uuid::parse_str(&id).ok())).collect())
 }
 
 #[cfg(test)]

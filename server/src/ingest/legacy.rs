@@ -83,8 +83,8 @@ pub fn line_len(context: &str, event: &str) -> usize {
     let mut record = crate::record::RecordBuilder::new(context, event.len());
     record.push(event);
     let record = record.finish();
-    match std::str::from_utf8(&record).map(crate::record::views) {
-        Ok(Ok(mut views)) if views.len() == 1 => {
+    match crate::record::views(&record) {
+        Ok(mut views) if views.len() == 1 => {
             let mut view = views.remove(0);
             event_model::processors::LegacyFieldMapping::map_view(&mut view);
             let mut line = String::with_capacity(2 * record.len());

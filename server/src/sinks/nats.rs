@@ -10,6 +10,7 @@
 //! ingest is never blocked (the log absorbs the outage, up to `[wal] max_bytes`), and
 //! the lag metric grows until NATS is back.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ use super::driver::{Checkpointer, Failure, NoState, Records, Sink};
 use super::SinkError;
 use crate::config::{default_stream, Urls};
 use crate::metrics::Metrics;
+use crate::record::RecordError;
 
 /// Every event subject starts with this token.
 pub const SUBJECT_PREFIX: &str = "tracking";
@@ -328,6 +330,7 @@ async fn ensure_stream(js: &jetstream::Context, options: &Options) -> Result<(),
 }
 
 /// One message to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Outgoing {
     subject: String,
     id: String,
@@ -345,6 +348,65 @@ struct Group {
     ids: sha2::Sha256,
     first_id: Option<String>,
     events: u64,
+}
+
+/// The messages for log records, leaving out the events the routing drops and the
+/// records that cannot be read (given to `unreadable`). One message per run of
+/// consecutive events with one subject in a record (a request's events are usually one
+/// run), up to `max_bytes`. `on_views`: events are written from the record's text read
+/// in place (every processor of `chain` must run on views), else built.
+fn messages(records: &Records, chain: &Chain, on_views: bool, max_bytes: usize, unreadable: &dyn Fn(u64, &RecordError)) -> Vec<Outgoing> {
+    let mut out = Vec::new();
+    for (seq, record) in records {
+        let mut runs = Runs { max_bytes, group: None, out: &mut out };
+        let read = if on_views {
+            crate::record::views(record).map(|views| {
+                for mut view in views {
+                    // Routing drops are counted by the routing counters.
+                    if chain.process_view(&mut view).is_err() {
+                        continue;
+                    }
+                    let mut json = String::with_capacity(1024);
+                    view.write_compact(&mut json);
+                    let name = view.get_str("name").unwrap_or(Cow::Borrowed(event_model::UNKNOWN_EVENT_NAME));
+                    runs.push(subject_for(&name), &json, view.get_str("id").as_deref());
+                }
+            })
+        } else {
+            crate::record::decode(record).map(|events| {
+                for event in events {
+                    let Ok(event) = chain.process(event) else { continue };
+                    runs.push(subject_for(&event.name()), &event.to_compact(), event.id().as_deref());
+                }
+            })
+        };
+        match read {
+            Ok(()) => runs.finish(),
+            Err(error) => unreadable(*seq, &error),
+        }
+    }
+    out
+}
+
+/// A record's messages being made: consecutive events with one subject share one.
+struct Runs<'a> {
+    max_bytes: usize,
+    group: Option<Group>,
+    out: &'a mut Vec<Outgoing>,
+}
+
+impl Runs<'_> {
+    fn push(&mut self, subject: String, json: &str, id: Option<&str>) {
+        let full = |g: &Group| g.subject != subject || g.payload.len() + json.len() + 3 > self.max_bytes;
+        if self.group.as_ref().is_some_and(full) {
+            self.out.extend(self.group.take().map(Group::finish));
+        }
+        self.group.get_or_insert_with(|| Group::new(subject)).push(json, id);
+    }
+
+    fn finish(self) {
+        self.out.extend(self.group.map(Group::finish));
+    }
 }
 
 const GROUP_HEAD: &str = "{\"context\":{},\"events\":[";
@@ -414,29 +476,10 @@ impl NatsSink {
         Ok(NatsSink { name, options, chain, metrics, runtime: Some(runtime), connection: None })
     }
 
-    /// The messages for log records, or `None` for those the routing drops or that
-    /// cannot be read (counted).
-    /// One message per run of consecutive events with one subject in a record (a
-    /// request's events are usually one run), up to `max_message_bytes`.
+    /// The messages for log records (see [`messages`]); unreadable records are counted.
     fn prepare(&self, records: &Records) -> Vec<Outgoing> {
-        let mut out = Vec::new();
-        for (seq, record) in records {
-            let Some(events) = super::events_of(&self.metrics, &self.name, *seq, record) else { continue };
-            let mut group: Option<Group> = None;
-            for event in events {
-                // Routing drops are counted by the routing counters.
-                let Ok(event) = self.chain.process(event) else { continue };
-                let json = event.to_compact();
-                let subject = subject_for(&event.name());
-                let full = |g: &Group| g.subject != subject || g.payload.len() + json.len() + 3 > self.options.max_message_bytes;
-                if group.as_ref().is_some_and(full) {
-                    out.extend(group.take().map(Group::finish));
-                }
-                group.get_or_insert_with(|| Group::new(subject)).push(&json, event.id().as_deref());
-            }
-            out.extend(group.map(Group::finish));
-        }
-        out
+        let unreadable = |seq: u64, error: &RecordError| super::count_unreadable(&self.metrics, &self.name, seq, error);
+        messages(records, &self.chain, self.chain.runs_on_views(), self.options.max_message_bytes, &unreadable)
     }
 
     async fn connection(&mut self) -> Result<jetstream::Context, Failure> {
@@ -582,6 +625,52 @@ fn check_stream_at_start(name: &str, options: &Options) -> Result<(), StreamProb
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_from_records_read_in_place_are_those_of_built_events() {
+        let routing = r#"[backends.stream]
+processors = [{ type = "internal_events", mode = "exclude" }]
+[backends.stream.backends.jetstream]
+type = "nats""#;
+        let counters = event_model::routing::Counters::new();
+        let routing = event_model::config::RoutingConfig::from_toml(routing).unwrap();
+        let chain = routing.pipelines(&counters).unwrap().into_iter().next().unwrap().chain;
+        assert!(chain.runs_on_views());
+        let record = |context: &str, events: &[&str]| {
+            let mut record = crate::record::RecordBuilder::new(context, 256);
+            for event in events {
+                record.push(event);
+            }
+            record.finish()
+        };
+        let records: Vec<(u64, Vec<u8>)> = vec![
+            (
+                0,
+                record(
+                    r#"{"user_id":1,"course_id":"","session":"s"}"#,
+                    &[
+                        r#"{"name":"a.b","data":{"x":1},"context":{"course_id":"c"},"id":"019a0000-0000-7000-8000-000000000001"}"#,
+                        r#"{"name":"a.b","data":{"k":"v","k":"w"},"context":{},"id":"019a0000-0000-7000-8000-000000000002"}"#,
+                        r#"{"name":"edx.bi.dropped","data":{}}"#,
+                        r#"{"name":"other.subject","data":"é","context":"odd"}"#,
+                        r#"{"data":{"no":"name or id"}}"#,
+                    ],
+                ),
+            ),
+            (1, b"not a record".to_vec()),
+            (2, record("{}", &[r#"{"name":"seq","context":{"user_id":2}}"#])),
+            (3, br#"{"name":"old.shape","data":{"v":1},"context":{"username":"u"},"id":"i"}"#.to_vec()),
+        ];
+        for max_bytes in [512 << 10, 200] {
+            let unreadable = std::cell::RefCell::new(Vec::new());
+            let count = |seq: u64, _: &RecordError| unreadable.borrow_mut().push(seq);
+            let from_views = messages(&records, &chain, true, max_bytes, &count);
+            let from_events = messages(&records, &chain, false, max_bytes, &count);
+            assert_eq!(from_views, from_events);
+            assert_eq!(from_views.iter().map(|m| m.events).sum::<u64>(), 6, "the internal event is dropped");
+            assert_eq!(*unreadable.borrow(), [1, 1]);
+        }
+    }
 
     #[test]
     fn subjects_are_valid_and_readable() {

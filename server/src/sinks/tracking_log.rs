@@ -133,9 +133,8 @@ pub fn render_record(record: &[u8], chain: &Chain, max_line_chars: usize, out: &
 /// [`render_record`] from the record's text read in place; every processor of `chain`
 /// must run on views.
 pub fn render_views(record: &[u8], chain: &Chain, max_line_chars: usize, out: &mut String) -> Result<Rendered, RecordError> {
-    let text = std::str::from_utf8(record).map_err(|_| RecordError::Utf8)?;
     let mut rendered = Rendered::default();
-    for mut view in crate::record::views(text)? {
+    for mut view in crate::record::views(record)? {
         let result = chain
             .process_view(&mut view)
             .and_then(|()| legacy::write_view_line_within(&view, max_line_chars, out).map_err(|len| too_long(len, max_line_chars)));
