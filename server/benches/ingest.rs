@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tracking_server::ingest::batch::{read_event, split_envelope};
+use tracking_server::ingest::batch::{read_event, split_envelope, LastPage};
 use tracking_server::ingest::IngestRules;
 use tracking_server::record::RecordBuilder;
 use tracking_server::sinks::tracking_log::{render_events, render_views, Rendered};
@@ -182,8 +182,9 @@ fn floor(seconds: f64, commit: CommitPolicy) -> (f64, u64) {
         let spans = split_envelope(body.as_bytes(), 500).unwrap();
         let received = event_model::timestamp::format(event_model::timestamp::now());
         let mut record = RecordBuilder::new(context, body.len());
+        let mut pages = LastPage::default();
         for span in spans {
-            record.push(&read_event(body.as_bytes(), span, &rules, &received).unwrap().json);
+            record.push(&read_event(body.as_bytes(), span, &rules, &received, &mut pages).unwrap().json);
         }
         events += record.len() as u64;
         wal.append_blocking(vec![record.finish()]).unwrap();
@@ -202,8 +203,9 @@ fn floor_records(count: usize) -> Vec<Vec<u8>> {
         .map(|n| {
             let body = batch_body(n as u64);
             let mut record = RecordBuilder::new(FLOOR_CONTEXT, body.len());
+            let mut pages = LastPage::default();
             for span in split_envelope(body.as_bytes(), 500).unwrap() {
-                record.push(&read_event(body.as_bytes(), span, &rules, &received).unwrap().json);
+                record.push(&read_event(body.as_bytes(), span, &rules, &received, &mut pages).unwrap().json);
             }
             record.finish()
         })

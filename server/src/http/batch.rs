@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::reply::{decoded_body, origin_allowed, store_and_reply, Refusal};
 use crate::context::RequestContext;
-use crate::ingest::batch::{read_event, split_envelope, BodyError};
+use crate::ingest::batch::{read_event, split_envelope, BodyError, LastPage};
 use crate::state::AppState;
 
 pub async fn post_batch(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>, context: RequestContext) -> HttpResponse {
@@ -25,7 +25,8 @@ async fn handle(req: &HttpRequest, body: &[u8], state: &AppState, context: &Requ
     state.metrics.received.inc_by(spans.len() as u64);
     // One receive time for the request: the event time in the tracking log, as in the LMS.
     let received = event_model::timestamp::format(event_model::timestamp::now());
-    let outcomes = spans.into_iter().map(|span| read_event(&body, span, &state.rules, &received)).collect();
+    let mut pages = LastPage::default();
+    let outcomes = spans.into_iter().map(|span| read_event(&body, span, &state.rules, &received, &mut pages)).collect();
     store_and_reply(state, &context.to_json(), outcomes).await
 }
 
