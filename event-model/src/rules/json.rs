@@ -439,7 +439,9 @@ pub fn compact(text: &str) -> Cow<'_, str> {
     if !bytes.iter().any(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t')) {
         return Cow::Borrowed(text);
     }
-    let mut out = String::with_capacity(text.len());
+    // Whitespace inside strings is content (a user agent has spaces): the copy is made
+    // only when whitespace outside them turns up.
+    let mut out: Option<String> = None;
     let mut copied = 0;
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
@@ -458,15 +460,20 @@ pub fn compact(text: &str) -> Cow<'_, str> {
                 i = j + 1;
             }
             b' ' | b'\n' | b'\r' | b'\t' => {
-                out.push_str(sub(text, copied, i));
+                out.get_or_insert_with(|| String::with_capacity(text.len())).push_str(sub(text, copied, i));
                 i += 1;
                 copied = i;
             }
             _ => i += 1,
         }
     }
-    out.push_str(tail(text, copied));
-    Cow::Owned(out)
+    match out {
+        None => Cow::Borrowed(text),
+        Some(mut out) => {
+            out.push_str(tail(text, copied));
+            Cow::Owned(out)
+        }
+    }
 }
 
 /// Appends `s` as a JSON string literal, escaped as `JSON.stringify` escapes it:
@@ -982,7 +989,9 @@ mod tests {
     #[test]
     fn compaction_keeps_string_content() {
         assert_eq!(compact(r#" { "a b" : [1 , "x\" y"] }	"#), r#"{"a b":[1,"x\" y"]}"#);
-        assert!(matches!(compact(r#"{"a":"b c"}"#), Cow::Owned(_)), "a space inside a string needs a look, nothing more");
+        assert!(matches!(compact(r#"{"a":"b c"}"#), Cow::Borrowed(_)), "a space inside a string needs a look, no copy");
+        assert!(matches!(compact(r#"{"a":"b c", "d":1}"#), Cow::Owned(_)));
+        assert_eq!(compact(r#"{"a":"b c", "d":"\" e"}"#), r#"{"a":"b c","d":"\" e"}"#);
         assert_eq!(compact(r#"{"a":"b c"}"#), r#"{"a":"b c"}"#);
         assert!(matches!(compact(r#"{"a":1}"#), Cow::Borrowed(_)));
     }
