@@ -102,17 +102,19 @@ pub struct Scanner<'t> {
     pos: usize,
     dialect: Dialect,
     max_depth: usize,
+    /// Whitespace outside strings was passed.
+    spaced: bool,
 }
 
 impl<'t> Scanner<'t> {
     /// A scanner for data: nesting deeper than [`MAX_DEPTH`] is refused.
     pub fn new(src: &'t str, dialect: Dialect) -> Self {
-        Scanner { src, pos: 0, dialect, max_depth: MAX_DEPTH }
+        Scanner { src, pos: 0, dialect, max_depth: MAX_DEPTH, spaced: false }
     }
 
     /// A scanner for text that holds data ([`MAX_CONTAINER_DEPTH`]).
     pub fn containing(src: &'t str, dialect: Dialect) -> Self {
-        Scanner { src, pos: 0, dialect, max_depth: MAX_CONTAINER_DEPTH }
+        Scanner { src, pos: 0, dialect, max_depth: MAX_CONTAINER_DEPTH, spaced: false }
     }
 
     /// The text being scanned.
@@ -147,6 +149,7 @@ impl<'t> Scanner<'t> {
     pub fn ws(&mut self) {
         while matches!(self.peek(), Some(b' ' | b'\n' | b'\r' | b'\t')) {
             self.pos += 1;
+            self.spaced = true;
         }
     }
 
@@ -651,18 +654,34 @@ impl Default for Rules<'_> {
 /// `"********"`, and keys are renamed. Returns the input itself when nothing changed,
 /// which is the common case.
 pub fn rewrite<'t>(src: &'t str, rules: &Rules<'_>) -> Result<Cow<'t, str>, Invalid> {
+    rewrite_spaced(src, rules).map(|(text, _)| text)
+}
+
+/// [`rewrite`], then [`compact`] when the text has whitespace outside strings (the
+/// rewrite's pass tells; `JSON.stringify` writes none).
+pub fn rewrite_compact<'t>(src: &'t str, rules: &Rules<'_>) -> Result<Cow<'t, str>, Invalid> {
+    Ok(match rewrite_spaced(src, rules)? {
+        (text, false) => text,
+        (Cow::Borrowed(text), true) => compact(text),
+        (Cow::Owned(text), true) => Cow::Owned(compact(&text).into_owned()),
+    })
+}
+
+/// [`rewrite`], and whether whitespace outside strings was passed.
+fn rewrite_spaced<'t>(src: &'t str, rules: &Rules<'_>) -> Result<(Cow<'t, str>, bool), Invalid> {
     let mut w = Rewriter { s: Scanner::new(src, rules.dialect), out: None, copied: 0, passive: false, rules };
     w.value(0)?;
     if !w.s.at_end() {
         return Err(Invalid::Syntax { at: w.s.pos() });
     }
-    Ok(match w.out {
+    let text = match w.out {
         None => Cow::Borrowed(src),
         Some(mut out) => {
             out.push_str(tail(src, w.copied));
             Cow::Owned(out)
         }
-    })
+    };
+    Ok((text, w.s.spaced))
 }
 
 struct Rewriter<'t, 'r> {
@@ -974,6 +993,18 @@ mod tests {
         let rules = Rules { scrub: false, dialect: Dialect::Python, null_nonfinite: true, ..Rules::default() };
         assert_eq!(rewrite("[NaN,-Infinity,{\"a\":Infinity},1e5]", &rules).unwrap(), "[null,null,{\"a\":null},1e5]");
         assert!(matches!(rewrite("[1,2]", &rules), Ok(Cow::Borrowed(_))));
+        // Compacted exactly when there is whitespace outside strings.
+        let plain = Rules::default();
+        assert!(matches!(rewrite_compact(r#"{"ua":"Mozilla/5.0 (X11; Linux)"}"#, &plain), Ok(Cow::Borrowed(_))));
+        for (spaced, compacted) in [
+            (" {\"a\": [1, 2]} ", r#"{"a":[1,2]}"#),
+            ("{\"a\":1}\n", r#"{"a":1}"#),
+            ("{\"password\" : \"x y\"}", r#"{"password":"********"}"#),
+            ("{\"card\": \"4111 1111 1111 1111\", \"b\":\"c d\"}", r#"{"card":"********","b":"c d"}"#),
+        ] {
+            assert_eq!(rewrite_compact(spaced, &plain).unwrap(), compacted, "{spaced}");
+            assert_eq!(rewrite_compact(spaced, &plain).unwrap(), compact(&rewrite(spaced, &plain).unwrap()));
+        }
     }
 
     #[test]

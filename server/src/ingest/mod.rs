@@ -65,9 +65,8 @@ impl IngestRules {
     /// compact text, borrowed when nothing changed.
     pub fn check_data<'t>(&self, data: &'t str, dialect: Dialect) -> Result<Cow<'t, str>, Rejection> {
         let rules = Rules { scrub: true, extra_sensitive_keys: &self.scrub_keys, rename: None, dialect, null_nonfinite: false };
-        match json::rewrite(data, &rules) {
-            Ok(Cow::Borrowed(text)) => Ok(json::compact(text)),
-            Ok(Cow::Owned(text)) => Ok(Cow::Owned(json::compact(&text).into_owned())),
+        match json::rewrite_compact(data, &rules) {
+            Ok(text) => Ok(text),
             Err(json::Invalid::TooDeep) => Err(Rejection::new("too_deep", format!("`data` nests deeper than {}", json::MAX_DEPTH))),
             Err(json::Invalid::Syntax { at }) => Err(Rejection::new("invalid_json", format!("`data` is not valid JSON near byte {at}"))),
         }
