@@ -91,6 +91,7 @@ pub fn write_view(view: &EventView<'_>, out: &mut String) {
 pub(crate) fn write_view_value(value: &ViewValue<'_>, out: &mut String) {
     match value {
         ViewValue::Text(text) => transcode(text, out),
+        ViewValue::Ascii(text) => out.push_str(text),
         ViewValue::Object(view) => write_view(view, out),
         ViewValue::Dumped(inner) => write_dumped(out, |text| write_view_value(inner, text)),
     }

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use crate::rules::json::{push_str_literal, Dialect, Invalid, Scanner};
+use crate::rules::json::{is_printable_ascii, push_str_literal, sub, Dialect, Invalid, Scanner};
 use crate::text::{sub_text, Fields, Json, Text};
 
 /// A member's value: checked JSON text, an object of members kept apart, or a string
@@ -13,6 +13,10 @@ use crate::text::{sub_text, Fields, Json, Text};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ViewValue<'a> {
     Text(&'a str),
+    /// A string literal without escapes, all printable ASCII: JSON text that Python's
+    /// `json.dumps` writes as it is (most of an event's members), so the line writer
+    /// copies it instead of reading it again.
+    Ascii(&'a str),
     Object(EventView<'a>),
     Dumped(Box<ViewValue<'a>>),
 }
@@ -31,6 +35,7 @@ impl<'a> ViewValue<'a> {
     pub fn as_str(&self) -> Option<Cow<'a, str>> {
         match self {
             ViewValue::Text(text) => crate::text::string_value_of(text),
+            ViewValue::Ascii(text) => text.get(1..text.len() - 1).map(Cow::Borrowed),
             _ => None,
         }
     }
@@ -39,7 +44,7 @@ impl<'a> ViewValue<'a> {
         match self {
             ViewValue::Object(_) => true,
             ViewValue::Text(text) => text.starts_with('{'),
-            ViewValue::Dumped(_) => false,
+            ViewValue::Ascii(_) | ViewValue::Dumped(_) => false,
         }
     }
 }
@@ -74,8 +79,20 @@ impl<'a> EventView<'a> {
         let src = s.src();
         let mut view = EventView { members: Vec::with_capacity(16), lengths: 0 };
         s.object(depth, &mut |s, key, depth| {
-            let (a, b) = s.value(depth)?;
-            view.insert(key.decode(src), ViewValue::Text(crate::rules::json::sub(src, a, b)));
+            s.ws();
+            let value = if s.peek() == Some(b'"') {
+                let span = s.string()?;
+                let text = sub(src, span.start, span.end);
+                if !span.escaped && is_printable_ascii(text.as_bytes()) {
+                    ViewValue::Ascii(text)
+                } else {
+                    ViewValue::Text(text)
+                }
+            } else {
+                let (a, b) = s.value(depth)?;
+                ViewValue::Text(sub(src, a, b))
+            };
+            view.insert(key.decode(src), value);
             Ok(())
         })?;
         Ok(view)
@@ -163,7 +180,7 @@ impl ViewValue<'_> {
     /// Appends the value as compact JSON.
     pub fn write_compact(&self, out: &mut String) {
         match self {
-            ViewValue::Text(text) => out.push_str(text),
+            ViewValue::Text(text) | ViewValue::Ascii(text) => out.push_str(text),
             ViewValue::Object(view) => view.write_compact(out),
             ViewValue::Dumped(inner) => {
                 let mut dumped = String::new();
@@ -175,7 +192,7 @@ impl ViewValue<'_> {
 
     fn into_json(self, source: &Text) -> Json {
         match self {
-            ViewValue::Text(text) => Json::Text(text_within(text, source)),
+            ViewValue::Text(text) | ViewValue::Ascii(text) => Json::Text(text_within(text, source)),
             ViewValue::Object(view) => Json::Object(view.into_fields(source)),
             ViewValue::Dumped(inner) => Json::Dumped(Box::new(inner.into_json(source))),
         }
@@ -208,7 +225,11 @@ mod tests {
     fn members_are_spans_and_a_repeated_key_keeps_its_place_with_its_last_value() {
         let view = EventView::parse(r#"{"a":1,"b":{"c":[2]},"a":"x","d\u0065":null}"#).unwrap();
         let members: Vec<(&str, &ViewValue)> = view.iter().collect();
-        assert_eq!(members, [("a", &ViewValue::Text("\"x\"")), ("b", &ViewValue::Text(r#"{"c":[2]}"#)), ("de", &ViewValue::Text("null"))]);
+        assert_eq!(members, [("a", &ViewValue::Ascii("\"x\"")), ("b", &ViewValue::Text(r#"{"c":[2]}"#)), ("de", &ViewValue::Text("null"))]);
+        let strings = EventView::parse(r#"{"plain":"a b","escaped":"a\"b","accent":"é"}"#).unwrap();
+        let kinds: Vec<bool> = strings.iter().map(|(_, v)| matches!(v, ViewValue::Ascii(_))).collect();
+        assert_eq!(kinds, [true, false, false], "only what Python writes as it is");
+        assert_eq!(strings.get_str("escaped").as_deref(), Some("a\"b"));
         assert_eq!(view.get_str("a").as_deref(), Some("x"));
         assert!(view.get("b").unwrap().is_object());
         assert!(EventView::parse(r#"{"a":1} x"#).is_err());
