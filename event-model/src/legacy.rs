@@ -183,6 +183,11 @@ fn push_unit(unit: u16, out: &mut String) {
 
 /// Appends `json.dumps(json.loads(text))` for checked JSON text.
 pub fn transcode(text: &str, out: &mut String) {
+    if is_plain_string(text) {
+        // Most values: a string Python writes as it is.
+        out.push_str(text);
+        return;
+    }
     let mut s = Scanner::containing(text, Dialect::Python);
     let start = out.len();
     if transcode_value(&mut s, out).is_none() {
@@ -191,6 +196,17 @@ pub fn transcode(text: &str, out: &mut String) {
         out.truncate(start);
         write_str(text, out);
     }
+}
+
+/// A string literal without escapes, all printable ASCII: `"` at both ends and none
+/// between.
+fn is_plain_string(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() >= 2
+        && bytes[0] == b'"'
+        && find_special(bytes, 1) == bytes.len() - 1
+        && bytes[bytes.len() - 1] == b'"'
+        && is_printable_ascii(bytes)
 }
 
 fn transcode_value(s: &mut Scanner<'_>, out: &mut String) -> Option<()> {
