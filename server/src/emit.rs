@@ -38,14 +38,14 @@ impl Backend for LocalBackend {
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 runtime.spawn(async move {
-                    if let Err(error) = state.store.accept("{}", vec![event]).await {
+                    if let Err(error) = state.store.accept("{}", std::slice::from_ref(&event)).await {
                         state.metrics.rejected.with_label_values(&["emit_unavailable"]).inc();
                         tracing::error!(%error, "a server-side event could not be stored");
                     }
                 });
                 Ok(())
             }
-            Err(_) => state.store.accept_blocking("{}", vec![event]).map(drop).map_err(|e| BackendError(e.to_string())),
+            Err(_) => state.store.accept_blocking("{}", std::slice::from_ref(&event)).map(drop).map_err(|e| BackendError(e.to_string())),
         }
     }
 }

@@ -240,8 +240,8 @@ fn events_of(payload: &[u8]) -> Result<Vec<EventText>, &'static str> {
 
 /// One event (a JSON object) and its id.
 fn event_of(text: &str) -> Result<EventText, &'static str> {
-    let fields = event_model::Fields::parse_text(&event_model::Text::from(text)).ok_or("not a JSON object")?;
-    let id = fields.get_str("id").and_then(|id| uuid::Uuid::parse_str(&id).ok());
+    let view = event_model::view::EventView::parse(text).map_err(|_| "not a JSON object")?;
+    let id = view.get_str("id").and_then(|id| uuid::Uuid::parse_str(&id).ok());
     Ok(EventText { id, json: text.to_owned() })
 }
 
@@ -274,7 +274,7 @@ async fn store_and_ack(batch: Vec<jetstream::Message>, state: &AppState, stop: &
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let outcomes = loop {
         // The events carry their own context: the record shares none.
-        match state.store.accept("{}", events.clone()).await {
+        match state.store.accept("{}", &events).await {
             Ok(outcomes) => break outcomes,
             Err(error) => {
                 metrics.relay_errors.inc();

@@ -91,7 +91,7 @@ async fn store(
             format!("the tracking-log line would be {len} characters, over the limit of {}", state.limits.line_chars),
         ));
     }
-    state.store.accept(&context, vec![event]).await.map_err(|e| {
+    state.store.accept(&context, std::slice::from_ref(&event)).await.map_err(|e| {
         tracing::error!(error = %e, "could not store an event; the client may retry");
         Refusal::new(503, "unavailable", "the event could not be stored now; retry later").retry_after(2)
     })?;

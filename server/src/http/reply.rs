@@ -119,7 +119,7 @@ pub async fn store_and_reply(state: &AppState, context: &str, outcomes: Outcomes
     let stored = if events.is_empty() {
         Vec::new()
     } else {
-        state.store.accept(context, events).await.map_err(|e| {
+        state.store.accept(context, &events).await.map_err(|e| {
             tracing::error!(error = %e, "could not store a batch; the client will retry");
             Refusal::new(503, "unavailable", "events could not be stored now; retry later").retry_after(2)
         })?

@@ -129,7 +129,7 @@ impl Store {
     /// one record sharing `context` (a compact JSON object); returns once they are
     /// durable. On failure nothing is stored and no id is remembered, so the client's
     /// retry is accepted.
-    pub async fn accept(&self, context: &str, events: Vec<EventText>) -> Result<Vec<Stored>, Unavailable> {
+    pub async fn accept(&self, context: &str, events: &[EventText]) -> Result<Vec<Stored>, Unavailable> {
         let (record, reserved, outcomes) = self.prepare(context, events);
         if let Some(record) = record {
             if let Err(error) = self.wal.append(vec![record]).await {
@@ -143,7 +143,7 @@ impl Store {
     }
 
     /// [`Store::accept`] for a thread outside an async runtime.
-    pub fn accept_blocking(&self, context: &str, events: Vec<EventText>) -> Result<Vec<Stored>, Unavailable> {
+    pub fn accept_blocking(&self, context: &str, events: &[EventText]) -> Result<Vec<Stored>, Unavailable> {
         let (record, reserved, outcomes) = self.prepare(context, events);
         if let Some(record) = record {
             if let Err(error) = self.wal.append_blocking(vec![record]) {
@@ -156,7 +156,7 @@ impl Store {
         Ok(outcomes)
     }
 
-    fn prepare(&self, context: &str, events: Vec<EventText>) -> (Option<Vec<u8>>, Vec<Uuid>, Vec<Stored>) {
+    fn prepare(&self, context: &str, events: &[EventText]) -> (Option<Vec<u8>>, Vec<Uuid>, Vec<Stored>) {
         let mut outcomes = Vec::with_capacity(events.len());
         let mut reserved = Vec::with_capacity(events.len());
         let capacity = events.iter().map(|e| e.json.len() + 1).sum();
