@@ -76,26 +76,47 @@ impl<'a> EventView<'a> {
     /// Reads the object at the scanner's cursor (`depth` is its nesting): one pass that
     /// checks it and keeps its members' spans.
     pub fn read(s: &mut Scanner<'a>, depth: usize) -> Result<EventView<'a>, Invalid> {
+        Self::read_opening(s, depth, None)
+    }
+
+    /// [`EventView::read`] for an event: its `context`, when an object, is read into
+    /// members in the same pass.
+    pub fn read_event(s: &mut Scanner<'a>, depth: usize) -> Result<EventView<'a>, Invalid> {
+        Self::read_opening(s, depth, Some("context"))
+    }
+
+    fn read_opening(s: &mut Scanner<'a>, depth: usize, open: Option<&str>) -> Result<EventView<'a>, Invalid> {
         let src = s.src();
         let mut view = EventView { members: Vec::with_capacity(16), lengths: 0 };
         s.object(depth, &mut |s, key, depth| {
             s.ws();
-            let value = if s.peek() == Some(b'"') {
-                let span = s.string()?;
-                let text = sub(src, span.start, span.end);
-                if !span.escaped && is_printable_ascii(text.as_bytes()) {
-                    ViewValue::Ascii(text)
-                } else {
-                    ViewValue::Text(text)
+            let key = key.decode(src);
+            let value = match s.peek() {
+                Some(b'"') => {
+                    let span = s.string()?;
+                    let text = sub(src, span.start, span.end);
+                    if !span.escaped && is_printable_ascii(text.as_bytes()) {
+                        ViewValue::Ascii(text)
+                    } else {
+                        ViewValue::Text(text)
+                    }
                 }
-            } else {
-                let (a, b) = s.value(depth)?;
-                ViewValue::Text(sub(src, a, b))
+                Some(b'{') if open.is_some_and(|open| key == open) => ViewValue::Object(EventView::read_opening(s, depth + 1, None)?),
+                _ => {
+                    let (a, b) = s.value(depth)?;
+                    ViewValue::Text(sub(src, a, b))
+                }
             };
-            view.insert(key.decode(src), value);
+            view.insert(key, value);
             Ok(())
         })?;
         Ok(view)
+    }
+
+    /// Takes the value of `key` out, leaving `null` in its place.
+    pub fn take(&mut self, key: &str) -> Option<ViewValue<'a>> {
+        let at = self.position(key)?;
+        Some(std::mem::replace(&mut self.members[at].1, ViewValue::Text("null")))
     }
 
     /// Members whose keys the caller knows are distinct.

@@ -106,7 +106,7 @@ fn views_of_text(text: &str) -> Result<Vec<EventView<'_>>, RecordError> {
                 s.array(depth, &mut |s, depth| {
                     s.ws();
                     let event = if s.peek() == Some(b'{') {
-                        EventView::read(s, depth + 1)?
+                        EventView::read_event(s, depth + 1)?
                     } else {
                         s.value(depth)?;
                         EventView::default()
@@ -201,9 +201,15 @@ pub fn event_count(record: &[u8]) -> Result<u64, RecordError> {
 
 /// An event of a record with the shared context merged under its own.
 fn merged<'a>(mut event: EventView<'a>, shared: &EventView<'a>) -> EventView<'a> {
-    let own = event.get("context").cloned().and_then(ViewValue::into_members).unwrap_or_default();
-    let mut context = shared.clone();
-    context.update(own);
+    let own = event.take("context").and_then(ViewValue::into_members).unwrap_or_default();
+    // Records the relay stores share nothing: each event holds its whole context.
+    let context = if shared.is_empty() {
+        own
+    } else {
+        let mut context = shared.clone();
+        context.update(own);
+        context
+    };
     event.insert(Cow::Borrowed("context"), ViewValue::Object(context));
     event
 }
