@@ -189,7 +189,7 @@ fn floor(seconds: f64, commit: CommitPolicy) -> (f64, u64) {
         events += record.len() as u64;
         let appended = wal.append_blocking(vec![record.finish()]).unwrap();
         // Segments go as a consumer would let them, so the log never reaches its cap.
-        if n % 1024 == 0 {
+        if n.is_multiple_of(1024) {
             wal.remove_before(appended.end).unwrap();
         }
     }
