@@ -52,6 +52,8 @@ pub mod processor;
 #[cfg(feature = "model")]
 pub mod processors;
 #[cfg(feature = "model")]
+pub mod python;
+#[cfg(feature = "model")]
 pub mod routing;
 #[cfg(feature = "model")]
 pub mod testing;

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::python;
 use crate::rules::json::{self as rules_json, push_str_literal, Dialect, Invalid, StrSpan};
 
 /// Shared, immutable text: a static string or a slice of a reference-counted buffer.
@@ -255,7 +256,7 @@ impl Json {
     pub fn as_str(&self) -> Option<Cow<'_, str>> {
         match self {
             Json::Text(t) => string_value(t),
-            Json::Dumped(inner) => Some(Cow::Owned(crate::legacy::dumps_json(inner))),
+            Json::Dumped(inner) => Some(Cow::Owned(inner.to_python())),
             Json::Object(_) => None,
         }
     }
@@ -298,7 +299,7 @@ impl Json {
     pub fn to_value(&self) -> Value {
         match self {
             Json::Object(fields) => Value::Object(fields.iter().map(|(k, v)| (k.to_string(), v.to_value())).collect()),
-            Json::Dumped(inner) => Value::String(crate::legacy::dumps_json(inner)),
+            Json::Dumped(inner) => Value::String(inner.to_python()),
             Json::Text(t) => text_to_value(t),
         }
     }
@@ -308,8 +309,24 @@ impl Json {
         match self {
             Json::Text(t) => out.push_str(t),
             Json::Object(fields) => fields.write_compact(out),
-            Json::Dumped(inner) => push_str_literal(out, &crate::legacy::dumps_json(inner)),
+            Json::Dumped(inner) => push_str_literal(out, &inner.to_python()),
         }
+    }
+
+    /// Appends Python's `json.dumps` of the value.
+    pub fn write_python(&self, out: &mut String) {
+        match self {
+            Json::Text(text) => python::transcode(text, out),
+            Json::Object(fields) => fields.write_python(out),
+            Json::Dumped(inner) => python::write_dumped(out, |text| inner.write_python(text)),
+        }
+    }
+
+    /// Python's `json.dumps` of the value.
+    pub fn to_python(&self) -> String {
+        let mut out = String::with_capacity(256);
+        self.write_python(&mut out);
+        out
     }
 
     /// The value as compact JSON.
@@ -593,6 +610,11 @@ impl Fields {
         for (k, v) in other.iter() {
             self.insert(k.clone(), v.clone());
         }
+    }
+
+    /// Appends Python's `json.dumps` of the object.
+    pub fn write_python(&self, out: &mut String) {
+        python::write_members(self.iter(), Json::write_python, out);
     }
 
     /// Appends the object as compact JSON.

@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 
+use crate::python;
 use crate::rules::json::{is_printable_ascii, push_str_literal, sub, Dialect, Invalid, Scanner};
 use crate::text::{sub_text, Fields, Json, Text};
 
@@ -176,6 +177,11 @@ impl<'a> EventView<'a> {
         self.members.iter().map(|(k, v)| (k.as_ref(), v))
     }
 
+    /// Appends Python's `json.dumps` of the members.
+    pub fn write_python(&self, out: &mut String) {
+        python::write_members(self.iter(), ViewValue::write_python, out);
+    }
+
     /// Appends the members as compact JSON (the text of each value as it is).
     pub fn write_compact(&self, out: &mut String) {
         out.push('{');
@@ -198,6 +204,17 @@ impl<'a> EventView<'a> {
 }
 
 impl ViewValue<'_> {
+    /// Appends Python's `json.dumps` of the value.
+    pub fn write_python(&self, out: &mut String) {
+        match self {
+            ViewValue::Text(text) => python::transcode(text, out),
+            // Python writes it as it is.
+            ViewValue::Ascii(text) => out.push_str(text),
+            ViewValue::Object(view) => view.write_python(out),
+            ViewValue::Dumped(inner) => python::write_dumped(out, |text| inner.write_python(text)),
+        }
+    }
+
     /// Appends the value as compact JSON.
     pub fn write_compact(&self, out: &mut String) {
         match self {
@@ -205,7 +222,7 @@ impl ViewValue<'_> {
             ViewValue::Object(view) => view.write_compact(out),
             ViewValue::Dumped(inner) => {
                 let mut dumped = String::new();
-                crate::legacy::write_view_value(inner, &mut dumped);
+                inner.write_python(&mut dumped);
                 push_str_literal(out, &dumped);
             }
         }

@@ -1,0 +1,444 @@
+//! Python's `json.dumps` on JSON text: `", "` and `": "` separators, ASCII-only
+//! output with `\uXXXX` escapes, `repr`-style floats, insertion key order, done by
+//! transcoding the text in one pass, without building a tree.
+//!
+//! What Python's `json.loads` then `json.dumps` does to JSON text is done here on the
+//! text: whitespace is dropped, strings are re-escaped (`\u00E9` and `é` both become
+//! `\u00e9`; a lone surrogate stays `\ud83d`), integers keep their digits (`-0`
+//! becomes `0`), other numbers are written as `repr(float)` (`1E5` → `100000.0`,
+//! `1e400` → `Infinity`), and an object with a repeated key keeps the key where it
+//! first appeared with the value it last had. The models ([`Json`](crate::Json),
+//! [`EventView`](crate::view::EventView)) write themselves with these; [`legacy`](crate::legacy)
+//! makes tracking-log lines of them.
+
+use std::fmt::Write as _;
+
+use crate::rules::json::{decode_units, find_special, is_printable_ascii, sub, Dialect, Scanner, StrSpan, Unit};
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends an object's members with Python's separators, each value written by
+/// `write_value`.
+pub(crate) fn write_members<'v, K: AsRef<str> + ?Sized + 'v, V: ?Sized + 'v>(
+    members: impl Iterator<Item = (&'v K, &'v V)>,
+    write_value: fn(&V, &mut String),
+    out: &mut String,
+) {
+    out.push('{');
+    for (i, (key, value)) in members.enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        write_str(key.as_ref(), out);
+        out.push_str(": ");
+        write_value(value, out);
+    }
+    out.push('}');
+}
+
+/// Appends a string whose content is what `write` writes (`json.dumps` of a value).
+pub(crate) fn write_dumped(out: &mut String, write: impl FnOnce(&mut String)) {
+    let mut text = String::with_capacity(256);
+    write(&mut text);
+    write_ascii_as_string(&text, out);
+}
+
+/// `json.dumps(s)` of a string that `json.dumps` wrote (ASCII, no control
+/// characters): only `"` and `\` need escaping.
+fn write_ascii_as_string(s: &str, out: &mut String) {
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut copied = 0;
+    loop {
+        let at = find_special(bytes, copied);
+        out.push_str(sub(s, copied, at));
+        match bytes.get(at) {
+            None => break,
+            Some(b'"') => out.push_str("\\\""),
+            Some(b'\\') => out.push_str("\\\\"),
+            // Not written by `json.dumps`; kept as it is.
+            Some(_) => out.push_str(sub(s, at, at + 1)),
+        }
+        copied = at + 1;
+    }
+    out.push('"');
+}
+
+/// Appends `json.dumps(s)` for a Rust string.
+pub fn write_str(s: &str, out: &mut String) {
+    out.push('"');
+    if is_printable_ascii(s.as_bytes()) && find_special(s.as_bytes(), 0) == s.len() {
+        out.push_str(s);
+    } else {
+        for c in s.chars() {
+            push_char(c, out);
+        }
+    }
+    out.push('"');
+}
+
+fn push_char(c: char, out: &mut String) {
+    match c {
+        '"' => out.push_str("\\\""),
+        '\\' => out.push_str("\\\\"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\u{8}' => out.push_str("\\b"),
+        '\u{c}' => out.push_str("\\f"),
+        ' '..='~' => out.push(c),
+        _ => {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                push_unit(*unit, out);
+            }
+        }
+    }
+}
+
+fn push_unit(unit: u16, out: &mut String) {
+    out.push_str("\\u");
+    for shift in [12, 8, 4, 0] {
+        out.push(char::from(HEX[usize::from((unit >> shift) & 0xF)]));
+    }
+}
+
+/// Appends `json.dumps(json.loads(text))` for checked JSON text.
+pub fn transcode(text: &str, out: &mut String) {
+    if is_plain_string(text) {
+        // Most values: a string Python writes as it is.
+        out.push_str(text);
+        return;
+    }
+    let mut s = Scanner::containing(text, Dialect::Python);
+    let start = out.len();
+    if transcode_value(&mut s, out).is_none() {
+        // Checked text cannot fail; if it ever does, write it as a string rather than
+        // leaving half a value.
+        out.truncate(start);
+        write_str(text, out);
+    }
+}
+
+/// A string literal without escapes, all printable ASCII: `"` at both ends and none
+/// between.
+fn is_plain_string(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() >= 2
+        && bytes[0] == b'"'
+        && find_special(bytes, 1) == bytes.len() - 1
+        && bytes[bytes.len() - 1] == b'"'
+        && is_printable_ascii(bytes)
+}
+
+fn transcode_value(s: &mut Scanner<'_>, out: &mut String) -> Option<()> {
+    s.ws();
+    let src = s.src();
+    match s.peek()? {
+        b'{' => transcode_object(s, out),
+        b'[' => {
+            out.push('[');
+            let mut first = true;
+            let mut failed = false;
+            let result = s.array(1, &mut |s, _| {
+                if !first {
+                    out.push_str(", ");
+                }
+                first = false;
+                match transcode_value(s, out) {
+                    Some(()) => Ok(()),
+                    None => {
+                        failed = true;
+                        Err(crate::rules::json::Invalid::Syntax { at: s.pos() })
+                    }
+                }
+            });
+            out.push(']');
+            (result.is_ok() && !failed).then_some(())
+        }
+        b'"' => {
+            let span = s.string().ok()?;
+            write_literal(src, span, out);
+            Some(())
+        }
+        b't' | b'f' | b'n' | b'N' | b'I' => {
+            let (a, b) = s.value(0).ok()?;
+            out.push_str(sub(src, a, b));
+            Some(())
+        }
+        _ => {
+            let (a, b) = s.value(0).ok()?;
+            write_number(sub(src, a, b), out);
+            Some(())
+        }
+    }
+}
+
+/// An object, keeping Python's dict semantics for repeated keys: written in one pass,
+/// and only an object whose keys repeat (no browser sends one) is written again.
+fn transcode_object(s: &mut Scanner<'_>, out: &mut String) -> Option<()> {
+    let src = s.src();
+    let (out_start, src_start) = (out.len(), s.pos());
+    let mut keys: Vec<StrSpan> = Vec::new();
+    let mut failed = false;
+    out.push('{');
+    let result = s.object(1, &mut |s, key, _| {
+        if !keys.is_empty() {
+            out.push_str(", ");
+        }
+        keys.push(key);
+        write_literal(src, key, out);
+        out.push_str(": ");
+        match transcode_value(s, out) {
+            Some(()) => Ok(()),
+            None => {
+                failed = true;
+                Err(crate::rules::json::Invalid::Syntax { at: s.pos() })
+            }
+        }
+    });
+    out.push('}');
+    if result.is_err() || failed {
+        return None;
+    }
+    if !has_repeated_keys(src, &keys) {
+        return Some(());
+    }
+    out.truncate(out_start);
+    let mut again = Scanner::containing(sub(src, src_start, s.pos()), Dialect::Python);
+    transcode_object_with_repeats(&mut again, out)
+}
+
+fn same_key(src: &str, a: StrSpan, b: StrSpan) -> bool {
+    if !a.escaped && !b.escaped {
+        if a.end - a.start != b.end - b.start {
+            return false;
+        }
+        a.inner(src) == b.inner(src)
+    } else {
+        a.decode(src) == b.decode(src)
+    }
+}
+
+fn has_repeated_keys(src: &str, keys: &[StrSpan]) -> bool {
+    if keys.len() <= 16 {
+        return keys.iter().enumerate().any(|(i, &a)| keys[..i].iter().any(|&b| same_key(src, a, b)));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(keys.len());
+    !keys.iter().all(|k| seen.insert(k.decode(src)))
+}
+
+fn transcode_object_with_repeats(s: &mut Scanner<'_>, out: &mut String) -> Option<()> {
+    let src = s.src();
+    let mut order: Vec<(StrSpan, (usize, usize))> = Vec::new();
+    s.object(1, &mut |s, key, depth| {
+        let span = s.value(depth)?;
+        match order.iter_mut().find(|(k, _)| same_key(src, *k, key)) {
+            Some(slot) => slot.1 = span,
+            None => order.push((key, span)),
+        }
+        Ok(())
+    })
+    .ok()?;
+    out.push('{');
+    for (i, &(key, (a, b))) in order.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        write_literal(src, key, out);
+        out.push_str(": ");
+        let mut inner = Scanner::containing(sub(src, a, b), Dialect::Python);
+        transcode_value(&mut inner, out)?;
+    }
+    out.push('}');
+    Some(())
+}
+
+/// Writes a checked string literal as `json.dumps` would write its value.
+fn write_literal(src: &str, span: StrSpan, out: &mut String) {
+    let inner = span.inner(src);
+    if !span.escaped && is_printable_ascii(inner.as_bytes()) {
+        out.push('"');
+        out.push_str(inner);
+        out.push('"');
+        return;
+    }
+    out.push('"');
+    decode_units(inner, |u| match u {
+        Unit::Char(c) => push_char(c, out),
+        Unit::Lone(unit) => push_unit(unit, out),
+    });
+    out.push('"');
+}
+
+/// A JSON number as Python writes the value `json.loads` makes of it.
+fn write_number(token: &str, out: &mut String) {
+    let is_integer = token.strip_prefix('-').unwrap_or(token).bytes().all(|b| b.is_ascii_digit());
+    if is_integer {
+        out.push_str(if token == "-0" { "0" } else { token });
+        return;
+    }
+    match token.parse::<f64>() {
+        Ok(f) => write_python_float(f, out),
+        Err(_) => out.push_str(token),
+    }
+}
+
+/// Appends `value` as Python's `repr(float)`: the shortest digits that round-trip,
+/// fixed notation for 1e-4 <= |x| < 1e16 (with `.0` on whole numbers), otherwise
+/// `d.ddde+XX`; `Infinity`, `-Infinity` and `NaN` as `json.dumps` writes them.
+pub fn write_python_float(value: f64, out: &mut String) {
+    if value.is_nan() {
+        out.push_str("NaN");
+        return;
+    }
+    if value.is_infinite() {
+        out.push_str(if value > 0.0 { "Infinity" } else { "-Infinity" });
+        return;
+    }
+    if value.is_sign_negative() {
+        out.push('-');
+    }
+    let mut buffer = ryu::Buffer::new();
+    let shortest = buffer.format_finite(value.abs());
+    let (mantissa, exponent) = match shortest.split_once('e') {
+        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
+        None => (shortest, 0),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    // The significant digits, without leading and trailing zeros.
+    let mut digits_buf = [0u8; 40];
+    let mut n = 0;
+    for b in int_part.bytes().chain(frac_part.bytes()) {
+        if n < digits_buf.len() {
+            digits_buf[n] = b;
+            n += 1;
+        }
+    }
+    let all = &digits_buf[..n];
+    let leading = all.iter().take_while(|&&b| b == b'0').count();
+    let trimmed = &all[leading..];
+    let trailing = trimmed.iter().rev().take_while(|&&b| b == b'0').count();
+    let digits = std::str::from_utf8(&trimmed[..trimmed.len() - trailing]).unwrap_or("0");
+    if digits.is_empty() {
+        out.push_str("0.0");
+        return;
+    }
+    // The value is 0.DIGITS × 10^decpt, as in Python's float formatting.
+    let decpt = int_part.len() as i32 + exponent - leading as i32;
+    let len = digits.len() as i32;
+    if decpt <= -4 || decpt > 16 {
+        let (first, rest) = digits.split_at(1);
+        let exp = decpt - 1;
+        out.push_str(first);
+        if !rest.is_empty() {
+            out.push('.');
+            out.push_str(rest);
+        }
+        let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
+    } else if decpt <= 0 {
+        out.push_str("0.");
+        for _ in 0..-decpt {
+            out.push('0');
+        }
+        out.push_str(digits);
+    } else if decpt >= len {
+        out.push_str(digits);
+        for _ in 0..decpt - len {
+            out.push('0');
+        }
+        out.push_str(".0");
+    } else {
+        let (int, frac) = digits.split_at(decpt as usize);
+        out.push_str(int);
+        out.push('.');
+        out.push_str(frac);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn py(text: &str) -> String {
+        let mut out = String::new();
+        transcode(text, &mut out);
+        out
+    }
+
+    #[test]
+    fn separators_and_order() {
+        assert_eq!(py(r#"{"b":1,"a":[1,2,{}],"c":{"z":null,"y":true}}"#), r#"{"b": 1, "a": [1, 2, {}], "c": {"z": null, "y": true}}"#);
+        assert_eq!(py(" [ ] "), "[]");
+        assert_eq!(py("{ }"), "{}");
+    }
+
+    #[test]
+    fn unicode_is_escaped_like_ensure_ascii() {
+        assert_eq!(py(r#""café""#), r#""caf\u00e9""#);
+        assert_eq!(py(r#""caf\u00E9""#), r#""caf\u00e9""#);
+        assert_eq!(py(r#""日本""#), r#""\u65e5\u672c""#);
+        assert_eq!(py(r#""😀""#), r#""\ud83d\ude00""#);
+        assert_eq!(py(r#""\uD83D\uDE00""#), r#""\ud83d\ude00""#);
+        assert_eq!(py("\"a\u{7f}b\""), r#""a\u007fb""#);
+        assert_eq!(py(r#"{"clé": "ü"}"#), r#"{"cl\u00e9": "\u00fc"}"#);
+        assert_eq!(py(r#""a\/b""#), r#""a/b""#);
+    }
+
+    #[test]
+    fn lone_surrogates_stay_as_python_keeps_them() {
+        assert_eq!(py(r#""\ud83d""#), r#""\ud83d""#);
+        assert_eq!(py(r#""x\uD800y""#), r#""x\ud800y""#);
+        assert_eq!(py(r#"["\ude00\ud83d"]"#), r#"["\ude00\ud83d"]"#);
+    }
+
+    #[test]
+    fn quotes_and_control_characters() {
+        assert_eq!(py(r#""say \"hi\" \\ /""#), r#""say \"hi\" \\ /""#);
+        assert_eq!(py(r#""\b\f\n\r\t\u0000\u001f""#), r#""\b\f\n\r\t\u0000\u001f""#);
+    }
+
+    #[test]
+    fn floats_as_python_repr() {
+        let cases = [
+            ("1.5", "1.5"),
+            ("100.0", "100.0"),
+            ("1e16", "1e+16"),
+            ("1e15", "1000000000000000.0"),
+            ("0.0001", "0.0001"),
+            ("0.00001", "1e-05"),
+            ("1.2345678901234567e17", "1.2345678901234566e+17"),
+            ("123456789012345678.0", "1.2345678901234568e+17"),
+            ("1e22", "1e+22"),
+            ("-2.5e-7", "-2.5e-07"),
+            ("0.1", "0.1"),
+            ("0.0", "0.0"),
+            ("-0.0", "-0.0"),
+            ("1E5", "100000.0"),
+            ("123456.789", "123456.789"),
+            ("1.7976931348623157e308", "1.7976931348623157e+308"),
+            ("5e-324", "5e-324"),
+            ("3.0e2", "300.0"),
+            ("1e400", "Infinity"),
+            ("-1e400", "-Infinity"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(py(input), want, "{input}");
+        }
+        assert_eq!(py("[NaN, Infinity, -Infinity]"), "[NaN, Infinity, -Infinity]");
+    }
+
+    #[test]
+    fn integers_of_any_size() {
+        for n in ["0", "-1", "9007199254740993", "18446744073709551615", "-9223372036854775808", "123456789012345678901234567890"] {
+            assert_eq!(py(n), n);
+        }
+        assert_eq!(py("-0"), "0");
+    }
+
+    #[test]
+    fn repeated_keys_as_a_python_dict() {
+        assert_eq!(py(r#"{"a":1,"b":2,"a":3}"#), r#"{"a": 3, "b": 2}"#);
+        assert_eq!(py(r#"{"a":1,"\u0061":{"x":1,"x":2}}"#), r#"{"a": {"x": 2}}"#);
+    }
+}
