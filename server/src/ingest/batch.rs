@@ -246,21 +246,21 @@ struct Members {
 /// `enterprise_uuid` members): a batch's events usually share their page, and finding
 /// the course key in its URL was 4% of ingest's CPU.
 #[derive(Debug, Default)]
-pub struct LastPage {
-    page: Option<String>,
-    course: String,
-}
+pub struct LastPage(Option<(Option<String>, String)>);
 
 impl LastPage {
     /// Appends the course members for `page` (its JSON string literal, if any).
     fn write_course(&mut self, page: Option<&str>, out: &mut String) {
-        if self.page.as_deref() != page || self.course.is_empty() {
-            self.course.clear();
-            let course = page.and_then(string_of).and_then(|p| event_model::course::course_from_url(&p));
-            write_course(&mut self.course, course.as_ref());
-            self.page = page.map(str::to_owned);
-        }
-        out.push_str(&self.course);
+        let (_, course) = match &mut self.0 {
+            Some(last) if last.0.as_deref() == page => last,
+            slot => {
+                let found = page.and_then(string_of).and_then(|p| event_model::course::course_from_url(&p));
+                let mut course = String::new();
+                write_course(&mut course, found.as_ref());
+                slot.insert((page.map(str::to_owned), course))
+            }
+        };
+        out.push_str(course);
     }
 }
 

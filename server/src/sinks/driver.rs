@@ -288,8 +288,12 @@ impl<'a, S: Serialize + Clone> Checkpointer<'a, S> {
     }
 }
 
-/// Makes a sink's deliveries durable and saves the checkpoint after them.
-fn commit<S: Sink>(sink: &mut S, checkpoint: &mut Checkpointer<'_, S::State>) -> Result<(), Failure> {
+/// Makes a sink's deliveries since the last checkpoint durable and saves the
+/// checkpoint after them (nothing when there were none).
+fn commit_pending<S: Sink>(sink: &mut S, checkpoint: &mut Checkpointer<'_, S::State>) -> Result<(), Failure> {
+    if !checkpoint.pending() {
+        return Ok(());
+    }
     sink.commit()?;
     checkpoint.save(checkpoint.seq(), sink.state())
 }
@@ -444,9 +448,7 @@ fn drive<S: Sink>(
         if stopping {
             stopped_at.get_or_insert_with(Instant::now);
             if reader.next_seq() >= context.wal.committed_seq() {
-                if checkpoint.pending() {
-                    commit(sink, &mut checkpoint)?;
-                }
+                commit_pending(sink, &mut checkpoint)?;
                 spill.close()?;
                 return Ok(());
             }
@@ -469,9 +471,7 @@ fn drive<S: Sink>(
         update_lag(context, status, checkpoint.seq(), lag_bytes);
         let Some(&(last, _)) = batch.last() else {
             // A quiet moment: what was delivered since the last checkpoint is saved.
-            if checkpoint.pending() {
-                commit(sink, &mut checkpoint)?;
-            }
+            commit_pending(sink, &mut checkpoint)?;
             if spilling {
                 // Nothing to spill: a quiet moment to close the file for replay.
                 spill.close()?;
@@ -508,7 +508,7 @@ fn drive<S: Sink>(
                     Ok(events) => {
                         checkpoint.delivered = last + 1;
                         if checkpoint.saved_at.elapsed() >= sink.checkpoint_interval() {
-                            commit(sink, &mut checkpoint)?;
+                            commit_pending(sink, &mut checkpoint)?;
                         }
                         status.delivered.fetch_add(events, Ordering::Relaxed);
                         metrics.sink_delivered.with_label_values(&[name]).inc_by(events);
@@ -559,9 +559,7 @@ fn drive<S: Sink>(
             if stopped_at.is_some_and(|at| at.elapsed() >= sink.shutdown_grace()) {
                 tracing::error!(sink = %name, reason = %failure.message, undelivered = context.wal.committed_seq().saturating_sub(checkpoint.seq()),
                     "stopping with records not yet delivered; they are delivered after the next start");
-                if checkpoint.pending() {
-                    commit(sink, &mut checkpoint)?;
-                }
+                commit_pending(sink, &mut checkpoint)?;
                 spill.close()?;
                 return Ok(());
             }
