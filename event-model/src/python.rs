@@ -139,22 +139,15 @@ fn transcode_value(s: &mut Scanner<'_>, out: &mut String) -> Option<()> {
         b'[' => {
             out.push('[');
             let mut first = true;
-            let mut failed = false;
             let result = s.array(1, &mut |s, _| {
                 if !first {
                     out.push_str(", ");
                 }
                 first = false;
-                match transcode_value(s, out) {
-                    Some(()) => Ok(()),
-                    None => {
-                        failed = true;
-                        Err(crate::rules::json::Invalid::Syntax { at: s.pos() })
-                    }
-                }
+                nested(s, out)
             });
             out.push(']');
-            (result.is_ok() && !failed).then_some(())
+            result.ok()
         }
         b'"' => {
             let span = s.string().ok()?;
@@ -174,13 +167,18 @@ fn transcode_value(s: &mut Scanner<'_>, out: &mut String) -> Option<()> {
     }
 }
 
+/// A value inside an array or object, for the scanner's callbacks: a failure stops
+/// the container's scan.
+fn nested(s: &mut Scanner<'_>, out: &mut String) -> Result<(), crate::rules::json::Invalid> {
+    transcode_value(s, out).ok_or_else(|| crate::rules::json::Invalid::Syntax { at: s.pos() })
+}
+
 /// An object, keeping Python's dict semantics for repeated keys: written in one pass,
 /// and only an object whose keys repeat (no browser sends one) is written again.
 fn transcode_object(s: &mut Scanner<'_>, out: &mut String) -> Option<()> {
     let src = s.src();
     let (out_start, src_start) = (out.len(), s.pos());
     let mut keys: Vec<StrSpan> = Vec::new();
-    let mut failed = false;
     out.push('{');
     let result = s.object(1, &mut |s, key, _| {
         if !keys.is_empty() {
@@ -189,18 +187,10 @@ fn transcode_object(s: &mut Scanner<'_>, out: &mut String) -> Option<()> {
         keys.push(key);
         write_literal(src, key, out);
         out.push_str(": ");
-        match transcode_value(s, out) {
-            Some(()) => Ok(()),
-            None => {
-                failed = true;
-                Err(crate::rules::json::Invalid::Syntax { at: s.pos() })
-            }
-        }
+        nested(s, out)
     });
     out.push('}');
-    if result.is_err() || failed {
-        return None;
-    }
+    result.ok()?;
     if !has_repeated_keys(src, &keys) {
         return Some(());
     }
