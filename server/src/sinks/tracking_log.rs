@@ -226,8 +226,8 @@ impl LiveFile {
     }
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+fn unix_now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// The tracking-log sink.
@@ -237,14 +237,16 @@ pub struct TrackingLogSink {
     chain: Chain,
     metrics: Arc<Metrics>,
     file: Option<LiveFile>,
-    opened_at: u64,
+    /// When the live file was started, in milliseconds since the epoch: whole seconds
+    /// would rotate a file started at 10.9 s when it is a tenth of a second old.
+    opened_at_ms: u64,
     /// The lines of the record being written.
     lines: String,
 }
 
 impl TrackingLogSink {
     pub fn new(name: String, options: Options, chain: Chain, metrics: Arc<Metrics>) -> Self {
-        TrackingLogSink { name, options, chain, metrics, file: None, opened_at: unix_now(), lines: String::with_capacity(1 << 16) }
+        TrackingLogSink { name, options, chain, metrics, file: None, opened_at_ms: unix_now_ms(), lines: String::with_capacity(1 << 16) }
     }
 
     fn file(&mut self) -> Result<&mut LiveFile, Failure> {
@@ -256,7 +258,7 @@ impl TrackingLogSink {
     /// step resumes without loss or duplicates: the checkpoint before the rename
     /// names the full file, the one after names the empty new file.
     fn rotate(&mut self, seq: u64, checkpoint: &mut Checkpointer<'_, LogState>) -> Result<(), Failure> {
-        let opened_at = self.opened_at;
+        let opened_at = self.opened_at_ms / 1000;
         let file = self.file()?;
         file.sync()?;
         let len = file.len;
@@ -268,8 +270,8 @@ impl TrackingLogSink {
         }
         tracing::info!(sink = %self.name, to = %rotated.display(), "rotated the tracking log");
         self.file = Some(LiveFile::open(&self.options.path, 0)?);
-        self.opened_at = unix_now();
-        checkpoint.save(seq, LogState { file_len: 0, opened_at: self.opened_at })?;
+        self.opened_at_ms = unix_now_ms();
+        checkpoint.save(seq, LogState { file_len: 0, opened_at: self.opened_at_ms / 1000 })?;
         Ok(())
     }
 }
@@ -278,13 +280,15 @@ impl Sink for TrackingLogSink {
     type State = LogState;
 
     fn resume(&mut self, state: Option<LogState>) -> Result<(), Failure> {
-        // A new sink appends to whatever file is already there.
-        let state = state.unwrap_or_else(|| LogState {
-            file_len: std::fs::metadata(&self.options.path).map(|m| m.len()).unwrap_or(0),
-            opened_at: unix_now(),
-        });
-        self.file = Some(LiveFile::open(&self.options.path, state.file_len)?);
-        self.opened_at = state.opened_at;
+        let file_len = match state {
+            Some(state) => {
+                self.opened_at_ms = state.opened_at * 1000;
+                state.file_len
+            }
+            // A new sink appends to whatever file is already there, from now.
+            None => std::fs::metadata(&self.options.path).map(|m| m.len()).unwrap_or(0),
+        };
+        self.file = Some(LiveFile::open(&self.options.path, file_len)?);
         Ok(())
     }
 
@@ -331,14 +335,14 @@ impl Sink for TrackingLogSink {
     }
 
     fn state(&self) -> LogState {
-        LogState { file_len: self.file.as_ref().map_or(0, |f| f.len), opened_at: self.opened_at }
+        LogState { file_len: self.file.as_ref().map_or(0, |f| f.len), opened_at: self.opened_at_ms / 1000 }
     }
 
     /// Rotates by age, when the live file is old enough and not empty (size is
     /// checked before each record).
     fn tick(&mut self, checkpoint: &mut Checkpointer<'_, LogState>) -> Result<(), Failure> {
-        let age = unix_now().saturating_sub(self.opened_at);
-        if self.options.rotate_secs > 0 && self.file()?.len > 0 && age >= self.options.rotate_secs {
+        let age_ms = unix_now_ms().saturating_sub(self.opened_at_ms);
+        if self.options.rotate_secs > 0 && self.file()?.len > 0 && age_ms >= self.options.rotate_secs * 1000 {
             let seq = checkpoint.seq();
             self.rotate(seq, checkpoint)?;
         }
