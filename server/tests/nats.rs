@@ -1,6 +1,7 @@
 //! The NATS JetStream sink and the relay, against real `nats-server -js` processes on
 //! loopback: subjects and message ids, de-duplication across ingest nodes, a NATS
-//! restart and a cluster node killed under load, and the relay's tracking log.
+//! restart, a cluster node killed under load or missing at start, and the relay's
+//! tracking log.
 
 mod common;
 #[path = "common/nats.rs"]
@@ -188,6 +189,29 @@ fn a_three_node_cluster_with_the_stream_leader_killed_under_load_loses_no_acknow
     assert_each_once(&acked, &messages);
     let info = stream_info(&survivors, "TRACKING").unwrap();
     assert_ne!(info.cluster.unwrap().leader.as_deref(), Some(leader.as_str()), "a new leader took over");
+    assert_eq!(wait_for_metric_zero(&server.url), 0.0, "caught up");
+}
+
+#[test]
+fn a_replicated_stream_waits_for_a_missing_cluster_peer() {
+    // Three replicas need three peers: with one of them down, JetStream cannot place
+    // the stream. The node starts anyway, stores what it is sent, and publishes once
+    // the peer is back.
+    let mut nodes = Nats::cluster(3);
+    wait_for_jetstream(&urls(&nodes));
+    nodes[2].stop();
+    let up = urls(&nodes[..2]);
+    let server = Server::start(&ingest_config(&up, "replicas = 3\nack_timeout_secs = 2"));
+    let events: Vec<Value> = (0..20).map(|n| json!({"name": "edx.test.peer", "id": id(n)})).collect();
+    assert_eq!(server.batch(&json!({ "events": events })).0, 200);
+    let lag = format!("tracking_sink_lag_records{{sink=\"{JETSTREAM_SINK}\"}}");
+    assert!(wait_for_metric(&server.url, &lag, 1.0, MINUTE) >= 1.0, "the batch waits for the stream");
+    assert!(stream_info(&up, "TRACKING").is_none());
+    nodes[2].restart();
+    let all = urls(&nodes);
+    let messages = wait_for_messages(&all, "TRACKING", 20, MINUTE);
+    assert_each_once(&(0..20).map(id).collect::<Vec<_>>(), &messages);
+    assert_eq!(stream_info(&all, "TRACKING").unwrap().config.num_replicas, 3);
     assert_eq!(wait_for_metric_zero(&server.url), 0.0, "caught up");
 }
 

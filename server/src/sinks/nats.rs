@@ -270,6 +270,19 @@ fn sorted(subjects: &[String]) -> Vec<String> {
     s
 }
 
+/// JetStream's answers while a cluster is short of peers or has no leader: the stream
+/// can be created once the cluster is whole again, so they are not refusals.
+const CLUSTER_NOT_READY: [jetstream::ErrorCode; 5] = {
+    use async_nats::jetstream::ErrorCode;
+    [
+        ErrorCode::CLUSTER_INCOMPLETE,
+        ErrorCode::CLUSTER_NO_PEERS,
+        ErrorCode::CLUSTER_NOT_ACTIVE,
+        ErrorCode::CLUSTER_NOT_AVAILABLE,
+        ErrorCode::CLUSTER_NOT_LEADER,
+    ]
+};
+
 /// Creates the stream if it is missing, or checks that the existing one has the
 /// configured subjects and replicas.
 async fn ensure_stream(js: &jetstream::Context, options: &Options) -> Result<(), StreamProblem> {
@@ -299,6 +312,10 @@ async fn ensure_stream(js: &jetstream::Context, options: &Options) -> Result<(),
                     .cached_info()
                     .config
                     .clone(),
+                // A cluster short of peers, or still electing: one may come back.
+                CreateStreamErrorKind::JetStream(err) if CLUSTER_NOT_READY.contains(&err.error_code()) => {
+                    return Err(StreamProblem::Unavailable(format!("creating stream {name}: {err}")))
+                }
                 CreateStreamErrorKind::JetStream(err) if err.code() != 503 => {
                     return Err(StreamProblem::Refused(format!("NATS refused to create stream {name}: {err}")))
                 }
