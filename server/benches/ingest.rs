@@ -429,6 +429,29 @@ fn bare_handler() -> String {
     rx.recv().unwrap()
 }
 
+/// The server's own request-duration histogram for `route` (status 200): cumulative
+/// counts by upper bound in seconds, as `/metrics` exports them.
+fn server_histogram(server: &ServerProcess, route: &str) -> Vec<(f64, f64)> {
+    let text = ureq::get(&format!("{}/metrics", server.url)).call().ok().and_then(|r| r.into_string().ok()).unwrap_or_default();
+    let prefix = format!("tracking_http_request_duration_seconds_bucket{{route=\"{route}\",status=\"200\",le=\"");
+    text.lines()
+        .filter_map(|line| {
+            let (le, count) = line.strip_prefix(&prefix)?.split_once("\"} ")?;
+            Some((if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? }, count.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// What the server itself took (from the middleware's start to the answer, the
+/// commit included) during a run: the bucket bounds its p50 and p99 fall under. The
+/// difference to the client's figures is the load generator and the kernel.
+fn report_server_side(before: &[(f64, f64)], after: &[(f64, f64)]) {
+    let counts: Vec<(f64, f64)> = after.iter().map(|&(le, n)| (le, n - before.iter().find(|b| b.0 == le).map_or(0.0, |b| b.1))).collect();
+    let Some(&(_, total)) = counts.last() else { return };
+    let under = |p: f64| counts.iter().find(|&&(_, n)| n >= p * total).map_or(f64::INFINITY, |&(le, _)| le * 1e3);
+    println!("  {:<28} server side (its histogram): p50 ≤ {} ms  p99 ≤ {} ms", "", under(0.5), under(0.99));
+}
+
 fn report(label: &str, run: &Run) {
     let per_second = run.events as f64 / run.seconds;
     let cores = run.cpu / run.seconds;
@@ -467,13 +490,20 @@ fn main() {
         event_beside_bare(&server, seconds);
         return;
     }
+    let before = server_histogram(&server, "/v1/batch");
     let full = drive(&server, "/v1/batch", connections, seconds, None, false);
     report("/v1/batch full load", &full);
+    report_server_side(&before, &server_histogram(&server, "/v1/batch"));
     settle(&server);
     let half_rate = full.requests as f64 / full.seconds / 2.0;
+    let before = server_histogram(&server, "/v1/batch");
     let half = drive(&server, "/v1/batch", connections, seconds, Some(half_rate), false);
     report("/v1/batch half load", &half);
+    report_server_side(&before, &server_histogram(&server, "/v1/batch"));
     settle(&server);
+    if std::env::var("BENCH_ONLY_BATCH").is_ok() {
+        return;
+    }
     if !event_beside_bare(&server, seconds) {
         let form = drive(&server, "/event", connections, seconds, None, true);
         report("/event form posts", &form);
