@@ -44,6 +44,7 @@ use std::sync::OnceLock;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::HttpRequest;
 use cookies::Cookies;
+use event_model::rules::json::push_str_literal;
 use event_model::{Fields, Json, Text};
 
 pub use ip::client_ip;
@@ -238,25 +239,35 @@ impl RequestContext {
     /// enters them: `session`, `user_id` (`null` when anonymous), `username`, `ip`,
     /// `host`, `agent`, `path`, `referer`, `accept_language`, `client_id`, then the
     /// course of the request URL (`course_id`, `org_id`, `enterprise_uuid`).
+    fn members(&self) -> [(&'static str, Member<'_>); 13] {
+        [
+            ("session", Member::Str(&self.session)),
+            ("user_id", self.user_id.map_or(Member::Null, Member::Int)),
+            ("username", Member::Str(&self.username)),
+            ("ip", Member::Str(&self.ip)),
+            ("host", Member::Str(&self.host)),
+            ("agent", Member::Str(&self.agent)),
+            ("path", Member::Str(&self.path)),
+            ("referer", Member::Str(&self.referer)),
+            ("accept_language", Member::Str(&self.accept_language)),
+            ("client_id", self.client_id.as_deref().map_or(Member::Null, Member::Str)),
+            ("course_id", Member::Str(&self.course_id)),
+            ("org_id", self.org_id.as_deref().map_or(Member::Null, Member::Str)),
+            ("enterprise_uuid", Member::Str(&self.enterprise_uuid)),
+        ]
+    }
+
+    /// The members (see [`RequestContext::members`]) as fields, for entering the context.
     pub fn to_fields(&self) -> Fields {
         let mut fields = Fields::with_capacity(13);
-        fields.insert(Text::from_static("session"), Json::str(&self.session));
-        fields.insert(Text::from_static("user_id"), self.user_id.map_or(Json::NULL, Json::int));
-        for (key, value) in [
-            ("username", &self.username),
-            ("ip", &self.ip),
-            ("host", &self.host),
-            ("agent", &self.agent),
-            ("path", &self.path),
-            ("referer", &self.referer),
-            ("accept_language", &self.accept_language),
-        ] {
-            fields.insert(Text::from_static(key), Json::str(value));
+        for (key, value) in self.members() {
+            let value = match value {
+                Member::Str(s) => Json::str(s),
+                Member::Int(n) => Json::int(n),
+                Member::Null => Json::NULL,
+            };
+            fields.insert(Text::from_static(key), value);
         }
-        fields.insert(Text::from_static("client_id"), self.client_id.as_deref().map_or(Json::NULL, Json::str));
-        fields.insert(Text::from_static("course_id"), Json::str(&self.course_id));
-        fields.insert(Text::from_static("org_id"), self.org_id.as_deref().map_or(Json::NULL, Json::str));
-        fields.insert(Text::from_static("enterprise_uuid"), Json::str(&self.enterprise_uuid));
         fields
     }
 
@@ -269,10 +280,23 @@ impl RequestContext {
     }
 
     /// [`RequestContext::to_fields`] as compact JSON: the shared context of the
-    /// request's log record.
+    /// request's log record, written straight from the members.
     pub fn to_json(&self) -> String {
         let mut out = String::with_capacity(512);
-        self.to_fields().write_compact(&mut out);
+        out.push('{');
+        for (i, (key, value)) in self.members().into_iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_str_literal(&mut out, key);
+            out.push(':');
+            match value {
+                Member::Str(s) => push_str_literal(&mut out, s),
+                Member::Int(n) => out.push_str(&n.to_string()),
+                Member::Null => out.push_str("null"),
+            }
+        }
+        out.push('}');
         out
     }
 
@@ -280,6 +304,13 @@ impl RequestContext {
     pub fn is_authenticated(&self) -> bool {
         self.user_id.is_some() || !self.username.is_empty()
     }
+}
+
+/// A member's value in [`RequestContext::members`].
+enum Member<'a> {
+    Str(&'a str),
+    Int(i64),
+    Null,
 }
 
 /// The LMS's tracking session id (`TrackMiddleware.substitute_session_key`):
@@ -349,6 +380,33 @@ fn header_text(headers: &HeaderMap, name: &header::HeaderName) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_json_written_from_the_members_is_that_of_the_fields() {
+        let odd = RequestContext {
+            user_id: Some(-42),
+            username: "ünïcode \"quoted\" \\ back".into(),
+            session: "s".into(),
+            ip: "127.0.0.1".into(),
+            agent: "Mozilla/5.0 (X11)\u{1}\t".into(),
+            host: "lms".into(),
+            path: "/courses/course-v1:a+b+c/x\u{2028}".into(),
+            referer: String::new(),
+            accept_language: "fr-CA,fr;q=0.9".into(),
+            client_id: Some("1.2".into()),
+            course_id: "course-v1:a+b+c".into(),
+            org_id: Some("a".into()),
+            enterprise_uuid: String::new(),
+            authenticated_by_cookie: false,
+        };
+        let anonymous = RequestContext { user_id: None, client_id: None, org_id: None, ..odd.clone() };
+        for context in [odd, anonymous] {
+            let mut from_fields = String::new();
+            context.to_fields().write_compact(&mut from_fields);
+            assert_eq!(context.to_json(), from_fields);
+            assert!(serde_json::from_str::<serde_json::Value>(&from_fields).is_ok(), "{from_fields}");
+        }
+    }
 
     #[test]
     fn ga_client_id() {
