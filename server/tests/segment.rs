@@ -549,7 +549,7 @@ struct Child {
 
 fn spawn(config_path: &Path, env: &[(&str, &str)]) -> Result<Child, String> {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tracking-server"));
-    command.arg("--config").arg(config_path).env_remove("TRACKING_SEGMENT_WRITE_KEY").env("TRACKING_LOG", "debug");
+    dies_with_the_test(&mut command).arg("--config").arg(config_path).env_remove("TRACKING_SEGMENT_WRITE_KEY").env("TRACKING_LOG", "debug");
     command.envs(env.iter().copied()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = command.spawn().unwrap();
     let stderr = Arc::new(Mutex::new(String::new()));

@@ -11,6 +11,20 @@ use serde_json::Value;
 pub const JWT_SECRET: &str = "test-only-jwt-secret-0123456789";
 pub const SESSION_KEY: &str = "test-only-session-key";
 
+/// A command whose process gets SIGKILL when the thread that started it ends, so a
+/// test run that is killed leaves no server behind (a test's own `Drop` stops it
+/// sooner). Processes are started from the test's own thread.
+pub fn dies_with_the_test(command: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only `prctl` runs between fork and exec, and it is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| match libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) {
+            -1 => Err(std::io::Error::last_os_error()),
+            _ => Ok(()),
+        })
+    }
+}
+
 /// A server process and its data directory.
 pub struct Server {
     child: Option<Child>,
@@ -45,7 +59,7 @@ impl Server {
     }
 
     fn spawn(&mut self) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tracking-server"))
+        let mut child = dies_with_the_test(&mut Command::new(env!("CARGO_BIN_EXE_tracking-server")))
             .arg("--config")
             .arg(&self.config)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))

@@ -15,7 +15,7 @@ use async_nats::jetstream::{self, stream};
 use futures_util::StreamExt as _;
 use serde_json::{json, Value};
 
-use super::common::read_lines;
+use super::common::{dies_with_the_test, read_lines};
 
 /// `nats-server`: `$NATS_SERVER`, else on `PATH`, else Debian's `/usr/sbin`.
 pub fn nats_server_bin() -> PathBuf {
@@ -96,7 +96,7 @@ impl Nats {
     fn spawn(&mut self) {
         assert!(self.child.is_none());
         let from = std::fs::metadata(&self.log).map(|m| m.len() as usize).unwrap_or(0);
-        let child = Command::new(nats_server_bin())
+        let child = dies_with_the_test(&mut Command::new(nats_server_bin()))
             .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -321,7 +321,7 @@ pub fn run_to_exit(config: &str, args: &[&str]) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("server.toml");
     std::fs::write(&path, format!("listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{config}", dir.path().join("data").display())).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tracking-server"))
+    let mut child = dies_with_the_test(&mut Command::new(env!("CARGO_BIN_EXE_tracking-server")))
         .arg("--config")
         .arg(&path)
         .args(args)
@@ -373,7 +373,7 @@ impl Relay {
     }
 
     fn spawn(&mut self) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tracking-server"))
+        let mut child = dies_with_the_test(&mut Command::new(env!("CARGO_BIN_EXE_tracking-server")))
             .arg("--config")
             .arg(&self.config)
             .arg("relay")
