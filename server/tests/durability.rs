@@ -118,11 +118,7 @@ fn rotation_by_size_keeps_mode_0640_and_every_line() {
     let mut total;
     let mut files;
     loop {
-        files = std::fs::read_dir(&server.data)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("tracking.log"))
-            .collect::<Vec<_>>();
+        files = server.log_files();
         total = files.iter().map(|f| read_lines(f).len()).sum::<usize>();
         if total >= 50 || Instant::now() > deadline {
             break;
@@ -190,11 +186,7 @@ fn rotation_by_age() {
     // The live file turns one second old with a line in it: the idle sink moves it aside.
     let deadline = Instant::now() + Duration::from_secs(10);
     let rotated = loop {
-        let rotated: Vec<_> = std::fs::read_dir(&server.data)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("tracking.log-"))
-            .collect();
+        let rotated: Vec<_> = server.log_files().into_iter().filter(|p| *p != server.log_path()).collect();
         if !rotated.is_empty() || Instant::now() > deadline {
             break rotated;
         }
@@ -205,15 +197,7 @@ fn rotation_by_age() {
     server.batch(&json!({"events": [{"name": "edx.test.rotate.second"}]}));
     // The new file takes the next line. It may itself be rotated by the time it is
     // read (it is a second old by then on a busy machine), so look in every file.
-    let every_line = || -> Vec<String> {
-        let mut files: Vec<_> = std::fs::read_dir(&server.data)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("tracking.log"))
-            .collect();
-        files.sort();
-        files.iter().flat_map(|f| read_lines(f)).collect()
-    };
+    let every_line = || -> Vec<String> { server.log_files().iter().flat_map(|f| read_lines(f)).collect() };
     let deadline = Instant::now() + Duration::from_secs(30);
     while every_line().len() < 2 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(25));

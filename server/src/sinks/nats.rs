@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::context::PublishError;
-use async_nats::jetstream::{self, message::PublishMessage, stream};
+use async_nats::jetstream::{self, message::PublishMessage, stream, ErrorCode};
 use async_nats::ServerAddr;
 use event_model::config::Chain;
 use serde::Deserialize;
@@ -272,22 +272,18 @@ fn sorted(subjects: &[String]) -> Vec<String> {
 
 /// JetStream's answers while a cluster is short of peers or has no leader: the stream
 /// can be created once the cluster is whole again, so they are not refusals.
-const CLUSTER_NOT_READY: [jetstream::ErrorCode; 5] = {
-    use async_nats::jetstream::ErrorCode;
-    [
-        ErrorCode::CLUSTER_INCOMPLETE,
-        ErrorCode::CLUSTER_NO_PEERS,
-        ErrorCode::CLUSTER_NOT_ACTIVE,
-        ErrorCode::CLUSTER_NOT_AVAILABLE,
-        ErrorCode::CLUSTER_NOT_LEADER,
-    ]
-};
+const CLUSTER_NOT_READY: [ErrorCode; 5] = [
+    ErrorCode::CLUSTER_INCOMPLETE,
+    ErrorCode::CLUSTER_NO_PEERS,
+    ErrorCode::CLUSTER_NOT_ACTIVE,
+    ErrorCode::CLUSTER_NOT_AVAILABLE,
+    ErrorCode::CLUSTER_NOT_LEADER,
+];
 
 /// Creates the stream if it is missing, or checks that the existing one has the
 /// configured subjects and replicas.
 async fn ensure_stream(js: &jetstream::Context, options: &Options) -> Result<(), StreamProblem> {
     use async_nats::jetstream::context::{CreateStreamErrorKind, GetStreamErrorKind};
-    use async_nats::jetstream::ErrorCode;
     let name = &options.stream;
     let existing = match js.get_stream(name).await {
         Ok(stream) => Some(stream.cached_info().config.clone()),

@@ -273,11 +273,8 @@ impl TrackingLogSink {
     /// step resumes without loss or duplicates: the checkpoint before the rename
     /// names the full file, the one after names the empty new file.
     fn rotate(&mut self, seq: u64, checkpoint: &mut Checkpointer<'_, LogState>) -> Result<(), Failure> {
-        let opened_at = self.opened_at_ms / 1000;
-        let file = self.file()?;
-        file.sync()?;
-        let len = file.len;
-        checkpoint.save(seq, LogState { file_len: len, opened_at })?;
+        self.file()?.sync()?;
+        checkpoint.save(seq, self.state())?;
         let rotated = rotated_name(&self.options.path);
         std::fs::rename(&self.options.path, &rotated)?;
         if let Some(dir) = self.options.path.parent() {
@@ -286,7 +283,7 @@ impl TrackingLogSink {
         tracing::info!(sink = %self.name, to = %rotated.display(), "rotated the tracking log");
         self.file = Some(LiveFile::open(&self.options.path, 0)?);
         self.opened_at_ms = unix_now_ms();
-        checkpoint.save(seq, LogState { file_len: 0, opened_at: self.opened_at_ms / 1000 })?;
+        checkpoint.save(seq, self.state())?;
         Ok(())
     }
 }

@@ -123,6 +123,17 @@ impl Server {
         self.data.join("tracking.log")
     }
 
+    /// The tracking log and the files rotated from it, sorted by name (the live file first).
+    pub fn log_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.data)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("tracking.log"))
+            .collect();
+        files.sort();
+        files
+    }
+
     /// The lines of the live tracking log.
     pub fn lines(&self) -> Vec<String> {
         read_lines(&self.log_path())
