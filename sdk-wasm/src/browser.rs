@@ -20,8 +20,14 @@ use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Blob, Document, EventTarget, ReadableWritablePair, RequestCredentials, RequestInit, Storage, VisibilityState, Window};
 
 use crate::config::{Config, NUMBERS};
+use crate::event::{push_u64, Kind};
 use crate::io::{Io, Response, Timer, DROP_NAMES};
 use crate::recorder::{Call, Recorder};
+
+/// Most page calls held before they are recorded; one more records them all at once.
+pub const MAX_CAPTURED: usize = 10_000;
+/// The longest a deferred recording task runs before it yields to the page, ms.
+const RECORD_SLICE_MS: f64 = 4.0;
 
 #[wasm_bindgen]
 extern "C" {
@@ -41,6 +47,12 @@ extern "C" {
     type Fetcher;
     #[wasm_bindgen(method, catch)]
     fn fetch(this: &Fetcher, url: &str, init: &RequestInit) -> Result<Promise, JsValue>;
+
+    /// The document, for `URL` as the page's own string (web-sys's `url()` copies it
+    /// into the module at once).
+    type Page;
+    #[wasm_bindgen(method, getter, js_name = URL)]
+    fn url(this: &Page) -> JsValue;
 }
 
 fn then(promise: &Promise, on_fulfilled: &impl AsRef<JsValue>, on_rejected: &impl AsRef<JsValue>) {
@@ -87,10 +99,23 @@ enum Cb {
     Pagehide,
     Online,
     Visibility,
+    /// Record the captured calls (a slice of them).
+    Record,
 }
 
-const CALLS: [Cb; 10] =
-    [Cb::Flush, Cb::Persist, Cb::Retry, Cb::Payload, Cb::Fetched, Cb::Body, Cb::Failed, Cb::Pagehide, Cb::Online, Cb::Visibility];
+const CALLS: [Cb; 11] = [
+    Cb::Flush,
+    Cb::Persist,
+    Cb::Retry,
+    Cb::Payload,
+    Cb::Fetched,
+    Cb::Body,
+    Cb::Failed,
+    Cb::Pagehide,
+    Cb::Online,
+    Cb::Visibility,
+    Cb::Record,
+];
 
 /// The tracker's one closure (timers, listeners and the steps of a request are it,
 /// bound to their arguments), and the listeners it is registered as.
@@ -114,7 +139,17 @@ impl Callbacks {
 
 fn on_call(rec: &mut Recorder, io: &mut BrowserIo, kind: u32, a: JsValue, b: JsValue, c: JsValue) {
     let token = a.as_f64().unwrap_or(0.0) as u32;
-    match CALLS.get(kind as usize) {
+    let call = CALLS.get(kind as usize);
+    match call {
+        Some(Cb::Record) => {
+            io.record_timer = None;
+            return io.record_captured(rec, Some(RECORD_SLICE_MS));
+        }
+        // The unload flush takes every call made before it.
+        Some(Cb::Pagehide | Cb::Visibility) => io.record_captured(rec, None),
+        _ => {}
+    }
+    match call {
         Some(&Cb::Flush) => io.fired(rec, Timer::Flush),
         Some(&Cb::Persist) => io.fired(rec, Timer::Persist),
         Some(&Cb::Retry) => io.fired(rec, Timer::Retry),
@@ -125,8 +160,7 @@ fn on_call(rec: &mut Recorder, io: &mut BrowserIo, kind: u32, a: JsValue, b: JsV
         Some(Cb::Pagehide) => rec.unload(true, io),
         Some(Cb::Online) => rec.on_online(io),
         Some(Cb::Visibility) if document_of(io).is_some_and(|d| d.visibility_state() == VisibilityState::Hidden) => rec.unload(false, io),
-        Some(Cb::Visibility) => {}
-        None => {}
+        Some(Cb::Visibility | Cb::Record) | None => {}
     }
 }
 
@@ -143,6 +177,57 @@ pub struct BrowserIo {
     document: Option<Document>,
     random: [u8; 256],
     random_at: usize,
+    /// Page calls not yet recorded, oldest first (see [`Captured`]).
+    captured: Vec<Captured>,
+    record_timer: Option<i32>,
+}
+
+/// A page call as it was made, its values kept as the page's own (nothing copied into
+/// the module) until the tracker records it: in a task of its own soon after, or
+/// before anything else the tracker does. The calling path pays for the snapshot only.
+struct Captured {
+    kind: Kind,
+    name: JsValue,
+    category: JsValue,
+    /// The `JSON.stringify` text, `undefined` for none; `Err` when it threw.
+    data: Result<JsValue, ()>,
+    snake: bool,
+    time: f64,
+    page: JsValue,
+}
+
+impl Captured {
+    fn into_call(self) -> Call {
+        let (data, unserializable) = match self.data {
+            Ok(d) => (d.as_string(), false),
+            Err(()) => (None, true),
+        };
+        Call {
+            kind: self.kind,
+            name: text(&self.name),
+            category: text(&self.category),
+            data,
+            unserializable,
+            snake: self.snake,
+            time: self.time,
+            page: self.page.as_string().unwrap_or_default(),
+        }
+    }
+}
+
+/// A name or id argument: a string as it is, an integer in decimal (user ids are
+/// numbers in frontend-platform), anything else is no name.
+pub fn text(v: &JsValue) -> Option<String> {
+    if let Some(s) = v.as_string() {
+        return Some(s);
+    }
+    let n = v.as_f64()?;
+    if !(0.0..9.0e15).contains(&n) || n != (n as u64) as f64 {
+        return None;
+    }
+    let mut s = String::new();
+    push_u64(&mut s, n as u64);
+    Some(s)
 }
 
 impl BrowserIo {
@@ -166,6 +251,8 @@ impl BrowserIo {
             document: None,
             random: [0; 256],
             random_at: 256,
+            captured: Vec::new(),
+            record_timer: None,
         }
     }
 
@@ -198,9 +285,43 @@ impl BrowserIo {
         rec.on_timer(timer, self);
     }
 
+    /// Records the captured calls in order: all of them, or as many as `budget_ms`
+    /// allows, the rest in a later task.
+    fn record_captured(&mut self, rec: &mut Recorder, budget_ms: Option<f64>) {
+        if self.captured.is_empty() {
+            return;
+        }
+        let start = js_sys::Date::now();
+        let mut calls = core::mem::take(&mut self.captured).into_iter();
+        for (done, call) in calls.by_ref().enumerate() {
+            rec.record(call.into_call(), self);
+            if budget_ms.is_some_and(|b| done % 32 == 31 && js_sys::Date::now() - start >= b) {
+                break;
+            }
+        }
+        // Nothing is captured while the tracker records (it is busy), so these are
+        // still the oldest.
+        self.captured = calls.collect();
+        if !self.captured.is_empty() {
+            self.arm_recording();
+        }
+    }
+
+    fn arm_recording(&mut self) {
+        if self.record_timer.is_some() {
+            return;
+        }
+        let (Some(window), Some(callbacks)) = (&self.window, &self.callbacks) else { return };
+        let f: Function = callbacks.bound(Cb::Record, &[]).unchecked_into();
+        self.record_timer = window.set_timeout_with_callback_and_timeout_and_arguments_0(&f, 0).ok();
+    }
+
     fn stop(&mut self) {
         for t in [Timer::Flush, Timer::Persist, Timer::Retry] {
             self.disarm(t);
+        }
+        if let (Some(window), Some(id)) = (&self.window, self.record_timer.take()) {
+            window.clear_timeout_with_handle(id);
         }
         if let Some(callbacks) = self.callbacks.take() {
             for (target, kind, f) in &callbacks.listeners {
@@ -433,10 +554,6 @@ pub fn page_url() -> String {
     web_sys::window().and_then(|w| w.document()).and_then(|d| d.url().ok()).unwrap_or_default()
 }
 
-fn document_url(document: Option<&Document>) -> String {
-    document.and_then(|d| d.url().ok()).unwrap_or_default()
-}
-
 fn referrer() -> String {
     web_sys::window().and_then(|w| w.document()).map(|d| d.referrer()).unwrap_or_default()
 }
@@ -501,18 +618,32 @@ impl Tracker {
         cfg
     }
 
+    /// Runs `f` on the tracker once the calls captured before it are recorded.
     fn with<R>(&self, f: impl FnOnce(&mut Recorder, &mut BrowserIo) -> R) -> Option<R> {
         let mut state = self.0.try_borrow_mut().ok()?;
         let State { rec, io } = &mut *state;
+        io.record_captured(rec, None);
         Some(f(rec, io))
     }
 
-    /// `document.URL` now (the document kept, so one call into the browser).
-    pub fn page_url(&self) -> String {
-        match self.0.try_borrow() {
-            Ok(state) => document_url(state.io.document.as_ref()),
-            Err(_) => page_url(),
+    /// Takes a page call on the calling path: the snapshot of its properties
+    /// (`JSON.stringify`, which must see them as they are now), the time and the page;
+    /// the rules and the queue run later (see [`Captured`]). `false` when the tracker
+    /// was busy (a re-entrant call from inside the SDK) and the call was dropped.
+    pub fn capture(&self, kind: Kind, name: JsValue, category: JsValue, properties: &JsValue, snake: bool) -> bool {
+        // Before borrowing: a `toJSON` may call the SDK.
+        let data =
+            if properties.is_undefined() { Ok(JsValue::UNDEFINED) } else { JSON::stringify(properties).map(Into::into).map_err(drop) };
+        let Ok(mut state) = self.0.try_borrow_mut() else { return false };
+        let State { rec, io } = &mut *state;
+        let page = io.document.as_ref().map_or(JsValue::UNDEFINED, |d| d.unchecked_ref::<Page>().url());
+        io.captured.push(Captured { kind, name, category, data, snake, time: js_sys::Date::now(), page });
+        if io.captured.len() > MAX_CAPTURED {
+            io.record_captured(rec, None);
+        } else {
+            io.arm_recording();
         }
+        true
     }
 
     /// Records one call; `false` when the tracker was busy (a re-entrant call from
@@ -562,6 +693,9 @@ impl Tracker {
     /// The counters with `lost`, the page-level count of calls lost before the tracker
     /// existed (or made while it was busy).
     pub fn stats_with(&self, lost: u64) -> JsValue {
+        if self.with(|_, _| ()).is_none() {
+            return JsValue::UNDEFINED;
+        }
         let Ok(state) = self.0.try_borrow() else { return JsValue::UNDEFINED };
         let queue = &state.rec.queue;
         let stats = &queue.stats;
@@ -615,6 +749,6 @@ impl Tracker {
 
     /// Ids of the queued events, oldest first.
     pub fn queued_ids(&self) -> Vec<String> {
-        self.0.try_borrow().map(|s| s.rec.queue.ids()).unwrap_or_default()
+        self.with(|rec, _| rec.queue.ids()).unwrap_or_default()
     }
 }

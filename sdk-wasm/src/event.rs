@@ -107,7 +107,9 @@ pub struct Parts<'a> {
 
 /// The event's JSON object, keys in wire order, optional fields left out when absent.
 pub fn to_json(p: &Parts<'_>) -> String {
-    let mut s = String::with_capacity(p.data.len() + p.page.len() + p.referrer.len() + 200);
+    // Room for every part and key: a growth would copy the event and double its block.
+    let texts = [p.name, p.category, p.user_id].iter().map(|t| t.map_or(0, str::len)).sum::<usize>();
+    let mut s = String::with_capacity(p.data.len() + p.page.len() + p.referrer.len() + p.anonymous_id.len() + texts + 160);
     s.push_str("{\"id\":\"");
     s.push_str(p.id);
     s.push_str("\",\"type\":\"");

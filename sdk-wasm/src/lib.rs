@@ -71,39 +71,9 @@ fn lose() {
     }
 }
 
-/// A name or id argument: a string as it is, an integer in decimal (user ids are
-/// numbers in frontend-platform), anything else is no name.
-fn text(v: &JsValue) -> Option<String> {
-    if let Some(s) = v.as_string() {
-        return Some(s);
-    }
-    let n = v.as_f64()?;
-    if !(0.0..9.0e15).contains(&n) || n != (n as u64) as f64 {
-        return None;
-    }
-    let mut s = String::new();
-    event::push_u64(&mut s, n as u64);
-    Some(s)
-}
-
 /// Captures a call on the calling path and hands it to the tracker.
-fn capture(kind: Kind, name: &JsValue, category: Option<&JsValue>, properties: &JsValue, snake: bool) {
-    let Some(t) = tracker() else { return lose() };
-    let (data, unserializable) = match browser::stringify(properties) {
-        Ok(d) => (d, false),
-        Err(()) => (None, true),
-    };
-    let call = Call {
-        kind,
-        name: text(name),
-        category: category.and_then(text),
-        data,
-        unserializable,
-        snake,
-        time: js_sys::Date::now(),
-        page: t.page_url(),
-    };
-    if !t.record(call) {
+fn capture(kind: Kind, name: JsValue, category: JsValue, properties: &JsValue, snake: bool) {
+    if !tracker().is_some_and(|t| t.capture(kind, name, category, properties, snake)) {
         lose();
     }
 }
@@ -145,20 +115,20 @@ pub fn configure(options: JsValue) {
 /// queued: the queue persists it and flushes it on unload).
 #[wasm_bindgen(js_name = sendTrackingLogEvent)]
 pub fn send_tracking_log_event(name: JsValue, properties: JsValue) -> JsValue {
-    capture(Kind::TrackingLog, &name, None, &properties, true);
+    capture(Kind::TrackingLog, name, JsValue::UNDEFINED, &properties, true);
     resolved()
 }
 
 /// A Segment `track` event.
 #[wasm_bindgen(js_name = sendTrackEvent)]
 pub fn send_track_event(name: JsValue, properties: JsValue) {
-    capture(Kind::Track, &name, None, &properties, false);
+    capture(Kind::Track, name, JsValue::UNDEFINED, &properties, false);
 }
 
 /// A Segment `page` event.
 #[wasm_bindgen(js_name = sendPageEvent)]
 pub fn send_page_event(category: JsValue, name: JsValue, properties: JsValue) {
-    capture(Kind::Page, &name, Some(&category), &properties, false);
+    capture(Kind::Page, name, category, &properties, false);
 }
 
 /// Declares the signed-in user (the server trusts only its own credentials; this id
@@ -169,7 +139,7 @@ pub fn identify_authenticated_user(user_id: JsValue, traits: JsValue) -> Result<
         return Err(js_sys::Error::new("UserId is required for identifyAuthenticatedUser.").into());
     }
     let traits = browser::stringify(&traits).ok().flatten();
-    identify(text(&user_id), traits, js_sys::Date::now(), browser::page_url());
+    identify(browser::text(&user_id), traits, js_sys::Date::now(), browser::page_url());
     Ok(())
 }
 
@@ -186,7 +156,7 @@ pub fn identify_anonymous_user(traits: JsValue) -> JsValue {
 /// as given (no snake-casing: legacy consumers read keys such as `currentTime`).
 #[wasm_bindgen(js_name = logLegacy)]
 pub fn log_legacy(event_type: JsValue, data: JsValue) -> JsValue {
-    capture(Kind::TrackingLog, &event_type, None, &data, false);
+    capture(Kind::TrackingLog, event_type, JsValue::UNDEFINED, &data, false);
     resolved()
 }
 
@@ -238,8 +208,17 @@ pub fn replay(code: u8, name: JsValue, category: JsValue, data: JsValue, time: f
         0 | 5 => Kind::TrackingLog,
         1 => Kind::Track,
         2 => Kind::Page,
-        3 | 4 => return identify(if code == 3 { text(&name) } else { None }, data, time, page),
+        3 | 4 => return identify(if code == 3 { browser::text(&name) } else { None }, data, time, page),
         _ => return,
     };
-    dispatch(Call { kind, name: text(&name), category: text(&category), data, unserializable, snake: code == 0, time, page });
+    dispatch(Call {
+        kind,
+        name: browser::text(&name),
+        category: browser::text(&category),
+        data,
+        unserializable,
+        snake: code == 0,
+        time,
+        page,
+    });
 }

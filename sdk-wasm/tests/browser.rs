@@ -665,3 +665,49 @@ async fn the_page_functions_never_throw_or_reject() {
     sdk_wasm::reset();
     wait(50).await;
 }
+
+/// A page call as `capture` takes it: the name and the properties object.
+fn capture(t: &Tracker, name: &str, properties: &JsValue) -> bool {
+    t.capture(Kind::Track, name.into(), JsValue::UNDEFINED, properties, false)
+}
+
+#[wasm_bindgen_test]
+async fn captured_calls_are_recorded_in_later_tasks_without_another_call() {
+    let sc = Scenario::new("captured").await;
+    let t = Tracker::new(Config { batch_events: 100.0, flush_interval_ms: 60_000.0, ..sc.config() });
+    for i in 0..1200 {
+        assert!(capture(&t, "edx.test.captured.sent", &JSON::parse(&format!("{{\"i\":{i}}}")).unwrap()));
+    }
+    // Nothing else is asked of the tracker: its own tasks record the calls and the full
+    // batches go (a partial one would wait a minute).
+    let seen = sc.until_requests(12, 5000).await;
+    let order: Vec<f64> = seen.iter().flat_map(|s| s.events.iter().map(|e| get(&get(e, "data"), "i").as_f64().unwrap())).collect();
+    assert_eq!(order, (0..1200).map(f64::from).collect::<Vec<_>>(), "each once, in call order");
+    assert_eq!(stat(&t, "enqueued"), 1200.0);
+    t.shutdown();
+}
+
+#[wasm_bindgen_test]
+async fn a_captured_call_keeps_its_snapshot_identity_and_place_and_leaves_with_the_page() {
+    let sc = Scenario::new("captured-order").await;
+    let t = Tracker::new(Config { flush_interval_ms: 60_000.0, persist_delay_ms: 60_000.0, ..sc.config() });
+    let props = JSON::parse(r#"{"n":1}"#).unwrap();
+    assert!(capture(&t, "edx.test.first.sent", &props));
+    // Changed after the call, before the tracker records it: the call's snapshot is sent.
+    Reflect::set(&props, &"n".into(), &JsValue::from(2)).unwrap();
+    assert!(t.identify(Some("7".into()), None, js_sys::Date::now(), "https://x/".into()));
+    assert!(capture(&t, "edx.test.second.sent", &props));
+    // The page goes away before the tracker's own task has run: the unload flush records
+    // what was captured and beacons it.
+    fire("pagehide");
+    t.shutdown();
+    let seen = sc.until_requests(1, 2000).await;
+    let events: Vec<&JsValue> = seen.iter().flat_map(|s| s.events.iter()).collect();
+    let kinds: Vec<String> = events.iter().map(|e| format!("{}:{}", text(e, "type"), text(e, "name"))).collect();
+    assert_eq!(kinds, ["track:edx.test.first.sent", "identify:", "track:edx.test.second.sent"]);
+    assert_eq!(get(&get(events[0], "data"), "n").as_f64(), Some(1.0));
+    assert!(get(events[0], "user_id").is_undefined(), "recorded with the identity of its call");
+    assert_eq!(text(events[2], "user_id"), "7");
+    assert_eq!(get(&get(events[2], "data"), "n").as_f64(), Some(2.0));
+    assert_eq!(stat(&t, "beaconed"), 3.0);
+}
