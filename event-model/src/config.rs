@@ -223,6 +223,12 @@ impl Chain {
         self.0.iter().all(|router| router.runs_on_views())
     }
 
+    /// Whether every processor of the chain only keeps or drops: events leave it as
+    /// they came, and filters read only top-level members (never the context).
+    pub fn only_filters(&self) -> bool {
+        self.0.iter().all(|router| router.only_filters())
+    }
+
     /// [`Chain::process`] on an event read in place from stored text; check
     /// [`Chain::runs_on_views`] first.
     pub fn process_view(&self, view: &mut EventView<'_>) -> Result<(), Rejection> {

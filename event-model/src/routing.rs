@@ -143,6 +143,11 @@ impl Router {
         self.processors.iter().all(|p| p.on_view().is_some())
     }
 
+    /// Whether every processor of this branch only keeps or drops, changing nothing.
+    pub fn only_filters(&self) -> bool {
+        self.processors.iter().all(|p| matches!(p.on_view(), Some(ViewStep::Filter(_))))
+    }
+
     /// [`Router::process`] on an event read in place from stored text, counted and
     /// logged the same way; check [`Router::runs_on_views`] first.
     pub fn process_view(&self, view: &mut EventView<'_>) -> Result<(), Rejection> {

@@ -66,6 +66,17 @@ impl Drop for Nats {
     }
 }
 
+/// The stream's message count and stored bytes.
+fn stream_state(url: &str) -> (u64, u64) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let client = async_nats::connect(url).await.expect("connecting to nats-server");
+        let mut stream = async_nats::jetstream::new(client).get_stream("TRACKING").await.expect("the stream");
+        let info = stream.info().await.expect("the stream's state");
+        (info.state.messages, info.state.bytes)
+    })
+}
+
 fn write_config(dir: &std::path::Path, name: &str, body: &str) -> PathBuf {
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(
@@ -203,6 +214,7 @@ fn main() {
         seconds,
     );
     let published = ingest.delivered(JETSTREAM_SINK);
+    let (messages, bytes) = stream_state(&nats.url);
 
     let rate = |p: &Phase| p.accepted as f64 / p.load_seconds;
     let end_to_end = |p: &Phase| p.accepted as f64 / p.total_seconds;
@@ -229,6 +241,11 @@ fn main() {
         println!("  CPU cores used until done, {label}: {}", cpu.join(", "));
     }
     println!("  events published to the stream in this run (warm-up included): {published:.0}");
+    println!(
+        "  the stream: {messages} messages, {bytes} bytes stored: {:.1} events per message, {:.0} bytes per event",
+        published / messages as f64,
+        bytes as f64 / published
+    );
     println!("  ratio end to end JetStream / direct: {:.2}", end_to_end(&through) / end_to_end(&direct));
     println!("  reproduce: cargo bench -p tracking-server --bench jetstream   (BENCH_SECONDS, BENCH_CONNECTIONS; NATS_SERVER=path)");
 }

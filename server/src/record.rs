@@ -7,9 +7,10 @@
 //! ```
 //!
 //! An event's own `context` holds what differs per event; reading a record merges it
-//! over the shared one (a Python `dict.update`: shared keys keep their place). The same
-//! bytes are what the JetStream sink publishes and the relay stores. A record written
-//! by an earlier version (one event in the modern shape) reads as that one event.
+//! over the shared one (a Python `dict.update`: shared keys keep their place). The
+//! JetStream sink publishes runs of a record's events in the same shape (the shared
+//! context once per message), and the relay stores each message as a record. A record
+//! written by an earlier version (one event in the modern shape) reads as that one event.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -179,13 +180,24 @@ fn shape(record: &str) -> Result<Shape<'_>, RecordError> {
     Ok(shape)
 }
 
-/// The events of a record whose shared context is empty (`{}`: each event whole, as
-/// the JetStream sink publishes them), as the text spans of the record they are;
-/// `None` for a record of another shape.
-pub fn whole_events(record: &str) -> Result<Option<Vec<&str>>, RecordError> {
+/// A record's shared context and its events, as text spans of the record.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Parts<'a> {
+    /// The shared context's text (`{}` when the record has none).
+    pub context: &'a str,
+    /// Each event's own text: its `context` holds what differs from the shared one.
+    pub events: Vec<&'a str>,
+}
+
+/// The parts of a record (`{"context":…,"events":[…]}` and nothing else), without
+/// reading the events; `None` for text of another shape (one event, as earlier
+/// versions stored and published them).
+pub fn parts(record: &str) -> Result<Option<Parts<'_>>, RecordError> {
     let shape = shape(record)?;
-    let empty_context = shape.context.is_some_and(|c| c.trim() == "{}");
-    Ok(shape.events.filter(|_| empty_context && !shape.other))
+    Ok(match shape.events {
+        Some(events) if !shape.other => Some(Parts { context: shape.context.unwrap_or("{}"), events }),
+        _ => None,
+    })
 }
 
 /// How many events a record holds, without reading them (a scan that skips values):
@@ -252,11 +264,13 @@ mod tests {
         assert_eq!(events[0].name(), "a.b.c");
         assert_eq!(event_count(old).unwrap(), 1);
         let text = std::str::from_utf8(old).unwrap();
-        assert_eq!(whole_events(text).unwrap(), None, "an event is not a record");
-        let published = r#"{"context":{},"events":[{"name":"a","data":{"s":"\ud83d"}} , {"name":"b"}]}"#;
-        assert_eq!(whole_events(published).unwrap(), Some(vec![r#"{"name":"a","data":{"s":"\ud83d"}}"#, r#"{"name":"b"}"#]));
-        assert_eq!(whole_events(r#"{"context":{"u":1},"events":[]}"#).unwrap(), None, "a shared context is not whole events");
-        assert!(whole_events(r#"{"context":{},"events":[{"#).is_err());
+        assert_eq!(parts(text).unwrap(), None, "an event is not a record");
+        let published = r#"{"context":{"u":1},"events":[{"name":"a","data":{"s":"\ud83d"}} , {"name":"b"}]}"#;
+        let expected = Parts { context: r#"{"u":1}"#, events: vec![r#"{"name":"a","data":{"s":"\ud83d"}}"#, r#"{"name":"b"}"#] };
+        assert_eq!(parts(published).unwrap(), Some(expected));
+        assert_eq!(parts(r#"{"events":[]}"#).unwrap(), Some(Parts { context: "{}", events: vec![] }));
+        assert_eq!(parts(r#"{"context":{},"events":[],"other":1}"#).unwrap(), None, "a record has nothing else");
+        assert!(parts(r#"{"context":{},"events":[{"#).is_err());
         assert!(event_count(b"{\"x\":1}").is_err() && event_count(b"{\"events\":[1,").is_err());
     }
 

@@ -226,14 +226,20 @@ async fn consume_until_error(
     }
 }
 
-/// The events of a stream message and their ids, or why it holds none: a run of a
-/// request's events (`{"context":{},"events":[…]}`, what the `nats` sink publishes) or
-/// one event (what earlier versions published).
-fn events_of(payload: &[u8]) -> Result<Vec<EventText>, &'static str> {
+/// A stream message as the record the relay stores: its shared context and its events
+/// with their ids, or why it is none. The `nats` sink publishes runs of a request's
+/// events (`{"context":…,"events":[…]}`; earlier versions a `{}` context and each event
+/// whole, or one event alone).
+fn record_of(payload: &[u8]) -> Result<(&str, Vec<EventText>), &'static str> {
     let text = std::str::from_utf8(payload).map_err(|_| "not UTF-8")?;
-    match crate::record::whole_events(text) {
-        Ok(Some(events)) => events.into_iter().map(event_of).collect(),
-        Ok(None) => Ok(vec![event_of(text)?]),
+    match crate::record::parts(text) {
+        Ok(Some(parts)) => {
+            if event_model::view::EventView::parse(parts.context).is_err() {
+                return Err("its shared context is not a JSON object");
+            }
+            Ok((parts.context, parts.events.into_iter().map(event_of).collect::<Result<_, _>>()?))
+        }
+        Ok(None) => Ok(("{}", vec![event_of(text)?])),
         Err(_) => Err("not JSON"),
     }
 }
@@ -252,11 +258,11 @@ fn event_of(text: &str) -> Result<EventText, &'static str> {
 async fn store_and_ack(batch: Vec<jetstream::Message>, state: &AppState, stop: &watch::Receiver<bool>) -> Result<bool, String> {
     let metrics = &state.metrics;
     let mut readable = Vec::with_capacity(batch.len());
-    let mut events = Vec::with_capacity(batch.len());
-    for message in batch {
-        match events_of(&message.payload) {
-            Ok(some) => {
-                events.extend(some);
+    let mut records = Vec::with_capacity(batch.len());
+    for message in &batch {
+        match record_of(&message.payload) {
+            Ok(record) => {
+                records.push(record);
                 readable.push(message);
             }
             Err(error) => {
@@ -273,8 +279,8 @@ async fn store_and_ack(batch: Vec<jetstream::Message>, state: &AppState, stop: &
     let pending = last.info().map(|i| i.pending).unwrap_or(0);
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let outcomes = loop {
-        // The events carry their own context: the record shares none.
-        match state.store.accept("{}", &events).await {
+        // One record per message, one durable append for the batch.
+        match state.store.accept_records(&records).await {
             Ok(outcomes) => break outcomes,
             Err(error) => {
                 metrics.relay_errors.inc();
@@ -313,7 +319,7 @@ mod tests {
     fn ids_of_stored_events() {
         let id = "0192f3a0-7b1c-7d2e-8f3a-0123456789ab";
         let payload = format!(r#"{{"name":"a.b.c","timestamp":"t","data":{{"id":"nope"}},"context":{{}},"id":"{id}"}}"#);
-        let id_of = |p: &[u8]| events_of(p).map(|e| e[0].id);
+        let id_of = |p: &[u8]| record_of(p).map(|(_, e)| e[0].id);
         assert_eq!(id_of(payload.as_bytes()).unwrap(), Some(uuid::Uuid::parse_str(id).unwrap()));
         assert_eq!(id_of(br#"{"name":"a","data":{}}"#).unwrap(), None, "an event without an id is stored, not de-duplicated");
         assert_eq!(id_of(br#"{"name":"a\"b","id":"not-a-uuid"}"#).unwrap(), None);
@@ -321,14 +327,25 @@ mod tests {
         assert!(id_of(b"{\"name\":").is_err());
         assert!(id_of(b"plain text").is_err());
         assert!(id_of(br#"{"name":"a","data":{"s":"\ud83d"}}"#).is_ok(), "a lone surrogate is an event like any other");
+        // A run as earlier versions published it: a `{}` context, each event whole.
         let run = format!(r#"{{"context":{{}},"events":[{payload},{{"name":"b","data":{{}}}}]}}"#);
-        let events = events_of(run.as_bytes()).unwrap();
+        let (context, events) = record_of(run.as_bytes()).unwrap();
+        assert_eq!(context, "{}");
         assert_eq!(events.len(), 2);
         assert_eq!(
             (events[0].json.as_str(), events[0].id, events[1].id),
             (payload.as_str(), Some(uuid::Uuid::parse_str(id).unwrap()), None)
         );
-        assert!(events_of(br#"{"context":{},"events":[{"name":"a"},5]}"#).is_err(), "every event of a run is an object");
+        // A run as the sink publishes it: the record's shared context once.
+        let shared = format!(r#"{{"context":{{"user_id":7,"session":"s"}},"events":[{payload}]}}"#);
+        let (context, events) = record_of(shared.as_bytes()).unwrap();
+        assert_eq!((context, events.len()), (r#"{"user_id":7,"session":"s"}"#, 1));
+        assert_eq!(events[0].json, payload, "each event as published: its own context only");
+        assert!(record_of(br#"{"context":{},"events":[{"name":"a"},5]}"#).is_err(), "every event of a run is an object");
+        for context in [r#""odd""#, "[1]", "null"] {
+            let odd = format!(r#"{{"context":{context},"events":[{{"name":"a"}}]}}"#);
+            assert!(record_of(odd.as_bytes()).is_err(), "a shared context that is not an object: {context}");
+        }
     }
 
     #[test]

@@ -142,6 +142,30 @@ impl Store {
         Ok(outcomes)
     }
 
+    /// [`Store::accept`] for several records (each a shared context and its events)
+    /// in one durable append: what the relay stores for a batch of stream messages.
+    /// The outcomes are the events', in order.
+    pub async fn accept_records(&self, records: &[(&str, Vec<EventText>)]) -> Result<Vec<Stored>, Unavailable> {
+        let mut appended = Vec::with_capacity(records.len());
+        let mut reserved = Vec::new();
+        let mut outcomes = Vec::new();
+        for (context, events) in records {
+            let (record, ids, stored) = self.prepare(context, events);
+            appended.extend(record);
+            reserved.extend(ids);
+            outcomes.extend(stored);
+        }
+        if !appended.is_empty() {
+            if let Err(error) = self.wal.append(appended).await {
+                self.dedupe.release(&reserved);
+                return Err(Unavailable(error.to_string()));
+            }
+            self.dedupe.confirm(&reserved);
+        }
+        self.count(&outcomes);
+        Ok(outcomes)
+    }
+
     /// [`Store::accept`] for a thread outside an async runtime.
     pub fn accept_blocking(&self, context: &str, events: &[EventText]) -> Result<Vec<Stored>, Unavailable> {
         let (record, reserved, outcomes) = self.prepare(context, events);

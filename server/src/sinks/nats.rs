@@ -352,11 +352,38 @@ struct Outgoing {
     events: u64,
 }
 
+/// How a sink's events become messages, by what its processors do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// Processors that only keep or drop: each message is a run of the record as it is
+    /// stored, its shared context once and each event's own text.
+    Shared,
+    /// Processors that change events, on the record read in place: each event whole
+    /// (its context merged) in a message whose shared context is `{}`.
+    WholeViews,
+    /// The same, from built events (a processor that does not run on views).
+    WholeEvents,
+}
+
+impl Form {
+    fn of(chain: &Chain) -> Form {
+        if chain.only_filters() {
+            Form::Shared
+        } else if chain.runs_on_views() {
+            Form::WholeViews
+        } else {
+            Form::WholeEvents
+        }
+    }
+}
+
 /// One message in the making: consecutive events of one record with one subject, as a
-/// log record (`{"context":{},"events":[…]}`, each event whole), which the relay reads.
+/// log record (`{"context":…,"events":[…]}`), which the relay stores as one.
 struct Group {
     subject: String,
     payload: String,
+    /// The length of the payload's head (`{"context":…,"events":[`).
+    head: usize,
     /// Digest of the events' ids (of the payload, for an event without one).
     ids: sha2::Sha256,
     first_id: Option<String>,
@@ -366,13 +393,14 @@ struct Group {
 /// The messages for log records, leaving out the events the routing drops and the
 /// records that cannot be read (given to `unreadable`). One message per run of
 /// consecutive events with one subject in a record (a request's events are usually one
-/// run), up to `max_bytes`. `on_views`: events are written from the record's text read
-/// in place (every processor of `chain` must run on views), else built.
-fn messages(records: &Records, chain: &Chain, on_views: bool, max_bytes: usize, unreadable: &dyn Fn(u64, &RecordError)) -> Vec<Outgoing> {
+/// run), up to `max_bytes`, in the `form` the chain allows.
+fn messages(records: &Records, chain: &Chain, form: Form, max_bytes: usize, unreadable: &dyn Fn(u64, &RecordError)) -> Vec<Outgoing> {
     let mut out = Vec::new();
     for (seq, record) in records {
-        let mut runs = Runs { max_bytes, group: None, out: &mut out };
-        let read = if on_views {
+        let mut runs = Runs { max_bytes, context: "{}", group: None, out: &mut out };
+        let read = if form == Form::Shared {
+            shared_runs(record, chain, &mut runs)
+        } else if form == Form::WholeViews {
             crate::record::views(record).map(|views| {
                 for mut view in views {
                     // Routing drops are counted by the routing counters.
@@ -401,20 +429,45 @@ fn messages(records: &Records, chain: &Chain, on_views: bool, max_bytes: usize, 
     out
 }
 
-/// A record's messages being made: consecutive events with one subject share one.
-struct Runs<'a> {
-    max_bytes: usize,
-    group: Option<Group>,
-    out: &'a mut Vec<Outgoing>,
+/// The runs of a record in the shared form: each event's own text, kept or dropped by
+/// the chain's filters (which read top-level members only, so the event's own view
+/// decides as its merged one would).
+fn shared_runs<'r>(record: &'r [u8], chain: &Chain, runs: &mut Runs<'r, '_>) -> Result<(), RecordError> {
+    let text = std::str::from_utf8(record).map_err(|_| RecordError::Utf8)?;
+    let (context, events) = match crate::record::parts(text)? {
+        Some(parts) => (parts.context, parts.events),
+        // A record of an earlier version: one whole event.
+        None => ("{}", vec![text]),
+    };
+    runs.context = context;
+    for event in events {
+        let mut view = event_model::view::EventView::parse(event).map_err(RecordError::Json)?;
+        if chain.process_view(&mut view).is_err() {
+            continue;
+        }
+        let name = view.get_str("name").unwrap_or(Cow::Borrowed(event_model::UNKNOWN_EVENT_NAME));
+        runs.push(subject_for(&name), event, view.get_str("id").as_deref());
+    }
+    Ok(())
 }
 
-impl Runs<'_> {
+/// A record's messages being made: consecutive events with one subject share one.
+struct Runs<'c, 'o> {
+    max_bytes: usize,
+    /// The record's shared context, as its messages carry it.
+    context: &'c str,
+    group: Option<Group>,
+    out: &'o mut Vec<Outgoing>,
+}
+
+impl Runs<'_, '_> {
     fn push(&mut self, subject: String, json: &str, id: Option<&str>) {
         let full = |g: &Group| g.subject != subject || g.payload.len() + json.len() + 3 > self.max_bytes;
         if self.group.as_ref().is_some_and(full) {
             self.out.extend(self.group.take().map(Group::finish));
         }
-        self.group.get_or_insert_with(|| Group::new(subject)).push(json, id);
+        let context = self.context;
+        self.group.get_or_insert_with(|| Group::new(subject, context)).push(json, id);
     }
 
     fn finish(self) {
@@ -422,11 +475,13 @@ impl Runs<'_> {
     }
 }
 
-const GROUP_HEAD: &str = "{\"context\":{},\"events\":[";
-
 impl Group {
-    fn new(subject: String) -> Group {
-        Group { subject, payload: String::from(GROUP_HEAD), ids: sha2::Sha256::new(), first_id: None, events: 0 }
+    fn new(subject: String, context: &str) -> Group {
+        let mut payload = String::with_capacity(context.len() + 1024);
+        payload.push_str("{\"context\":");
+        payload.push_str(context);
+        payload.push_str(",\"events\":[");
+        Group { subject, head: payload.len(), payload, ids: sha2::Sha256::new(), first_id: None, events: 0 }
     }
 
     fn push(&mut self, json: &str, id: Option<&str>) {
@@ -434,7 +489,11 @@ impl Group {
             self.payload.push(',');
         }
         self.payload.push_str(json);
-        let id = message_id(id, json.as_bytes());
+        // An event without an id is told apart by its text and the context it shares.
+        let id = match id {
+            Some(id) if !id.is_empty() => id.to_owned(),
+            _ => message_id(None, [&self.payload.as_bytes()[..self.head], json.as_bytes()].concat().as_slice()),
+        };
         self.ids.update(id.as_bytes());
         self.ids.update(b",");
         if self.events == 0 {
@@ -492,7 +551,7 @@ impl NatsSink {
     /// The messages for log records (see [`messages`]); unreadable records are counted.
     fn prepare(&self, records: &Records) -> Vec<Outgoing> {
         let unreadable = |seq: u64, error: &RecordError| super::count_unreadable(&self.metrics, &self.name, seq, error);
-        messages(records, &self.chain, self.chain.runs_on_views(), self.options.max_message_bytes, &unreadable)
+        messages(records, &self.chain, Form::of(&self.chain), self.options.max_message_bytes, &unreadable)
     }
 
     async fn connection(&mut self) -> Result<jetstream::Context, Failure> {
@@ -674,15 +733,53 @@ type = "nats""#;
             (2, record("{}", &[r#"{"name":"seq","context":{"user_id":2}}"#])),
             (3, br#"{"name":"old.shape","data":{"v":1},"context":{"username":"u"},"id":"i"}"#.to_vec()),
         ];
+        // What a message holds once read as a record: each event whole, compact.
+        let read = |messages: &[Outgoing]| -> Vec<String> {
+            let views = messages.iter().flat_map(|m| crate::record::views(&m.payload).unwrap());
+            views
+                .map(|v| {
+                    let mut json = String::new();
+                    v.write_compact(&mut json);
+                    json
+                })
+                .collect()
+        };
+        assert_eq!(Form::of(&chain), Form::Shared, "a filter changes nothing");
         for max_bytes in [512 << 10, 200] {
             let unreadable = std::cell::RefCell::new(Vec::new());
             let count = |seq: u64, _: &RecordError| unreadable.borrow_mut().push(seq);
-            let from_views = messages(&records, &chain, true, max_bytes, &count);
-            let from_events = messages(&records, &chain, false, max_bytes, &count);
+            let from_views = messages(&records, &chain, Form::WholeViews, max_bytes, &count);
+            let from_events = messages(&records, &chain, Form::WholeEvents, max_bytes, &count);
+            let shared = messages(&records, &chain, Form::Shared, max_bytes, &count);
             assert_eq!(from_views, from_events);
             assert_eq!(from_views.iter().map(|m| m.events).sum::<u64>(), 6, "the internal event is dropped");
-            assert_eq!(*unreadable.borrow(), [1, 1]);
+            assert_eq!(*unreadable.borrow(), [1, 1, 1]);
+            // The same messages (subjects, ids, events) but for the context, written once.
+            let heads = |m: &[Outgoing]| m.iter().map(|o| (o.subject.clone(), o.events)).collect::<Vec<_>>();
+            assert_eq!(heads(&shared), heads(&from_views));
+            // The same `Nats-Msg-Id` where every event has an id; for the others a digest
+            // of what the message holds (its context and its text).
+            for (s, w) in shared.iter().zip(&from_views) {
+                let all_have_ids = crate::record::views(&w.payload).unwrap().iter().all(|v| v.get_str("id").is_some());
+                assert!(if all_have_ids { s.id == w.id } else { s.id.starts_with("sha256-") }, "{} / {}", s.id, w.id);
+            }
+            assert_eq!(read(&shared), read(&from_views), "read back, the same whole events");
+            assert!(shared[0].payload.starts_with(br#"{"context":{"user_id":1,"course_id":"","session":"s"},"events":[{"name":"a.b","data":{"x":1},"context":{"course_id":"c"}"#));
+            assert!(from_views[0].payload.starts_with(br#"{"context":{},"events":[{"name":"a.b""#));
         }
+    }
+
+    #[test]
+    fn events_without_ids_in_other_contexts_are_other_messages() {
+        let record = |context: &str| {
+            let mut record = crate::record::RecordBuilder::new(context, 64);
+            record.push(r#"{"name":"a.b","timestamp":"t","data":{}}"#);
+            record.finish()
+        };
+        let records = vec![(0, record(r#"{"user_id":1}"#)), (1, record(r#"{"user_id":2}"#)), (2, record(r#"{"user_id":1}"#))];
+        let out = messages(&records, &Chain::empty(), Form::Shared, 512 << 10, &|_, _| panic!("readable"));
+        assert_ne!(out[0].id, out[1].id, "two users' identical events are two messages");
+        assert_eq!(out[0].id, out[2].id, "the same record published again is one");
     }
 
     #[test]

@@ -240,10 +240,19 @@ pub fn stream_messages(urls: &str, name: &str) -> Vec<StoredMessage> {
             .flatten()
             .flat_map(|message| {
                 let payload: Value = serde_json::from_slice(&message.payload).expect("the payload is JSON");
-                assert_eq!(payload["context"], serde_json::json!({}), "a message is a run of whole events: {payload}");
+                let shared = payload["context"].as_object().expect("a message is a run of a record: {payload}").clone();
                 let msg_id = message.headers.get(async_nats::header::NATS_MESSAGE_ID).map(|v| v.as_str().to_owned());
                 let events = payload["events"].as_array().expect("a message holds events").clone();
-                events.into_iter().map(move |event| StoredMessage {
+                // Each event whole, as a record reads: its own context over the shared one.
+                let events = events.into_iter().map(move |mut event| {
+                    let mut context = shared.clone();
+                    if let Some(own) = event["context"].as_object() {
+                        context.extend(own.clone());
+                    }
+                    event["context"] = Value::Object(context);
+                    event
+                });
+                events.map(move |event| StoredMessage {
                     sequence: message.sequence,
                     subject: message.subject.to_string(),
                     msg_id: msg_id.clone(),
