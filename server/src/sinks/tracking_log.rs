@@ -227,9 +227,11 @@ impl LiveFile {
         self.out.flush()?;
         if self.len - self.written_back >= WRITEBACK_BYTES {
             // Linux starts writing the range back without waiting for it (and drops
-            // what of it is already clean; dirty pages stay cached for readers).
+            // what of it is already clean; dirty pages stay cached for readers). Advice
+            // only: where it is refused (not a regular file) the lines are written all
+            // the same.
             let range = std::num::NonZeroU64::new(self.len - self.written_back);
-            rustix::fs::fadvise(self.out.get_ref(), self.written_back, range, rustix::fs::Advice::DontNeed)?;
+            let _ = rustix::fs::fadvise(self.out.get_ref(), self.written_back, range, rustix::fs::Advice::DontNeed);
             self.written_back = self.len;
         }
         Ok(())
