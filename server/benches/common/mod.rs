@@ -33,7 +33,9 @@ impl Process {
     }
 
     pub fn start_with_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Process {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tracking-server"))
+        // BENCH_SERVER: another build of the server, to compare two in one run.
+        let server = std::env::var_os("BENCH_SERVER").unwrap_or_else(|| env!("CARGO_BIN_EXE_tracking-server").into());
+        let mut child = Command::new(server)
             .arg("--config")
             .arg(config)
             .args(args)
