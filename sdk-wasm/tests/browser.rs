@@ -52,6 +52,11 @@ export function cyclic() { const o = { a: 1 }; o.self = o; return o; }
 export function throwingGetter() { return { get boom() { throw new Error('boom'); } }; }
 export function bigint() { return { n: BigInt(1) }; }
 export function sum(list) { return list.reduce((a, b) => a + b, 0); }
+let realWarn;
+export function throwingConsoleWarn(on) {
+  if (on) { realWarn = console.warn; console.warn = () => { throw new Error('a warning fails this page'); }; }
+  else console.warn = realWarn;
+}
 "#)]
 extern "C" {
     fn sleep(ms: u32) -> Promise;
@@ -75,6 +80,8 @@ extern "C" {
     #[wasm_bindgen(js_name = throwingGetter)]
     fn throwing_getter() -> JsValue;
     fn bigint() -> JsValue;
+    #[wasm_bindgen(js_name = throwingConsoleWarn)]
+    fn throwing_console_warn(on: bool);
 }
 
 fn server() -> &'static str {
@@ -710,4 +717,21 @@ async fn a_captured_call_keeps_its_snapshot_identity_and_place_and_leaves_with_t
     assert_eq!(text(events[2], "user_id"), "7");
     assert_eq!(get(&get(events[2], "data"), "n").as_f64(), Some(2.0));
     assert_eq!(stat(&t, "beaconed"), 3.0);
+}
+
+#[wasm_bindgen_test]
+async fn a_console_that_throws_costs_no_event() {
+    let sc = Scenario::new("console").await;
+    let t = Tracker::new(Config { batch_events: 2.0, ..sc.config() });
+    throwing_console_warn(true);
+    // Both are warned about (no identify yet; a name that is not namespace.object.action),
+    // in the SDK's own recording task.
+    assert!(capture(&t, "Not A Name", &JSON::parse(r#"{"n":1}"#).unwrap()));
+    assert!(capture(&t, "edx.test.console.sent", &JSON::parse(r#"{"n":2}"#).unwrap()));
+    let seen = sc.until_requests(1, 3000).await;
+    throwing_console_warn(false);
+    let names: Vec<String> = seen.iter().flat_map(|s| s.events.iter().map(|e| text(e, "name"))).collect();
+    assert_eq!(names, ["Not A Name", "edx.test.console.sent"]);
+    assert_eq!(stat(&t, "invalidNames"), 1.0);
+    t.shutdown();
 }
