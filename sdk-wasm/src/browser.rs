@@ -56,8 +56,8 @@ extern "C" {
     /// The document, for `URL` as the page's own string (web-sys's `url()` copies it
     /// into the module at once).
     type Page;
-    #[wasm_bindgen(method, getter, js_name = URL)]
-    fn url(this: &Page) -> JsValue;
+    #[wasm_bindgen(method, getter, catch, js_name = URL)]
+    fn url(this: &Page) -> Result<JsValue, JsValue>;
 }
 
 fn then(promise: &Promise, on_fulfilled: &impl AsRef<JsValue>, on_rejected: &impl AsRef<JsValue>) {
@@ -641,7 +641,7 @@ impl Tracker {
             if properties.is_undefined() { Ok(JsValue::UNDEFINED) } else { JSON::stringify(properties).map(Into::into).map_err(drop) };
         let Ok(mut state) = self.0.try_borrow_mut() else { return false };
         let State { rec, io } = &mut *state;
-        let page = io.document.as_ref().map_or(JsValue::UNDEFINED, |d| d.unchecked_ref::<Page>().url());
+        let page = io.document.as_ref().and_then(|d| d.unchecked_ref::<Page>().url().ok()).unwrap_or(JsValue::UNDEFINED);
         io.captured.push(Captured { kind, name, category, data, snake, time: js_sys::Date::now(), page });
         if io.captured.len() > MAX_CAPTURED {
             io.record_captured(rec, None);
