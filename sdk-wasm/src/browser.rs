@@ -1,7 +1,8 @@
 //! The browser side of the SDK: [`Io`] on `web-sys` and `js-sys` (fetch, sendBeacon,
 //! localStorage, timers, `pagehide`/`visibilitychange`/`online`, crypto, `JSON`,
 //! `CompressionStream`), options and stats as objects, and [`Tracker`], the handle the
-//! page's functions use.
+//! page's functions use. A page call is captured as the page's own values (`Captured`)
+//! and recorded in the tracker's own short tasks, or before anything else it does.
 //!
 //! Callbacks come back through one closure per tracker (timers, listeners, the steps of
 //! a request are it, bound to their arguments), so nothing leaks per request; each
