@@ -634,7 +634,7 @@ impl Tracker {
 
     /// Takes a page call on the calling path: the snapshot of its properties
     /// (`JSON.stringify`, which must see them as they are now), the time and the page;
-    /// the rules and the queue run later (see [`Captured`]). `false` when the tracker
+    /// the rules and the queue run later (see `Captured`). `false` when the tracker
     /// was busy (a re-entrant call from inside the SDK) and the call was dropped.
     pub fn capture(&self, kind: Kind, name: JsValue, category: JsValue, properties: &JsValue, snake: bool) -> bool {
         // Before borrowing: a `toJSON` may call the SDK.
