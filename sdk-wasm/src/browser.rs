@@ -23,6 +23,7 @@ use web_sys::{Blob, Document, EventTarget, ReadableWritablePair, RequestCredenti
 use crate::config::{Config, NUMBERS};
 use crate::event::{push_u64, Kind};
 use crate::io::{Io, Response, Timer, DROP_NAMES};
+use crate::queue::Queue;
 use crate::recorder::{Call, Recorder};
 
 /// Most page calls held before they are recorded; one more records them all at once.
@@ -549,10 +550,16 @@ impl Io for BrowserIo {
 /// to nothing), `Err` when it throws (a cycle, a BigInt, a throwing getter).
 #[allow(clippy::result_unit_err)]
 pub fn stringify(value: &JsValue) -> Result<Option<String>, ()> {
+    snapshot(value).map(|text| text.as_string())
+}
+
+/// [`stringify`] left as the page's string (`undefined` for none), not copied into
+/// the module.
+fn snapshot(value: &JsValue) -> Result<JsValue, ()> {
     if value.is_undefined() {
-        return Ok(None);
+        return Ok(JsValue::UNDEFINED);
     }
-    JSON::stringify(value).map(|s| s.as_string()).map_err(|_| ())
+    JSON::stringify(value).map(Into::into).map_err(drop)
 }
 
 /// `document.URL` (`location.href`, read twenty times faster), or `""`.
@@ -600,6 +607,28 @@ pub fn read_options(cfg: &mut Config, options: &JsValue, with_storage_key: bool)
     }
 }
 
+/// The counters of `getStats()` as an object, with `lost` (see [`Tracker::stats_with`]).
+fn stats_object(queue: &Queue, lost: u64) -> JsValue {
+    let stats = &queue.stats;
+    let o = Object::new();
+    let set = |o: &Object, k: &str, v: u64| drop(Reflect::set(o, &JsValue::from_str(k), &JsValue::from_f64(v as f64)));
+    let _ = Reflect::set(&o, &"configured".into(), &JsValue::TRUE);
+    for (k, v) in stats.named() {
+        set(&o, k, v);
+    }
+    set(&o, "queued", queue.len() as u64);
+    set(&o, "inflight", queue.inflight() as u64);
+    set(&o, "persisted", queue.persisted());
+    set(&o, "lost", lost);
+    let dropped = Object::new();
+    for (k, v) in DROP_NAMES.iter().zip(stats.dropped.iter()) {
+        set(&dropped, k, *v);
+    }
+    set(&dropped, "total", stats.dropped_total());
+    let _ = Reflect::set(&o, &"dropped".into(), &dropped);
+    o.into()
+}
+
 /// A tracker instance. The page's functions use one global instance; tests make their own.
 #[derive(Clone)]
 pub struct Tracker(Rc<Shared>);
@@ -638,8 +667,7 @@ impl Tracker {
     /// was busy (a re-entrant call from inside the SDK) and the call was dropped.
     pub fn capture(&self, kind: Kind, name: JsValue, category: JsValue, properties: &JsValue, snake: bool) -> bool {
         // Before borrowing: a `toJSON` may call the SDK.
-        let data =
-            if properties.is_undefined() { Ok(JsValue::UNDEFINED) } else { JSON::stringify(properties).map(Into::into).map_err(drop) };
+        let data = snapshot(properties);
         let Ok(mut state) = self.0.try_borrow_mut() else { return false };
         let State { rec, io } = &mut *state;
         let page = io.document.as_ref().and_then(|d| d.unchecked_ref::<Page>().url().ok()).unwrap_or(JsValue::UNDEFINED);
@@ -699,29 +727,7 @@ impl Tracker {
     /// The counters with `lost`, the page-level count of calls lost before the tracker
     /// existed (or made while it was busy).
     pub fn stats_with(&self, lost: u64) -> JsValue {
-        if self.with(|_, _| ()).is_none() {
-            return JsValue::UNDEFINED;
-        }
-        let Ok(state) = self.0.try_borrow() else { return JsValue::UNDEFINED };
-        let queue = &state.rec.queue;
-        let stats = &queue.stats;
-        let o = Object::new();
-        let set = |o: &Object, k: &str, v: u64| drop(Reflect::set(o, &JsValue::from_str(k), &JsValue::from_f64(v as f64)));
-        let _ = Reflect::set(&o, &"configured".into(), &JsValue::TRUE);
-        for (k, v) in stats.named() {
-            set(&o, k, v);
-        }
-        set(&o, "queued", queue.len() as u64);
-        set(&o, "inflight", queue.inflight() as u64);
-        set(&o, "persisted", queue.persisted());
-        set(&o, "lost", lost);
-        let dropped = Object::new();
-        for (k, v) in DROP_NAMES.iter().zip(stats.dropped.iter()) {
-            set(&dropped, k, *v);
-        }
-        set(&dropped, "total", stats.dropped_total());
-        let _ = Reflect::set(&o, &"dropped".into(), &dropped);
-        o.into()
+        self.with(|rec, _| stats_object(&rec.queue, lost)).unwrap_or(JsValue::UNDEFINED)
     }
 
     /// Forgets the user id and mints a new anonymous id (Segment's `reset()`).
