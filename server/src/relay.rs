@@ -277,9 +277,10 @@ async fn store_and_ack(batch: Vec<jetstream::Message>, state: &AppState, stop: &
     }
     let Some(last) = readable.last() else { return Ok(true) };
     let pending = last.info().map(|i| i.pending).unwrap_or(0);
+    // One record per message, one durable append for the batch.
+    let records: Vec<(&str, &[EventText])> = records.iter().map(|(context, events)| (*context, events.as_slice())).collect();
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let outcomes = loop {
-        // One record per message, one durable append for the batch.
         match state.store.accept_records(&records).await {
             Ok(outcomes) => break outcomes,
             Err(error) => {

@@ -130,22 +130,13 @@ impl Store {
     /// durable. On failure nothing is stored and no id is remembered, so the client's
     /// retry is accepted.
     pub async fn accept(&self, context: &str, events: &[EventText]) -> Result<Vec<Stored>, Unavailable> {
-        let (record, reserved, outcomes) = self.prepare(context, events);
-        if let Some(record) = record {
-            if let Err(error) = self.wal.append(vec![record]).await {
-                self.dedupe.release(&reserved);
-                return Err(Unavailable(error.to_string()));
-            }
-            self.dedupe.confirm(&reserved);
-        }
-        self.count(&outcomes);
-        Ok(outcomes)
+        self.accept_records(&[(context, events)]).await
     }
 
     /// [`Store::accept`] for several records (each a shared context and its events)
     /// in one durable append: what the relay stores for a batch of stream messages.
     /// The outcomes are the events', in order.
-    pub async fn accept_records(&self, records: &[(&str, Vec<EventText>)]) -> Result<Vec<Stored>, Unavailable> {
+    pub async fn accept_records(&self, records: &[(&str, &[EventText])]) -> Result<Vec<Stored>, Unavailable> {
         let mut appended = Vec::with_capacity(records.len());
         let mut reserved = Vec::new();
         let mut outcomes = Vec::new();

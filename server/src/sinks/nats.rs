@@ -398,10 +398,9 @@ fn messages(records: &Records, chain: &Chain, form: Form, max_bytes: usize, unre
     let mut out = Vec::new();
     for (seq, record) in records {
         let mut runs = Runs { max_bytes, context: "{}", group: None, out: &mut out };
-        let read = if form == Form::Shared {
-            shared_runs(record, chain, &mut runs)
-        } else if form == Form::WholeViews {
-            crate::record::views(record).map(|views| {
+        let read = match form {
+            Form::Shared => shared_runs(record, chain, &mut runs),
+            Form::WholeViews => crate::record::views(record).map(|views| {
                 for mut view in views {
                     // Routing drops are counted by the routing counters.
                     if chain.process_view(&mut view).is_err() {
@@ -412,14 +411,13 @@ fn messages(records: &Records, chain: &Chain, form: Form, max_bytes: usize, unre
                     let name = view.get_str("name").unwrap_or(Cow::Borrowed(event_model::UNKNOWN_EVENT_NAME));
                     runs.push(subject_for(&name), &json, view.get_str("id").as_deref());
                 }
-            })
-        } else {
-            crate::record::decode(record).map(|events| {
+            }),
+            Form::WholeEvents => crate::record::decode(record).map(|events| {
                 for event in events {
                     let Ok(event) = chain.process(event) else { continue };
                     runs.push(subject_for(&event.name()), &event.to_compact(), event.id().as_deref());
                 }
-            })
+            }),
         };
         match read {
             Ok(()) => runs.finish(),
