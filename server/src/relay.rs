@@ -248,7 +248,8 @@ fn record_of(payload: &[u8]) -> Result<(&str, Vec<EventText>), &'static str> {
 fn event_of(text: &str) -> Result<EventText, &'static str> {
     let view = event_model::view::EventView::parse(text).map_err(|_| "not a JSON object")?;
     let id = view.get_str("id").and_then(|id| uuid::Uuid::parse_str(&id).ok());
-    Ok(EventText { id, json: text.to_owned() })
+    // A redelivered message brings its ids again, minted or not.
+    Ok(EventText { id, id_given: id.is_some(), json: text.to_owned() })
 }
 
 /// Appends the batch's events to the relay's log (de-duplicated by id), then

@@ -279,6 +279,28 @@ fn duplicates_by_id_are_written_once_even_across_restarts() {
     assert_eq!(server.lines().len(), 1);
 }
 
+/// Ids the server mints (every `/event` post, a batch event without one) are not
+/// remembered: a window of a few ids still holds the client's id after many of them.
+#[test]
+fn minted_ids_do_not_push_client_ids_out_of_the_window() {
+    let server = Server::start("[dedupe]\nmax_ids = 4");
+    let id = "0192f3a0-7b1c-7d2e-8f3a-000000000002";
+    let body = json!({"events": [{"id": id, "name": "edx.test.kept.sent"}]});
+    assert_eq!(server.batch(&body).1["results"][0]["status"], "accepted");
+    for n in 0..8 {
+        let posted =
+            server.post("/event").send_form(&[("event_type", "edx.test.minted"), ("event", &format!("{{\"n\": {n}}}")), ("page", "x")]);
+        assert_eq!(posted.unwrap().status(), 200);
+        let (_, reply) = server.batch(&json!({"events": [{"name": "edx.test.minted.too"}]}));
+        assert_eq!(reply["results"][0]["status"], "accepted");
+    }
+    let (_, retry) = server.batch(&body);
+    assert_eq!(retry["results"][0]["status"], "duplicate", "sixteen minted ids did not evict the client's");
+    let lines = server.wait_for_lines(17);
+    assert_eq!(lines.len(), 17);
+    assert_eq!(lines.iter().filter(|l| l.contains(id)).count(), 1);
+}
+
 #[test]
 fn health_readiness_and_metrics() {
     let server = Server::start("");

@@ -334,6 +334,7 @@ pub fn read_event(
     let anonymous_id = scalar_string(value(m.anonymous_id), "anonymous_id").map_err(|why| Refused { id, why })?;
     let declared_user_id = scalar_string(value(m.user_id), "user_id").map_err(|why| Refused { id, why })?;
 
+    let id_given = id.is_some();
     let id = id.unwrap_or_else(Uuid::now_v7);
     let mut out = String::with_capacity(text.len() + 200);
     out.push_str("{\"name\":");
@@ -376,7 +377,7 @@ pub fn read_event(
         }
     }
     out.push('}');
-    Ok(EventText { id: Some(id), json: out })
+    Ok(EventText { id: Some(id), id_given, json: out })
 }
 
 /// `"course_id":…,"org_id":…,"enterprise_uuid":…` for a course found in the page

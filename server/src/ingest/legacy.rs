@@ -74,7 +74,8 @@ pub fn read_event(fields: &LegacyFields, rules: &IngestRules, received: &str) ->
     out.push_str("},\"id\":\"");
     out.push_str(id.as_hyphenated().encode_lower(&mut Uuid::encode_buffer()));
     out.push_str("\"}");
-    Ok(EventText { id: Some(id), json: out })
+    // Minted here: not de-duplicated (see `EventText::id_given`).
+    Ok(EventText { id: Some(id), id_given: false, json: out })
 }
 
 /// The length of the tracking-log line of an event stored with `context`: what the

@@ -23,11 +23,16 @@ use crate::metrics::Metrics;
 use crate::record::RecordBuilder;
 use crate::wal::Wal;
 
-/// An event ready for the log: its id (for de-duplication) and its compact JSON (the
-/// modern shape; its `context` holds what differs from the request's).
+/// An event ready for the log: its id, whether that id came with it, and its compact
+/// JSON (the modern shape; its `context` holds what differs from the request's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventText {
     pub id: Option<Uuid>,
+    /// The id came with the event (a client's, a stream message's), so a retry can
+    /// bring it again: only such ids are de-duplicated. An id the server has just
+    /// minted cannot repeat, and remembering it would only push the clients' ids out
+    /// of the window (`[dedupe] max_ids`) sooner.
+    pub id_given: bool,
     pub json: String,
 }
 
@@ -96,7 +101,8 @@ impl IngestRules {
             return Err(Rejection::new("size_limit", format!("event is {} bytes, over the limit of {}", too_large.len, too_large.max)));
         }
         let id = event.id().and_then(|id| Uuid::parse_str(&id).ok());
-        Ok(EventText { id, json })
+        // A trusted service's client retries with the same ids.
+        Ok(EventText { id, id_given: id.is_some(), json })
     }
 }
 
@@ -177,7 +183,7 @@ impl Store {
         let capacity = events.iter().map(|e| e.json.len() + 1).sum();
         let mut record = RecordBuilder::new(context, capacity);
         for event in events {
-            if let Some(id) = event.id {
+            if let Some(id) = event.id.filter(|_| event.id_given) {
                 if self.dedupe.reserve(id) == Seen::Duplicate {
                     outcomes.push(Stored::Duplicate);
                     continue;
