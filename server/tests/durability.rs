@@ -52,7 +52,18 @@ fn ids_in(lines: &[String]) -> HashMap<String, usize> {
 
 #[test]
 fn sigkill_under_load_then_restart_keeps_every_acknowledged_event_once() {
-    let mut server = Server::start("");
+    sigkill_under_load_keeps_every_event_once("");
+}
+
+/// Segments of 64 KiB: under load the log rotates, and writes over consumed segments,
+/// many times a second while it is killed.
+#[test]
+fn sigkill_while_the_log_writes_over_consumed_segments_keeps_every_event_once() {
+    sigkill_under_load_keeps_every_event_once("[wal]\nsegment_bytes = 65536");
+}
+
+fn sigkill_under_load_keeps_every_event_once(config: &str) {
+    let mut server = Server::start(config);
     let acked = Arc::new(Mutex::new(Vec::new()));
     for round in 0..2 {
         let stop = Arc::new(AtomicBool::new(false));

@@ -19,7 +19,10 @@
 //! readers (a `Condvar` for blocking readers, a `tokio::sync::watch` for async ones).
 //!
 //! Disk layout: `{dir}/{first_seq:020}.wal` segments of framed records (see
-//! `record.rs`), and a `LOCK` file held with `flock` while a writer is running.
+//! `record.rs`), a `LOCK` file held with `flock` while a writer is running, and at
+//! most one consumed segment, `reuse.spare`, that the next rotation renames into place
+//! and writes over: overwriting blocks a file already has needs no size or extent
+//! update at each fsync, where a growing file needs one.
 
 mod checkpoint;
 mod reader;
@@ -174,6 +177,8 @@ pub(crate) struct Shared {
     pub first: AtomicU64,
     pub size: AtomicU64,
     pub closed: AtomicBool,
+    /// Whether `reuse.spare` is there; changed only under the `segments` lock.
+    pub spare: AtomicBool,
     commit_lock: Mutex<u64>,
     commit_cv: Condvar,
     commit_watch: tokio::sync::watch::Sender<u64>,
@@ -328,6 +333,7 @@ impl Wal {
             first: AtomicU64::new(rec.first_seq),
             size: AtomicU64::new(rec.size),
             closed: AtomicBool::new(false),
+            spare: AtomicBool::new(false),
             commit_lock: Mutex::new(rec.next_seq),
             commit_cv: Condvar::new(),
             commit_watch: watch_tx,
@@ -443,6 +449,8 @@ impl Wal {
 
     /// Deletes whole segments whose records are all below `seq` (clamped to
     /// `committed_seq()`), oldest first, never the active segment. Returns how many.
+    /// The first one goes to `reuse.spare` instead when there is none, so the disk
+    /// holds at most one segment (`segment_bytes`) beyond the log itself.
     pub fn remove_before(&self, seq: u64) -> Result<usize, WalError> {
         let shared = &self.inner.shared;
         let seq = seq.min(self.committed_seq());
@@ -454,7 +462,10 @@ impl Wal {
         // leaves a contiguous log (recovery relies on it).
         while segs.len() >= 2 && segs[1].first_seq <= seq {
             let victim = segs[0];
-            match std::fs::remove_file(shared.segment_path(victim.first_seq)) {
+            let path = shared.segment_path(victim.first_seq);
+            let kept = !shared.spare.load(Ordering::Relaxed) && std::fs::rename(&path, record::spare_path(&shared.config.dir)).is_ok();
+            shared.spare.fetch_or(kept, Ordering::Relaxed);
+            match if kept { Ok(()) } else { std::fs::remove_file(&path) } {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => {

@@ -47,7 +47,14 @@ impl std::fmt::Debug for WalReader {
     }
 }
 
+/// A committed record that does not read back. In a segment removed since the reader
+/// opened it, that is the segment being reused (see `Wal::remove_before`): the reader
+/// was left behind, as if it had found the segment gone.
 fn corrupt(shared: &Shared, pos: &Position, reason: impl Into<String>) -> WalError {
+    let first = shared.first.load(Ordering::Acquire);
+    if pos.seg_first < first {
+        return WalError::Truncated { requested: pos.next_seq, first };
+    }
     WalError::Corrupt { path: shared.segment_path(pos.seg_first), offset: pos.offset, reason: reason.into() }
 }
 

@@ -23,6 +23,13 @@ pub(crate) fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
     dir.join(segment_name(first_seq))
 }
 
+/// A consumed segment kept to become the next one (see `Wal::remove_before`).
+pub(crate) const SPARE_NAME: &str = "reuse.spare";
+
+pub(crate) fn spare_path(dir: &Path) -> PathBuf {
+    dir.join(SPARE_NAME)
+}
+
 /// Parses a segment file name back into its first sequence number.
 pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
     let digits = name.strip_suffix(SEGMENT_SUFFIX)?;

@@ -127,6 +127,13 @@ pub(crate) fn recover(config: &WalConfig) -> Result<Recovered, WalError> {
     let dir = &config.dir;
     fs::create_dir_all(dir)?;
     let lock = acquire_lock(dir)?;
+    // A spare is only ever reused by the writer that kept it: an older one could hold
+    // records whose sequence numbers a log started anew would meet again.
+    match fs::remove_file(record::spare_path(dir)) {
+        Ok(()) => sync_dir(dir)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
     let firsts = list_segments(dir)?;
     if firsts.is_empty() {
         create_segment(dir, 0)?;
@@ -155,8 +162,9 @@ pub(crate) fn recover(config: &WalConfig) -> Result<Recovered, WalError> {
     }
     let scans = &mut scans[start..];
 
-    // Older segments were fsynced before the next one was created, so only the
-    // last can hold a torn write; damage elsewhere is real corruption.
+    // Older segments were cut to their records and fsynced before the next one was
+    // created, so only the last can hold a torn write (or a reused segment's old
+    // bytes); damage elsewhere is real corruption.
     let n = scans.len();
     for i in 0..n - 1 {
         let s = &scans[i];
@@ -181,7 +189,7 @@ pub(crate) fn recover(config: &WalConfig) -> Result<Recovered, WalError> {
             offset = last.valid_len,
             bytes_removed = last.file_len - last.valid_len,
             reason = bad.describe(),
-            "truncating torn tail of the write-ahead log"
+            "truncating the write-ahead log after its last whole record (a torn write, or what a reused segment held before)"
         );
         let f = OpenOptions::new().write(true).open(&path)?;
         f.set_len(last.valid_len)?;

@@ -605,3 +605,115 @@ fn oversized_records_are_refused() {
     assert_eq!(wal.append_blocking(vec![]).unwrap(), 0..0);
     assert_eq!(wal.committed_seq(), 0);
 }
+
+/// The inode of a file: the same file under another name has the same one.
+fn inode(path: &Path) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(&fs::metadata(path).unwrap())
+}
+
+/// A copy of the directory as a crash would leave it (the writer still running).
+fn crash_copy(from: &Path, to: &Path) {
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+/// Appends one 32-byte record at a time (six fill a 200-byte segment) until the log
+/// has `count` records.
+fn append_up_to(wal: &Wal, tag: &str, count: u64) {
+    while wal.committed_seq() < count {
+        wal.append_blocking(vec![payload(tag, wal.committed_seq())]).unwrap();
+    }
+}
+
+#[test]
+fn a_consumed_segment_is_written_over_as_the_next_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wal = Wal::open(config(tmp.path(), 200)).unwrap();
+    append_up_to(&wal, "s", 30);
+    let files = segment_files(tmp.path());
+    let (first, second) = (files[0].clone(), files[1].clone());
+    let (old_inode, old_len) = (inode(&first), fs::metadata(&first).unwrap().len());
+    assert_eq!(old_len, 192);
+    let active_before = segment_files(tmp.path()).len();
+
+    // The first consumed segment is kept, a second one is deleted.
+    let second_first = record::parse_segment_name(second.file_name().unwrap().to_str().unwrap()).unwrap();
+    assert_eq!(wal.remove_before(second_first + 6).unwrap(), 2);
+    let spare = record::spare_path(tmp.path());
+    assert_eq!(inode(&spare), old_inode);
+    assert!(!first.exists() && !second.exists());
+
+    // The next rotation renames it into place and writes over it from the start.
+    let before = segment_files(tmp.path()).len();
+    while segment_files(tmp.path()).len() == before {
+        wal.append_blocking(vec![payload("s", wal.committed_seq())]).unwrap();
+    }
+    let reused = segment_files(tmp.path()).last().unwrap().clone();
+    assert!(!spare.exists());
+    assert_eq!(inode(&reused), old_inode);
+    assert_eq!(fs::metadata(&reused).unwrap().len(), old_len, "one record written over six old ones");
+    let kept_from = wal.first_seq();
+    assert_seqs(&read_all(&wal, kept_from), kept_from..wal.committed_seq());
+    assert!(active_before >= 5);
+
+    // A crash now leaves five old records, with valid checksums, after the new one:
+    // recovery keeps exactly what was appended.
+    let copy = tempfile::tempdir().unwrap();
+    crash_copy(tmp.path(), copy.path());
+    let committed = wal.committed_seq();
+    {
+        let recovered = Wal::open(config(copy.path(), 200)).unwrap();
+        assert_eq!(recovered.committed_seq(), committed);
+        let all = read_all(&recovered, kept_from);
+        assert_seqs(&all, kept_from..committed);
+        assert!(all.iter().all(|(seq, p)| p == &payload("s", *seq)));
+        assert_eq!(fs::metadata(copy.path().join(reused.file_name().unwrap())).unwrap().len(), 32, "the old records are cut");
+    }
+
+    // Once full, the reused segment ends at its records, as readers and recovery expect.
+    append_up_to(&wal, "s", committed + 6);
+    assert_eq!(fs::metadata(&reused).unwrap().len(), 192);
+    append_up_to(&wal, "s", 60);
+    assert_seqs(&read_all(&wal, kept_from), kept_from..60);
+    drop(wal);
+    let wal = Wal::open(config(tmp.path(), 200)).unwrap();
+    assert_eq!((wal.first_seq(), wal.committed_seq()), (kept_from, 60));
+    let all = read_all(&wal, kept_from);
+    assert!(all.iter().all(|(seq, p)| p == &payload("s", *seq)));
+}
+
+#[test]
+fn a_clean_stop_cuts_a_reused_segment_and_the_next_open_drops_the_spare() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wal = Wal::open(config(tmp.path(), 200)).unwrap();
+    append_up_to(&wal, "t", 18);
+    assert_eq!(wal.remove_before(12).unwrap(), 2);
+    // A rotation takes the spare; one record goes into it.
+    append_up_to(&wal, "t", 19);
+    let reused = segment_files(tmp.path()).last().unwrap().clone();
+    assert_eq!(fs::metadata(&reused).unwrap().len(), 192);
+    assert_eq!(wal.remove_before(18).unwrap(), 1);
+    assert!(record::spare_path(tmp.path()).exists());
+    drop(wal);
+    assert_eq!(fs::metadata(&reused).unwrap().len(), 32, "a clean stop leaves no old bytes");
+    let wal = Wal::open(config(tmp.path(), 200)).unwrap();
+    assert!(!record::spare_path(tmp.path()).exists(), "a spare is not carried across opens");
+    assert_eq!((wal.first_seq(), wal.committed_seq()), (18, 19));
+}
+
+#[test]
+fn a_reader_left_behind_a_reused_segment_finds_it_gone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wal = Wal::open(config(tmp.path(), 200)).unwrap();
+    append_up_to(&wal, "u", 12);
+    let mut behind = wal.reader(0).unwrap();
+    assert_eq!(wal.remove_before(6).unwrap(), 1);
+    // Rotations take the spare and write over it before the reader reads.
+    append_up_to(&wal, "u", 20);
+    match behind.read_batch_blocking(100, Duration::from_secs(1)) {
+        Err(WalError::Truncated { requested: 0, first: 6 }) => {}
+        other => panic!("expected Truncated, got {other:?}"),
+    }
+}

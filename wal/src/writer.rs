@@ -30,6 +30,9 @@ pub(crate) struct Writer {
     active_first: u64,
     /// Bytes of `file` written (the encode buffer not included).
     active_len: u64,
+    /// The file's length: beyond `active_len` when it is a reused segment, whose old
+    /// bytes after the records are cut when the segment is done.
+    file_len: u64,
     next_seq: u64,
     buf: Vec<u8>,
     /// Written since the last fsync.
@@ -52,6 +55,7 @@ impl Writer {
             file,
             active_first: last.first_seq,
             active_len: last.bytes,
+            file_len: last.bytes,
             next_seq: rec.next_seq,
             buf: Vec::with_capacity(64 << 10),
             dirty: false,
@@ -119,6 +123,11 @@ impl Writer {
             if stop {
                 break;
             }
+        }
+        // A clean stop leaves no old bytes after the records (and nothing to cut, with
+        // a warning, at the next open).
+        if let Err(e) = self.cut_to_records() {
+            tracing::error!(error = %e, "wal could not cut a reused segment to its records");
         }
         if self.dirty {
             self.background_sync();
@@ -241,6 +250,17 @@ impl Writer {
         self.buf.clear();
         r?;
         self.active_len += n;
+        self.file_len = self.file_len.max(self.active_len);
+        Ok(())
+    }
+
+    /// Cuts a reused segment's old bytes after its records (synced with the next sync).
+    fn cut_to_records(&mut self) -> io::Result<()> {
+        if self.file_len > self.active_len {
+            self.file.set_len(self.active_len)?;
+            self.file_len = self.active_len;
+            self.dirty = true;
+        }
         Ok(())
     }
 
@@ -264,20 +284,31 @@ impl Writer {
 
     fn rotate(&mut self) -> io::Result<()> {
         self.flush_buf()?;
-        // A segment is complete on disk before a newer one exists, whatever the
-        // commit policy, so recovery only ever finds a torn write in the last one.
+        // A segment is complete on disk, ending at its last record (readers move on
+        // at its end), before a newer one exists, whatever the commit policy, so
+        // recovery only ever finds a torn write in the last one.
+        self.cut_to_records()?;
         self.sync()?;
         let first = self.next_seq;
         let path = self.shared.segment_path(first);
-        let file = OpenOptions::new().write(true).create(true).truncate(true).open(&path)?;
-        {
+        let (file, file_len) = {
             let mut segs = lock(&self.shared.segments);
+            let spare = record::spare_path(&self.shared.config.dir);
+            let reused = self.shared.spare.swap(false, Ordering::Relaxed) && fs::rename(&spare, &path).is_ok();
+            let file = if reused {
+                OpenOptions::new().write(true).open(&path)?
+            } else {
+                OpenOptions::new().write(true).create(true).truncate(true).open(&path)?
+            };
+            let file_len = if reused { file.metadata()?.len() } else { 0 };
             if let Some(last) = segs.last_mut() {
                 last.bytes = self.active_len;
             }
             segs.push(SegmentMeta { first_seq: first, bytes: 0 });
-        }
+            (file, file_len)
+        };
         self.file = file;
+        self.file_len = file_len;
         self.active_first = first;
         self.active_len = 0;
         // Make the new name durable before records in it are acknowledged.
@@ -323,6 +354,7 @@ impl Writer {
         self.file.set_len(len)?;
         self.file.seek(SeekFrom::Start(len))?;
         self.active_len = len;
+        self.file_len = len;
         self.next_seq = snap.next_seq;
         Ok(())
     }
