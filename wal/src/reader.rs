@@ -58,6 +58,14 @@ fn corrupt(shared: &Shared, pos: &Position, reason: impl Into<String>) -> WalErr
     WalError::Corrupt { path: shared.segment_path(pos.seg_first), offset: pos.offset, reason: reason.into() }
 }
 
+/// Whether the reader's segment was removed while the reader stood at its end, its
+/// next record being in a segment still there: the file it holds may be a reused
+/// one by now, holding newer records, so it moves on without reading it again.
+fn passed_removed_segment(shared: &Shared, pos: &Position) -> bool {
+    let first = shared.first.load(Ordering::Acquire);
+    pos.seg_first < first && pos.next_seq >= first
+}
+
 /// Opens the segment starting at exactly `first_seq`, if it is still listed.
 /// Done under the segments lock so `remove_before` cannot delete it in between
 /// (an open file stays readable after deletion).
@@ -137,7 +145,12 @@ fn advance_into(shared: &Shared, pos: &mut Position, limit: u64, max: usize, col
     };
 
     while count < max && pos.next_seq < limit {
-        fill(&mut buf, &mut buf_off, &mut i, &pos.file, HEADER)?;
+        if passed_removed_segment(shared, pos) {
+            buf.clear();
+            i = 0;
+        } else {
+            fill(&mut buf, &mut buf_off, &mut i, &pos.file, HEADER)?;
+        }
         let avail = buf.len() - i;
         if avail == 0 {
             // End of this segment while committed records remain: they start the next.
@@ -148,19 +161,24 @@ fn advance_into(shared: &Shared, pos: &mut Position, limit: u64, max: usize, col
             i = 0;
             continue;
         }
-        if avail < HEADER {
-            return Err(corrupt(shared, pos, "committed record cut short"));
-        }
-        let h = record::decode_header(&buf[i..]);
-        if h.len > MAX_RECORD_BYTES {
-            return Err(corrupt(shared, pos, Bad::TooLong.describe()));
-        }
-        let total = HEADER + h.len;
-        fill(&mut buf, &mut buf_off, &mut i, &pos.file, total)?;
-        match record::check(&buf[i..], pos.next_seq) {
-            Ok(_) => {}
-            Err(bad) => return Err(corrupt(shared, pos, bad.describe())),
-        }
+        let h = (avail >= HEADER).then(|| record::decode_header(&buf[i..])).filter(|h| h.len <= MAX_RECORD_BYTES);
+        let checked = match h {
+            None => Err(if avail < HEADER { "committed record cut short" } else { Bad::TooLong.describe() }),
+            Some(h) => {
+                fill(&mut buf, &mut buf_off, &mut i, &pos.file, HEADER + h.len)?;
+                record::check(&buf[i..], pos.next_seq).map(|(_, total)| total).map_err(Bad::describe)
+            }
+        };
+        let total = match checked {
+            Ok(total) => total,
+            // Removed (and reused) after the check above: read on from the next one.
+            Err(_) if passed_removed_segment(shared, pos) => {
+                buf.clear();
+                i = 0;
+                continue;
+            }
+            Err(reason) => return Err(corrupt(shared, pos, reason)),
+        };
         if collect {
             out.push((pos.next_seq, buf[i + HEADER..i + total].to_vec()));
         }

@@ -717,3 +717,30 @@ fn a_reader_left_behind_a_reused_segment_finds_it_gone() {
         other => panic!("expected Truncated, got {other:?}"),
     }
 }
+
+#[test]
+fn a_reader_at_the_end_of_a_reused_segment_reads_on_from_the_next() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wal = Wal::open(config(tmp.path(), 200)).unwrap();
+    // Segment 0: five 32-byte records (160 bytes); a 64-byte one starts segment 1.
+    append_up_to(&wal, "v", 5);
+    wal.append_blocking(vec![vec![b'x'; 48]]).unwrap();
+    let segment0 = segment_files(tmp.path())[0].clone();
+    let old_inode = inode(&segment0);
+    let mut reader = wal.reader(0).unwrap();
+    assert_seqs(&reader.read_batch_blocking(5, Duration::from_secs(1)).unwrap(), 0..5);
+    // The reader stands at segment 0's end. Its records all consumed, it becomes the
+    // spare, and a rotation writes records over it, past its old 160 bytes.
+    append_up_to(&wal, "v", 8);
+    assert_eq!(wal.remove_before(5).unwrap(), 1);
+    let reused_past_old_end = |dir: &Path| segment_files(dir).iter().any(|f| inode(f) == old_inode && fs::metadata(f).unwrap().len() > 160);
+    while !reused_past_old_end(tmp.path()) {
+        wal.append_blocking(vec![payload("v", wal.committed_seq())]).unwrap();
+    }
+    let end = wal.committed_seq();
+    let mut got = Vec::new();
+    while reader.next_seq() < end {
+        got.extend(reader.read_batch_blocking(100, Duration::from_secs(1)).unwrap());
+    }
+    assert_seqs(&got, 5..end);
+}
