@@ -81,7 +81,9 @@ impl Metrics {
         let relay_pending = IntGauge::new("tracking_relay_pending_messages", "Stream messages not yet delivered to the relay's consumer")
             .expect("valid metric");
         registry.register(Box::new(relay_pending.clone())).expect("metric registered once");
-        let buckets = vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+        // Fine between 1 and 25 ms, where an fsync-acknowledged request falls: the bench
+        // reads its percentiles from these bounds (the target is p99 ≤ 5 ms).
+        let buckets = vec![0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
         let request_seconds = HistogramVec::new(
             HistogramOpts::new("tracking_http_request_duration_seconds", "Time to answer a request").buckets(buckets),
             &["route", "status"],
