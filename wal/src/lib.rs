@@ -6,7 +6,8 @@
 //! reopens at its last whole record (a torn tail is cut, damage elsewhere is an
 //! error, never skipped); a failed write keeps nothing of its group; readers only see
 //! committed records, in order; the log never grows past [`WalConfig::max_bytes`]
-//! (appends beyond it fail with [`WalError::Full`], which callers answer with 503).
+//! (appends beyond it fail with [`WalError::Full`], which callers answer with 503),
+//! and the disk holds at most one consumed segment besides, kept for reuse.
 //!
 //! The ingest server appends event records here and acknowledges a request only once
 //! [`Wal::append`] resolves; sinks each read the log at their own checkpointed
