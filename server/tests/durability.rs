@@ -90,9 +90,15 @@ fn sigkill_under_load_keeps_every_event_once(config: &str) {
     assert_eq!(missing, 0, "{missing} of {} acknowledged events are not in the tracking log", acked.len());
     let doubled: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(doubled.is_empty(), "lines written twice: {doubled:?}");
-    // Every line is whole JSON (no torn line from the crash).
+    // Every line is whole JSON (no torn line from the crash), the last one too.
     for line in server.lines() {
         parse(&line);
+    }
+    // A line being written ends within moments; a torn one never does.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read(server.log_path()).unwrap().ends_with(b"\n") {
+        assert!(Instant::now() < deadline, "the tracking log ends inside a line");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

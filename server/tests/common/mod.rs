@@ -193,7 +193,10 @@ pub fn terminate(mut child: Child, what: &str) -> std::process::ExitStatus {
 }
 
 pub fn read_lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path).map(|t| t.lines().map(str::to_owned).collect()).unwrap_or_default()
+    // Only whole lines: the sink may be writing one as the file is read (a line can
+    // straddle two writes), as any reader following the file must allow for.
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.split_inclusive('\n').filter_map(|line| line.strip_suffix('\n')).map(str::to_owned).collect()
 }
 
 /// Status and JSON (or `{"text": ...}`) of a response, error statuses included.
