@@ -464,9 +464,13 @@ impl Wal {
         while segs.len() >= 2 && segs[1].first_seq <= seq {
             let victim = segs[0];
             let path = shared.segment_path(victim.first_seq);
-            let kept = !shared.spare.load(Ordering::Relaxed) && std::fs::rename(&path, record::spare_path(&shared.config.dir)).is_ok();
-            shared.spare.fetch_or(kept, Ordering::Relaxed);
-            match if kept { Ok(()) } else { std::fs::remove_file(&path) } {
+            let gone = if !shared.spare.load(Ordering::Relaxed) && std::fs::rename(&path, record::spare_path(&shared.config.dir)).is_ok() {
+                shared.spare.store(true, Ordering::Relaxed);
+                Ok(())
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match gone {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => {

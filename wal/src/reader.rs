@@ -161,13 +161,16 @@ fn advance_into(shared: &Shared, pos: &mut Position, limit: u64, max: usize, col
             i = 0;
             continue;
         }
-        let h = (avail >= HEADER).then(|| record::decode_header(&buf[i..])).filter(|h| h.len <= MAX_RECORD_BYTES);
-        let checked = match h {
-            None => Err(if avail < HEADER { "committed record cut short" } else { Bad::TooLong.describe() }),
-            Some(h) => {
-                fill(&mut buf, &mut buf_off, &mut i, &pos.file, HEADER + h.len)?;
-                record::check(&buf[i..], pos.next_seq).map(|(_, total)| total).map_err(Bad::describe)
+        let checked = 'check: {
+            if avail < HEADER {
+                break 'check Err("committed record cut short");
             }
+            let h = record::decode_header(&buf[i..]);
+            if h.len > MAX_RECORD_BYTES {
+                break 'check Err(Bad::TooLong.describe());
+            }
+            fill(&mut buf, &mut buf_off, &mut i, &pos.file, HEADER + h.len)?;
+            record::check(&buf[i..], pos.next_seq).map(|(_, total)| total).map_err(Bad::describe)
         };
         let total = match checked {
             Ok(total) => total,

@@ -636,7 +636,7 @@ fn a_consumed_segment_is_written_over_as_the_next_one() {
     let (first, second) = (files[0].clone(), files[1].clone());
     let (old_inode, old_len) = (inode(&first), fs::metadata(&first).unwrap().len());
     assert_eq!(old_len, 192);
-    let active_before = segment_files(tmp.path()).len();
+    assert!(files.len() >= 5);
 
     // The first consumed segment is kept, a second one is deleted.
     let second_first = record::parse_segment_name(second.file_name().unwrap().to_str().unwrap()).unwrap();
@@ -656,7 +656,6 @@ fn a_consumed_segment_is_written_over_as_the_next_one() {
     assert_eq!(fs::metadata(&reused).unwrap().len(), old_len, "one record written over six old ones");
     let kept_from = wal.first_seq();
     assert_seqs(&read_all(&wal, kept_from), kept_from..wal.committed_seq());
-    assert!(active_before >= 5);
 
     // A crash now leaves five old records, with valid checksums, after the new one:
     // recovery keeps exactly what was appended.

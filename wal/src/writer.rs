@@ -30,9 +30,6 @@ pub(crate) struct Writer {
     active_first: u64,
     /// Bytes of `file` written (the encode buffer not included).
     active_len: u64,
-    /// The file's length: beyond `active_len` when it is a reused segment, whose old
-    /// bytes after the records are cut when the segment is done.
-    file_len: u64,
     next_seq: u64,
     buf: Vec<u8>,
     /// Written since the last fsync.
@@ -55,7 +52,6 @@ impl Writer {
             file,
             active_first: last.first_seq,
             active_len: last.bytes,
-            file_len: last.bytes,
             next_seq: rec.next_seq,
             buf: Vec::with_capacity(64 << 10),
             dirty: false,
@@ -250,15 +246,13 @@ impl Writer {
         self.buf.clear();
         r?;
         self.active_len += n;
-        self.file_len = self.file_len.max(self.active_len);
         Ok(())
     }
 
     /// Cuts a reused segment's old bytes after its records (synced with the next sync).
     fn cut_to_records(&mut self) -> io::Result<()> {
-        if self.file_len > self.active_len {
+        if self.file.metadata()?.len() > self.active_len {
             self.file.set_len(self.active_len)?;
-            self.file_len = self.active_len;
             self.dirty = true;
         }
         Ok(())
@@ -291,24 +285,19 @@ impl Writer {
         self.sync()?;
         let first = self.next_seq;
         let path = self.shared.segment_path(first);
-        let (file, file_len) = {
+        let file = {
             let mut segs = lock(&self.shared.segments);
             let spare = record::spare_path(&self.shared.config.dir);
             let reused = self.shared.spare.swap(false, Ordering::Relaxed) && fs::rename(&spare, &path).is_ok();
-            let file = if reused {
-                OpenOptions::new().write(true).open(&path)?
-            } else {
-                OpenOptions::new().write(true).create(true).truncate(true).open(&path)?
-            };
-            let file_len = if reused { file.metadata()?.len() } else { 0 };
+            // A reused file keeps its bytes, written over from the start.
+            let file = OpenOptions::new().write(true).create(true).truncate(!reused).open(&path)?;
             if let Some(last) = segs.last_mut() {
                 last.bytes = self.active_len;
             }
             segs.push(SegmentMeta { first_seq: first, bytes: 0 });
-            (file, file_len)
+            file
         };
         self.file = file;
-        self.file_len = file_len;
         self.active_first = first;
         self.active_len = 0;
         // Make the new name durable before records in it are acknowledged.
@@ -354,7 +343,6 @@ impl Writer {
         self.file.set_len(len)?;
         self.file.seek(SeekFrom::Start(len))?;
         self.active_len = len;
-        self.file_len = len;
         self.next_seq = snap.next_seq;
         Ok(())
     }
