@@ -22,6 +22,7 @@ let failedCalls = 0; // calls dropped because the module could not load (or trap
 let overflow = 0; // calls dropped because too many were waiting for the module
 let loadError;
 const waiting = []; // resolve functions of flush() calls made before the module was ready
+const flushing = new Set(); // resolve functions of flush() calls the module has not answered yet
 
 const snapshot = (v) => {
   if (v === undefined) return undefined;
@@ -46,13 +47,27 @@ function fail(error) {
   failedCalls += pending.filter((c) => c[0] !== 'configure' && c[0] !== 6).length;
   pending = [];
   waiting.splice(0).forEach((r) => r());
+  flushing.forEach((r) => r());
+  flushing.clear();
 }
+
+// The browser calls the module's timers, listeners and request steps through this: an
+// exception there (a trap, or a page's replaced Date.now throwing through the module)
+// stops the module, as on the calling path, instead of reaching the page uncaught.
+const guard = (callback) => function guarded(kind, a, b, c) {
+  if (state !== READY) return;
+  try {
+    callback(kind, a, b, c);
+  } catch (e) {
+    fail(e);
+  }
+};
 
 // Once the module is ready and configured: the configuration first, then the calls in order.
 function replay() {
   const calls = pending;
   pending = [];
-  calls.forEach((c) => c[0] === 'configure' && wasm.configure(c[1]));
+  calls.forEach((c) => c[0] === 'configure' && wasm.configure(c[1], guard));
   calls.forEach((c) => {
     if (c[0] === 6) wasm.reset();
     else if (c[0] !== 'configure') wasm.__replay(c[0], c[1], c[2], c[3], c[4], c[5]);
@@ -135,7 +150,7 @@ export function configure(options = {}) {
   if (options && options.wasmUrl) wasmUrl = options.wasmUrl;
   const first = !configured;
   configured = true;
-  call(() => wasm.configure(options), () => ['configure', options], undefined, false);
+  call(() => wasm.configure(options, guard), () => ['configure', options], undefined, false);
   if (first && state === READY) {
     try {
       replay();
@@ -202,7 +217,16 @@ export function flush() {
   boot();
   if (live()) {
     try {
-      return wasm.flush();
+      const answer = wasm.flush();
+      // Resolves also if the module stops before it answers.
+      return new Promise((resolve) => {
+        const done = () => {
+          flushing.delete(done);
+          resolve();
+        };
+        flushing.add(done);
+        answer.then(done, done);
+      });
     } catch (e) {
       fail(e);
     }

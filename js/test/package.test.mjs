@@ -277,3 +277,33 @@ test('10,000 events, navigation at once, the next page of the site: all 10,000 d
   assert.equal(stats.dropped.total, 0, JSON.stringify(stats));
   await page.close();
 });
+
+test('a page whose Date.now throws while the module works: the module stops, nothing is thrown into the page', async () => {
+  const page = await esmPage();
+  await page.evaluate(() => window.T.ready());
+  const result = await page.evaluate(async () => {
+    const { T } = window;
+    T.configure({ endpoint: '/s/trap', flushInterval: 20, storageKey: false });
+    T.sendTrackEvent('edx.test.trap.before', {});
+    await T.flush();
+    // A page (a fake-timer library, say) replaces Date.now with one that throws, while a
+    // call is waiting to be recorded by the module's own timer task.
+    const realNow = Date.now;
+    T.sendTrackEvent('edx.test.trap.during', {});
+    Date.now = () => { throw new Error('the page broke Date.now'); };
+    await new Promise((r) => setTimeout(r, 100));
+    Date.now = realNow;
+    // The module's state is unknown after that: later calls are counted and dropped.
+    T.sendTrackEvent('edx.test.trap.after', {});
+    const resolved = await T.sendTrackingLogEvent('edx.test.trap.after', {}).then(() => 'resolved');
+    await T.flush();
+    return { resolved, stats: T.getStats() };
+  });
+  assert.deepEqual(page.errors.map((e) => e.message), []);
+  assert.equal(result.resolved, 'resolved');
+  assert.equal(result.stats.failed, true, JSON.stringify(result.stats));
+  assert.match(result.stats.error, /Date\.now/);
+  assert.equal(result.stats.dropped.load_failed, 2, JSON.stringify(result.stats));
+  assert.deepEqual(eventsIn('trap').map((e) => e.name), ['edx.test.trap.before']);
+  await page.close();
+});

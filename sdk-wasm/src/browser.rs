@@ -127,14 +127,17 @@ const CALLS: [Cb; 11] = [
 /// The tracker's one closure (timers, listeners and the steps of a request are it,
 /// bound to their arguments), and the listeners it is registered as.
 struct Callbacks {
-    callback: Closure<dyn FnMut(u32, JsValue, JsValue, JsValue)>,
+    /// Kept alive for `function`.
+    _closure: Closure<dyn FnMut(u32, JsValue, JsValue, JsValue)>,
+    /// The closure as the browser calls it: through the page entry's guard, if any.
+    function: Function,
     listeners: Vec<(EventTarget, &'static str, Function)>,
 }
 
 impl Callbacks {
     /// The callback with its leading arguments bound: `kind`, then `args`.
     fn bound(&self, kind: Cb, args: &[&JsValue]) -> JsValue {
-        let f: &Function = self.callback.as_ref().unchecked_ref();
+        let f = &self.function;
         let kind = JsValue::from(kind as u32);
         match args {
             [] => f.bind1(&JsValue::NULL, &kind).into(),
@@ -263,12 +266,19 @@ impl BrowserIo {
         }
     }
 
-    fn listen(&mut self, weak: &Weak<Shared>) {
+    /// Creates the tracker's callback, wrapped by `guard` (a function of a function) when
+    /// one is given, and registers its listeners.
+    fn listen(&mut self, weak: &Weak<Shared>, guard: Option<&Function>) {
         let weak = weak.clone();
-        let callback = Closure::<dyn FnMut(u32, JsValue, JsValue, JsValue)>::new(move |kind: u32, a: JsValue, b: JsValue, c: JsValue| {
+        let closure = Closure::<dyn FnMut(u32, JsValue, JsValue, JsValue)>::new(move |kind: u32, a: JsValue, b: JsValue, c: JsValue| {
             with(&weak, |rec, io| on_call(rec, io, kind, a, b, c))
         });
-        let mut callbacks = Callbacks { callback, listeners: Vec::new() };
+        let raw: &Function = closure.as_ref().unchecked_ref();
+        let function = guard
+            .and_then(|g| g.call1(&JsValue::NULL, raw).ok())
+            .filter(JsValue::is_function)
+            .map_or_else(|| raw.clone(), JsCast::unchecked_into);
+        let mut callbacks = Callbacks { _closure: closure, function, listeners: Vec::new() };
         let window = self.window.clone();
         let document = window.as_ref().and_then(Window::document);
         self.document = document.clone();
@@ -637,9 +647,16 @@ impl Tracker {
     /// Starts a tracker: restores events persisted by earlier pages, listens for
     /// `visibilitychange`, `pagehide` and `online`, and sends what it restored.
     pub fn new(cfg: Config) -> Tracker {
+        Tracker::guarded(cfg, None)
+    }
+
+    /// [`Tracker::new`] whose callbacks (timers, listeners, the steps of a request) the
+    /// browser calls through `guard(callback)`: the page entry's wrapper, which stops
+    /// the module when one throws instead of letting the error reach the page.
+    pub fn guarded(cfg: Config, guard: Option<&Function>) -> Tracker {
         let rc = Rc::new_cyclic(|weak: &Weak<Shared>| {
             let mut io = BrowserIo::new(&cfg);
-            io.listen(weak);
+            io.listen(weak, guard);
             let rec = Recorder::start(cfg, referrer(), &mut io);
             RefCell::new(State { rec, io })
         });

@@ -24,7 +24,7 @@ use core::cell::RefCell;
 
 use js_sys::Promise;
 use wasm_bindgen::prelude::wasm_bindgen;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 
 #[cfg(all(not(feature = "std"), target_arch = "wasm32"))]
 mod wasm_rt;
@@ -97,14 +97,15 @@ fn resolved() -> JsValue {
 /// Sets the endpoint and the queue's limits (see the README for every option) and
 /// starts the tracker. Calls made before it are dropped (counted in `lost`): the npm
 /// entry holds them until `configure` and replays them. Calling it again changes the
-/// settings, except `storageKey`.
+/// settings, except `storageKey`. `guard`, from the npm entry, wraps the callback the
+/// browser calls for timers, listeners and requests (see [`Tracker::guarded`]).
 #[wasm_bindgen]
-pub fn configure(options: JsValue) {
+pub fn configure(options: JsValue, guard: JsValue) {
     if let Some(t) = tracker() {
         t.reconfigure(&options);
         return;
     }
-    let t = Tracker::new(Tracker::config_of(&options));
+    let t = Tracker::guarded(Tracker::config_of(&options), guard.is_function().then(|| guard.unchecked_ref()));
     if let Ok(mut g) = GLOBAL.0.try_borrow_mut() {
         g.tracker = Some(t);
     }

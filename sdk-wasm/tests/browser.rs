@@ -645,7 +645,7 @@ async fn the_page_functions_never_throw_or_reject() {
     // The exported functions (the page's API) on the global tracker.
     clear_storage("t-global");
     let opts = JSON::parse(&format!(r#"{{"endpoint":"{}/s/global","storageKey":"t-global","flushInterval":20}}"#, server())).unwrap();
-    sdk_wasm::configure(opts);
+    sdk_wasm::configure(opts, JsValue::UNDEFINED);
     for bad in [cyclic(), throwing_getter(), bigint()] {
         let p: Promise = sdk_wasm::send_tracking_log_event("edx.test.bad.sent".into(), bad.clone()).unchecked_into();
         JsFuture::from(p).await.expect("resolves");
