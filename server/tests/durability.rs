@@ -227,6 +227,72 @@ fn rotation_by_age() {
     assert_eq!(mode, 0o640);
 }
 
+/// Reads lines from a FIFO, opening it again after each writer closes it.
+fn fifo_lines(path: std::path::PathBuf) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || loop {
+        let Ok(file) = std::fs::File::open(&path) else { return };
+        for line in std::io::BufReader::new(file).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+fn receive(lines: &std::sync::mpsc::Receiver<String>, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut got = Vec::new();
+    while got.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => got.push(line),
+            Err(_) => break,
+        }
+    }
+    got
+}
+
+#[test]
+fn a_path_that_is_not_a_regular_file_is_written_as_a_stream() {
+    // `/dev/stdout` in a container, or a FIFO: it cannot be cut back, synced or rotated,
+    // which used to fail the sink at open ("Illegal seek"), again at every restart.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("tracking.fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let lines = fifo_lines(fifo.clone());
+    let mut server = Server::start(&format!(
+        "[routing.backends.tracking_logs]\nprocessors = [{{ type = \"legacy_field_mapping\" }}]\n[routing.backends.tracking_logs.backends.logger]\ntype = \"tracking_log\"\npath = \"{}\"\nmax_bytes = 2000\nrotate_secs = 1\ncheckpoint_ms = 0",
+        fifo.display()
+    ));
+    let post = |server: &Server, batch: usize| {
+        let events: Vec<_> = (0..10).map(|n| json!({"name": "edx.test.stream.sent", "data": {"batch": batch, "n": n}})).collect();
+        assert_eq!(server.batch(&json!({ "events": events })).0, 200);
+    };
+    for batch in 0..3 {
+        post(&server, batch);
+    }
+    let mut got = receive(&lines, 30);
+    assert_eq!(got.len(), 30, "lines on the stream");
+    // Over max_bytes and older than rotate_secs: still one stream, nothing moved aside.
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(server.terminate().success());
+    server.restart();
+    post(&server, 3);
+    got.extend(receive(&lines, 10));
+    let ids = ids_in(&got);
+    assert_eq!(ids.len(), 40, "every event once after a clean restart");
+    assert!(ids.values().all(|n| *n == 1));
+    assert!(got.iter().all(|l| parse(l)["event_type"] == "edx.test.stream.sent"));
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["tracking.fifo"], "no rotated file");
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+}
+
 /// A sink that panics (the `fault-injection` feature's hook) is restarted from its
 /// checkpoint: nothing is lost or written twice, and the restart is counted.
 #[cfg(feature = "fault-injection")]

@@ -3,6 +3,9 @@
 //! goes with each log position; a restart cuts the file back to it and writes the
 //! rest again). Lines are transcoded from the stored JSON text in Python's format,
 //! one record (a request's events) at a time; the file rotates between records.
+//! A `path` that is not a regular file (`/dev/stdout`, a FIFO) is written as a stream:
+//! no rotation, no cutting back, and after a crash the lines since the last checkpoint
+//! are written again (at least once; each line carries its event id).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -187,6 +190,8 @@ struct LiveFile {
     len: u64,
     /// Where the writeback started by [`LiveFile::flush`] has reached.
     written_back: u64,
+    /// Not a regular file (a pipe, a terminal): appended to, never cut, synced or rotated.
+    stream: bool,
 }
 
 /// How much of the file may wait in the page cache before its writeback is started.
@@ -198,6 +203,10 @@ impl LiveFile {
     /// Opens (creating with mode 0640) and cuts the file back to `len` if a crash
     /// left lines after the last checkpoint.
     fn open(path: &Path, len: u64) -> io::Result<LiveFile> {
+        if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+            let out = BufWriter::with_capacity(1 << 16, open_stream(path)?);
+            return Ok(LiveFile { out, len, written_back: len, stream: true });
+        }
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -213,7 +222,7 @@ impl LiveFile {
         };
         let mut out = BufWriter::with_capacity(1 << 16, file);
         io::Seek::seek(out.get_mut(), io::SeekFrom::Start(len))?;
-        Ok(LiveFile { out, len, written_back: len })
+        Ok(LiveFile { out, len, written_back: len, stream: false })
     }
 
     fn write(&mut self, lines: &str) -> io::Result<()> {
@@ -225,7 +234,7 @@ impl LiveFile {
     /// Hands the buffered lines to the system: a crash of this process keeps them.
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()?;
-        if self.len - self.written_back >= WRITEBACK_BYTES {
+        if !self.stream && self.len - self.written_back >= WRITEBACK_BYTES {
             // Linux starts writing the range back without waiting for it (and drops
             // what of it is already clean; dirty pages stay cached for readers). Advice
             // only: where it is refused (not a regular file) the lines are written all
@@ -239,7 +248,31 @@ impl LiveFile {
 
     fn sync(&mut self) -> io::Result<()> {
         self.out.flush()?;
+        if self.stream {
+            // A pipe or terminal has nothing to sync (fsync fails with EINVAL).
+            return Ok(());
+        }
         self.out.get_ref().sync_data()
+    }
+
+    /// Whether the file may be rotated: a regular file with lines in it.
+    fn rotatable(&self) -> bool {
+        !self.stream && self.len > 0
+    }
+}
+
+/// Opens a stream for appending. `/dev/stdout` and `/dev/stderr` are the process's own
+/// descriptors, also when they are sockets (a service manager's journal), which
+/// cannot be opened by name.
+fn open_stream(path: &Path) -> io::Result<File> {
+    let own = match path.to_str() {
+        Some("/dev/stdout" | "/proc/self/fd/1") => Some(rustix::io::dup(io::stdout())),
+        Some("/dev/stderr" | "/proc/self/fd/2") => Some(rustix::io::dup(io::stderr())),
+        _ => None,
+    };
+    match own {
+        Some(fd) => Ok(File::from(fd?)),
+        None => OpenOptions::new().append(true).open(path),
     }
 }
 
@@ -327,8 +360,8 @@ impl Sink for TrackingLogSink {
                 }
             }
             let max = self.options.max_bytes;
-            let len = self.file()?.len;
-            if max > 0 && len > 0 && len + lines.len() as u64 > max {
+            let file = self.file()?;
+            if max > 0 && file.rotatable() && file.len + lines.len() as u64 > max {
                 // Every record before this one is in the file being rotated.
                 self.rotate(*seq, checkpoint)?;
             }
@@ -356,7 +389,7 @@ impl Sink for TrackingLogSink {
     /// checked before each record).
     fn tick(&mut self, checkpoint: &mut Checkpointer<'_, LogState>) -> Result<(), Failure> {
         let age_ms = unix_now_ms().saturating_sub(self.opened_at_ms);
-        if self.options.rotate_secs > 0 && self.file()?.len > 0 && age_ms >= self.options.rotate_secs * 1000 {
+        if self.options.rotate_secs > 0 && self.file()?.rotatable() && age_ms >= self.options.rotate_secs * 1000 {
             let seq = checkpoint.seq();
             self.rotate(seq, checkpoint)?;
         }
