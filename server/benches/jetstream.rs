@@ -1,7 +1,9 @@
 //! End-to-end throughput through JetStream: ingest → write-ahead log → `nats` sink →
 //! stream → `relay` → the relay's log → its tracking log, beside the single-node
 //! direct path (ingest → log → tracking log) measured in the same run with the same
-//! load. A real `nats-server -js` on loopback, real server and relay processes.
+//! load; then again with an ingest node that only publishes (the relay's tracking
+//! log is the only one). A real `nats-server -js` on loopback, real server and relay
+//! processes.
 //!
 //! Run with `make bench` or `cargo bench -p tracking-server --bench jetstream`
 //! (BENCH_SECONDS=N of load per phase, BENCH_CONNECTIONS=N clients).
@@ -198,23 +200,35 @@ fn main() {
     let ingest_routing = format!("{}\n[routing.backends.jetstream]\ntype = \"nats\"\nurl = \"{}\"\n", default_routing_section(), nats.url);
     let ingest = Process::start(&write_config(dir.path(), "ingest", &ingest_routing), &[]);
     let relay = Process::start(&write_config(dir.path(), "relay", &format!("[relay]\nurl = \"{}\"\n", nats.url)), &["relay"]);
-    load(&ingest.url, connections, 1.0); // warm-up
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while relay.metric("tracking_relay_pending_messages") > 0.0
-        || relay.metric("tracking_relay_messages_total{outcome=\"stored\"}") < ingest.delivered(JETSTREAM_SINK)
-    {
-        assert!(Instant::now() < deadline, "the warm-up did not drain");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let through = phase(
-        &ingest,
-        Some(&relay),
-        &[("ingest", ingest.child.id()), ("nats-server", nats.child.id()), ("relay", relay.child.id())],
-        connections,
-        seconds,
-    );
+    let through_phase = |ingest: &Process| {
+        let stored_before = relay.metric("tracking_relay_messages_total{outcome=\"stored\"}");
+        load(&ingest.url, connections, 1.0); // warm-up
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while relay.metric("tracking_relay_pending_messages") > 0.0
+            || relay.metric("tracking_relay_messages_total{outcome=\"stored\"}") - stored_before < ingest.delivered(JETSTREAM_SINK)
+        {
+            assert!(Instant::now() < deadline, "the warm-up did not drain");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        phase(
+            ingest,
+            Some(&relay),
+            &[("ingest", ingest.child.id()), ("nats-server", nats.child.id()), ("relay", relay.child.id())],
+            connections,
+            seconds,
+        )
+    };
+    let through = through_phase(&ingest);
     let published = ingest.delivered(JETSTREAM_SINK);
     let (messages, bytes) = stream_state(&nats.url);
+    drop(ingest);
+
+    // The same, with an ingest node that only publishes (no tracking log of its own):
+    // the topology of several ingest nodes whose research log is the relay's.
+    let publish_only = format!("[routing.backends.jetstream]\ntype = \"nats\"\nurl = \"{}\"\n", nats.url);
+    let ingest = Process::start(&write_config(dir.path(), "ingest-publish-only", &publish_only), &[]);
+    let publishing = through_phase(&ingest);
+    drop(ingest);
 
     let rate = |p: &Phase| p.accepted as f64 / p.load_seconds;
     let end_to_end = |p: &Phase| p.accepted as f64 / p.total_seconds;
@@ -233,10 +247,17 @@ fn main() {
         through.total_seconds - through.load_seconds
     );
     println!(
+        "  ingest publishing only       ingest {:>8.0} events/s   end to end (into the relay's tracking.log) {:>8.0} events/s   backlog when the load stopped {:>7.0}, drained in {:.2} s",
+        rate(&publishing),
+        end_to_end(&publishing),
+        publishing.backlog_at_stop.max(0.0),
+        publishing.total_seconds - publishing.load_seconds
+    );
+    println!(
         "  lag during the load: JetStream sink max {:.0} events behind the ingest log; relay consumer max {:.0} messages pending",
         through.max_publish_lag, through.max_relay_pending
     );
-    for (label, p) in [("single node", &direct), ("JetStream", &through)] {
+    for (label, p) in [("single node", &direct), ("JetStream", &through), ("publishing only", &publishing)] {
         let cpu: Vec<String> = p.cpu.iter().map(|(name, s)| format!("{name} {:.2}", s / p.total_seconds)).collect();
         println!("  CPU cores used until done, {label}: {}", cpu.join(", "));
     }
@@ -247,5 +268,6 @@ fn main() {
         bytes as f64 / published
     );
     println!("  ratio end to end JetStream / direct: {:.2}", end_to_end(&through) / end_to_end(&direct));
+    println!("  ratio end to end JetStream, ingest publishing only / direct: {:.2}", end_to_end(&publishing) / end_to_end(&direct));
     println!("  reproduce: cargo bench -p tracking-server --bench jetstream   (BENCH_SECONDS, BENCH_CONNECTIONS; NATS_SERVER=path)");
 }
