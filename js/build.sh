@@ -34,6 +34,8 @@ node "$JS/wasm-fix.mjs" stub-panics "$WASM"
 "$JS/node_modules/.bin/wasm-opt" -Oz --converge --zero-filled-memory -g "$WASM" -o "$WASM"
 node "$JS/wasm-fix.mjs" check-formatting "$WASM"
 node "$JS/wasm-fix.mjs" strip-custom "$WASM"
+# Short import names in the module and the glue that esbuild bundles next.
+node "$JS/wasm-fix.mjs" minify-imports "$WASM" "$JS/pkg/tracking.js"
 
 ESBUILD="$JS/node_modules/.bin/esbuild"
 COMMON="--bundle --minify --log-level=warning --log-override:empty-import-meta=silent --log-override:duplicate-object-key=silent"

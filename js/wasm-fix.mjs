@@ -4,6 +4,8 @@
 //   node wasm-fix.mjs stub-panics FILE    make core's panic-message formatting trap at once
 //   node wasm-fix.mjs check-formatting FILE   fail if formatting code is left (needs names)
 //   node wasm-fix.mjs strip-custom FILE   drop every custom section (names, producers, ...)
+//   node wasm-fix.mjs minify-imports FILE JS   give the imports short names, in the module and in
+//                                           wasm-bindgen's JS glue JS
 //
 // stub-panics is `panic_immediate_abort` for stable Rust, at the wasm level. The
 // browser build's panic handler traps without looking at the message
@@ -77,6 +79,13 @@ const customName = (body) => {
 
 const section = (id, content) => Buffer.concat([Buffer.from([id]), uleb(content.length), content]);
 
+// The module with the body of its section `sectionId` replaced by `rewrite(body)`.
+function rewriteSection(buf, sectionId, rewrite) {
+  const parts = [buf.subarray(0, 8)];
+  for (const { id, whole, body } of sections(buf)) parts.push(id === sectionId ? section(id, rewrite(body)) : whole);
+  return Buffer.concat(parts);
+}
+
 // Skips a limits structure (flags, min, optional max) and returns the next position.
 function limits(body, p) {
   const flags = body[p];
@@ -147,28 +156,23 @@ function stubPanics(buf) {
   const names = functionNames(buf);
   if (!names.size) throw new Error('stub-panics: the module has no name section');
   const first = imports(buf).functions;
-  const parts = [buf.subarray(0, 8)];
   let stubbed = 0;
-  for (const { id, whole, body } of sections(buf)) {
-    if (id !== 10) {
-      parts.push(whole);
-      continue;
-    }
+  const out = rewriteSection(buf, 10, (body) => {
     let [count, p] = leb(body, 0);
-    const out = [uleb(count)];
+    const bodies = [uleb(count)];
     for (let i = 0; i < count; i++) {
       const [size, q] = leb(body, p);
       const name = names.get(first + i) || '';
       if (STUB.some((re) => re.test(name))) {
-        out.push(Buffer.from([3, 0x00, 0x00, 0x0b])); // size 3: no locals; unreachable; end
+        bodies.push(Buffer.from([3, 0x00, 0x00, 0x0b])); // size 3: no locals; unreachable; end
         stubbed += 1;
       } else {
-        out.push(body.subarray(p, q + size));
+        bodies.push(body.subarray(p, q + size));
       }
       p = q + size;
     }
-    parts.push(section(10, Buffer.concat(out)));
-  }
+    return Buffer.concat(bodies);
+  });
   const panicking = [...names.values()].filter((n) => STUB[0].test(n)).length;
   if (!panicking || stubbed < 10) {
     console.error(`stub-panics: found ${panicking} of core's panicking functions and stubbed ${stubbed}: `
@@ -176,7 +180,7 @@ function stubPanics(buf) {
     process.exit(1);
   }
   console.error(`stub-panics: ${stubbed} functions now trap at once`);
-  return Buffer.concat(parts);
+  return out;
 }
 
 // Formatting code that must not survive stub-panics and wasm-opt.
@@ -224,10 +228,88 @@ function stripCustom(buf) {
   return Buffer.concat(parts);
 }
 
-const [command, file] = process.argv.slice(2);
-const run = { 'stub-panics': stubPanics, 'check-formatting': checkFormatting, 'strip-custom': stripCustom }[command];
-if (!run || !file) {
-  console.error('usage: node wasm-fix.mjs stub-panics|check-formatting|strip-custom FILE');
+// A short name for the n-th import: a JS identifier (the glue writes it as a key).
+function shortName(n) {
+  const letters = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
+  let name = '';
+  do {
+    name += letters[n % letters.length];
+    n = Math.floor(n / letters.length);
+  } while (n);
+  return name;
+}
+
+const GLUE_MODULE = './tracking_bg.js';
+
+// wasm-bindgen names each import of its glue `__wbg_<what>_<16 hex digits>` (or
+// `__wbindgen_<what>`) in module './tracking_bg.js': 80 of them, about 3 KB of names in
+// the module and again in the JS, whose hash digits gzip cannot shrink. Each becomes a
+// name of one or two letters, in both files. Fails loudly when the glue does not have
+// each name exactly once as a key of its imports object, so a change in wasm-bindgen's
+// output cannot leave the two files disagreeing.
+function minifyImports(buf, jsFile) {
+  let js = readFileSync(jsFile, 'utf8');
+  const renamed = new Map();
+  const module = rewriteSection(buf, 2, (body) => {
+    let [count, p] = leb(body, 0);
+    const out = [uleb(count)];
+    while (count--) {
+      let n;
+      [n, p] = leb(body, p);
+      const from = body.subarray(p, p + n).toString('utf8');
+      p += n;
+      [n, p] = leb(body, p);
+      const field = body.subarray(p, p + n).toString('utf8');
+      p += n;
+      const descStart = p;
+      const kind = body[p++];
+      if (kind === 0) [, p] = leb(body, p);
+      else if (kind === 1) p = limits(body, p + 1);
+      else if (kind === 2) p = limits(body, p);
+      else if (kind === 3) p += 2;
+      else [, p] = leb(body, p + 1);
+      let name = field;
+      if (from === GLUE_MODULE) {
+        if (!renamed.has(field)) renamed.set(field, shortName(renamed.size));
+        name = renamed.get(field);
+      }
+      const moduleName = from === GLUE_MODULE ? 'a' : from;
+      for (const text of [moduleName, name]) {
+        const bytes = Buffer.from(text, 'utf8');
+        out.push(uleb(bytes.length), bytes);
+      }
+      out.push(body.subarray(descStart, p));
+    }
+    return Buffer.concat(out);
+  });
+  const moduleKey = `"${GLUE_MODULE}": import0`;
+  const problems = [];
+  if (js.split(moduleKey).length !== 2) problems.push(`the glue has not one ${moduleKey}`);
+  for (const [field, name] of renamed) {
+    const uses = js.match(new RegExp(`\\b${field}\\b`, 'g')) || [];
+    const keys = js.match(new RegExp(`\\n\\s+${field}: function`, 'g')) || [];
+    if (uses.length !== 1 || keys.length !== 1) problems.push(`${field}: ${uses.length} uses, ${keys.length} keys`);
+    else js = js.replace(new RegExp(`\\b${field}\\b`), name);
+  }
+  if (!renamed.size || problems.length) {
+    console.error(`minify-imports: wasm-bindgen's glue is not as expected (${renamed.size} imports): ${problems.slice(0, 3).join('; ')}`);
+    process.exit(1);
+  }
+  js = js.replace(moduleKey, 'a: import0');
+  writeFileSync(jsFile, js);
+  console.error(`minify-imports: ${renamed.size} imports renamed`);
+  return module;
+}
+
+const [command, file, extra] = process.argv.slice(2);
+const run = {
+  'stub-panics': stubPanics,
+  'check-formatting': checkFormatting,
+  'strip-custom': stripCustom,
+  'minify-imports': (buf) => minifyImports(buf, extra),
+}[command];
+if (!run || !file || (command === 'minify-imports' && !extra)) {
+  console.error('usage: node wasm-fix.mjs stub-panics|check-formatting|strip-custom FILE | minify-imports FILE JS');
   process.exit(2);
 }
 const out = run(readFileSync(file));
