@@ -296,9 +296,47 @@ function minifyImports(buf, jsFile) {
     process.exit(1);
   }
   js = js.replace(moduleKey, 'a: import0');
-  writeFileSync(jsFile, js);
-  console.error(`minify-imports: ${renamed.size} imports renamed`);
-  return module;
+  const [out, exported] = minifyExports(module, js);
+  writeFileSync(jsFile, exported);
+  console.error(`minify-imports: ${renamed.size} imports and the exports renamed`);
+  return out;
+}
+
+// The exports too: the glue reaches them only as `wasm.<name>` (`wasm` is the
+// instance's exports), which is checked: no computed access, no other alias. (Its
+// `init()` also returns the exports object, which the npm entry does not use.)
+function minifyExports(buf, js) {
+  // `wasm[...]`, or `wasm` assigned to something else (`x = wasm`, `{ a } = wasm`).
+  if (/\bwasm\s*\[/.test(js) || (js.match(/= instance\.exports/g) || []).length !== 1 || /[^=!<>]=\s*wasm\b(?!\.)/.test(js)) {
+    console.error("minify-imports: the glue reaches the module's exports in a way other than wasm.<name>");
+    process.exit(1);
+  }
+  let glue = js;
+  let renamed = 0;
+  const out = rewriteSection(buf, 7, (body) => {
+    let [count, p] = leb(body, 0);
+    const parts = [uleb(count)];
+    for (let i = 0; i < count; i++) {
+      let n;
+      [n, p] = leb(body, p);
+      const field = body.subarray(p, p + n).toString('utf8');
+      p += n;
+      const kind = body[p];
+      const [, end] = leb(body, p + 1);
+      const name = `x${shortName(i)}`;
+      glue = glue.replace(new RegExp(`\\bwasm\\.${field.replace(/\$/g, '\\$')}\\b`, 'g'), `wasm.${name}`);
+      renamed += 1;
+      const bytes = Buffer.from(name, 'utf8');
+      parts.push(uleb(bytes.length), bytes, Buffer.from([kind]), body.subarray(p + 1, end));
+      p = end;
+    }
+    return Buffer.concat(parts);
+  });
+  if (!renamed) {
+    console.error('minify-imports: the module has no exports');
+    process.exit(1);
+  }
+  return [out, glue];
 }
 
 const [command, file, extra] = process.argv.slice(2);
