@@ -10,16 +10,21 @@ mod server_events;
 
 use std::time::Instant;
 
-use actix_web::web;
+use actix_web::{web, HttpRequest};
 
 pub use reply::origin_allowed;
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/batch", web::post().to(batch::post_batch))
-        .route("/v1/events", web::post().to(server_events::post_events))
-        .route("/event", web::get().to(legacy_event::get_event))
-        .route("/event", web::post().to(legacy_event::post_event))
+    let post_only = || web::to(|req: HttpRequest| async move { reply::method_not_allowed(&req, "POST") });
+    cfg.service(web::resource("/v1/batch").route(web::post().to(batch::post_batch)).default_service(post_only()))
+        .service(web::resource("/v1/events").route(web::post().to(server_events::post_events)).default_service(post_only()))
+        .service(
+            web::resource("/event")
+                .route(web::get().to(legacy_event::get_event))
+                .route(web::post().to(legacy_event::post_event))
+                .default_service(web::to(|req: HttpRequest| async move { reply::method_not_allowed(&req, "GET, POST") })),
+        )
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
