@@ -65,4 +65,5 @@ bench: deps-bench sdk
 	$(CARGO) bench -p event-model --bench emit
 	$(CARGO) bench -p tracking-server --bench ingest
 	$(CARGO) bench -p tracking-server --bench jetstream
+	$(CARGO) bench -p tracking-server --bench dedupe
 	cd js && npm run bench

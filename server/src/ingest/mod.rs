@@ -182,9 +182,11 @@ impl Store {
         let mut reserved = Vec::with_capacity(events.len());
         let capacity = events.iter().map(|e| e.json.len() + 1).sum();
         let mut record = RecordBuilder::new(context, capacity);
+        let given = |e: &EventText| e.id.filter(|_| e.id_given);
+        let mut seen = self.dedupe.reserve_all(events.iter().filter_map(given)).into_iter();
         for event in events {
-            if let Some(id) = event.id.filter(|_| event.id_given) {
-                if self.dedupe.reserve(id) == Seen::Duplicate {
+            if let Some(id) = given(event) {
+                if seen.next() == Some(Seen::Duplicate) {
                     outcomes.push(Stored::Duplicate);
                     continue;
                 }
