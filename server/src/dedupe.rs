@@ -1,6 +1,6 @@
 //! De-duplication of events by id over a time window.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{hash_map, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -127,10 +127,10 @@ impl Dedupe {
 impl Inner {
     fn reserve(&mut self, id: Uuid, now: u64, bounds: &Dedupe) -> Seen {
         self.expire(now, bounds.window_ms, bounds.max_ids);
-        if self.ids.contains_key(&id) {
-            return Seen::Duplicate;
-        }
-        self.ids.insert(id, Entry::pending(now));
+        match self.ids.entry(id) {
+            hash_map::Entry::Occupied(_) => return Seen::Duplicate,
+            hash_map::Entry::Vacant(slot) => slot.insert(Entry::pending(now)),
+        };
         self.order.push_back((id, now));
         self.compact(bounds.max_ids);
         Seen::New
@@ -155,8 +155,10 @@ impl Inner {
             // A released id may have been reserved again since: only remove the entry
             // this slot belongs to. (Within the same millisecond the two share a stamp,
             // and the later entry goes with the earlier slot: a millisecond early.)
-            if self.ids.get(id).is_some_and(|e| e.at() == *at) {
-                self.ids.remove(id);
+            if let hash_map::Entry::Occupied(entry) = self.ids.entry(*id) {
+                if entry.get().at() == *at {
+                    entry.remove();
+                }
             }
             self.order.pop_front();
         }
