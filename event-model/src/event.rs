@@ -2,12 +2,13 @@
 //! values stay JSON text until a processor needs more.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::rules::json::{object_members, Dialect};
+use crate::rules::json::{object_members, push_str_literal, Dialect};
 use crate::text::{key_text, sub_text, Fields, Json, Text};
 use crate::timestamp;
 
@@ -49,18 +50,29 @@ impl Event {
     pub fn with_parts(name: &str, timestamp: &str, data: Json, context: Fields, id: Option<Uuid>) -> Event {
         let name = if name.is_empty() { UNKNOWN_EVENT_NAME } else { name };
         let data = if data.is_null() { Json::Object(Fields::new()) } else { data };
-        let mut fields = Fields::with_capacity(5);
-        fields.push_new(Text::from_static("name"), Json::str(name));
-        fields.push_new(Text::from_static("timestamp"), Json::str(timestamp));
-        fields.push_new(Text::from_static("data"), data);
-        fields.push_new(Text::from_static("context"), Json::Object(context));
+        // The name, timestamp and id literals share one buffer: one allocation, where
+        // one each (and a copy into its shared buffer) was a tenth of an emit.
+        let mut literals = String::with_capacity(name.len() + timestamp.len() + 44);
+        push_str_literal(&mut literals, name);
+        let name_end = literals.len();
+        push_str_literal(&mut literals, timestamp);
+        let timestamp_end = literals.len();
         if let Some(id) = id {
             let mut buf = Uuid::encode_buffer();
-            let mut lit = String::with_capacity(38);
-            lit.push('"');
-            lit.push_str(id.as_hyphenated().encode_lower(&mut buf));
-            lit.push('"');
-            fields.push_new(Text::from_static("id"), Json::from_checked(Text::from(lit)));
+            literals.push('"');
+            literals.push_str(id.as_hyphenated().encode_lower(&mut buf));
+            literals.push('"');
+        }
+        let end = literals.len();
+        let literals: Arc<str> = Arc::from(literals);
+        let literal = |a, b| Json::from_checked(Text::slice(&literals, a, b));
+        let mut fields = Fields::with_capacity(5);
+        fields.push_new(Text::from_static("name"), literal(0, name_end));
+        fields.push_new(Text::from_static("timestamp"), literal(name_end, timestamp_end));
+        fields.push_new(Text::from_static("data"), data);
+        fields.push_new(Text::from_static("context"), Json::Object(context));
+        if id.is_some() {
+            fields.push_new(Text::from_static("id"), literal(timestamp_end, end));
         }
         Event(fields)
     }
