@@ -13,7 +13,7 @@
 
 use std::fmt::Write as _;
 
-use crate::rules::json::{decode_units, find_special, is_printable_ascii, sub, Dialect, Scanner, StrSpan, Unit};
+use crate::rules::json::{decode_units, find_special, is_plain_ascii, is_printable_ascii, sub, Dialect, Scanner, StrSpan, Unit};
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -67,7 +67,7 @@ fn write_ascii_as_string(s: &str, out: &mut String) {
 /// Appends `json.dumps(s)` for a Rust string.
 pub fn write_str(s: &str, out: &mut String) {
     out.push('"');
-    if is_printable_ascii(s.as_bytes()) && find_special(s.as_bytes(), 0) == s.len() {
+    if is_plain_ascii(s.as_bytes()) {
         out.push_str(s);
     } else {
         for c in s.chars() {
@@ -123,12 +123,7 @@ pub fn transcode(text: &str, out: &mut String) {
 /// A string literal without escapes, all printable ASCII: `"` at both ends and none
 /// between.
 fn is_plain_string(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    bytes.len() >= 2
-        && bytes[0] == b'"'
-        && find_special(bytes, 1) == bytes.len() - 1
-        && bytes[bytes.len() - 1] == b'"'
-        && is_printable_ascii(bytes)
+    matches!(text.as_bytes(), [b'"', inner @ .., b'"'] if is_plain_ascii(inner))
 }
 
 fn transcode_value(s: &mut Scanner<'_>, out: &mut String) -> Option<()> {

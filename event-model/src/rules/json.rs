@@ -391,6 +391,28 @@ pub fn find_special(bytes: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// Whether every byte is printable ASCII other than `"` and `\\`: a string that JSON and
+/// Python's `ensure_ascii` both write as it is, between quotes. One pass, eight bytes
+/// at a time (the tail padded with spaces).
+pub fn is_plain_ascii(bytes: &[u8]) -> bool {
+    let special = |w: u64| {
+        below(w ^ (ONES * u64::from(b'"')), 1)
+            | below(w ^ (ONES * u64::from(b'\\')), 1)
+            | below(w, 0x20)
+            | ((w.wrapping_add(ONES) | w) & HIGH)
+    };
+    let mut words = bytes.chunks_exact(8);
+    for chunk in &mut words {
+        if <[u8; 8]>::try_from(chunk).is_ok_and(|c| special(u64::from_le_bytes(c)) != 0) {
+            return false;
+        }
+    }
+    let mut last = [b' '; 8];
+    let rest = words.remainder();
+    last[..rest.len()].copy_from_slice(rest);
+    special(u64::from_le_bytes(last)) == 0
+}
+
 /// Whether every byte is printable ASCII (`' '` to `'~'`): text that Python's
 /// `ensure_ascii` writes as it is.
 pub fn is_printable_ascii(bytes: &[u8]) -> bool {
@@ -1036,6 +1058,21 @@ mod tests {
         assert_eq!(find_special("héllo wörld, long enough\"".as_bytes(), 0), 26);
         assert_eq!(find_special(b"plain", 0), 5);
         assert_eq!(find_special(b"ab\"", 1), 2);
+        for (text, plain) in [
+            (&b"Hello, world! ~ 0123456789"[..], true),
+            (b"", true),
+            (b"short", true),
+            (b"exactly8", true),
+            (b"quote\" in the tail", false),
+            (b"a\\b", false),
+            (b"0123456789abcdef\"", false),
+            (b"del\x7f", false),
+            (b"tab\there", false),
+            ("w\u{f6}rld".as_bytes(), false),
+        ] {
+            assert_eq!(is_plain_ascii(text), plain, "{}", String::from_utf8_lossy(text));
+            assert_eq!(is_plain_ascii(text), is_printable_ascii(text) && find_special(text, 0) == text.len());
+        }
         assert!(is_printable_ascii(b"Hello, world! ~ 0123456789"));
         assert!(!is_printable_ascii(b"Hello, world!\x7f 0123456789"));
         assert!(!is_printable_ascii("Hello, wörld! 0123456789".as_bytes()));
