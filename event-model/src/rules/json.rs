@@ -513,7 +513,11 @@ pub fn push_str_literal(out: &mut String, s: &str) {
 pub fn push_str_escaped(out: &mut String, s: &str) {
     let bytes = s.as_bytes();
     let mut copied = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    // Runs without anything to escape are found eight bytes at a time.
+    loop {
+        let at = find_special(bytes, copied);
+        out.push_str(sub(s, copied, at));
+        let Some(&b) = bytes.get(at) else { return };
         let esc: &str = match b {
             b'"' => "\\\"",
             b'\\' => "\\\\",
@@ -522,18 +526,15 @@ pub fn push_str_escaped(out: &mut String, s: &str) {
             b'\t' => "\\t",
             0x08 => "\\b",
             0x0C => "\\f",
-            0..=0x1F => "",
-            _ => continue,
+            _ => "",
         };
-        out.push_str(sub(s, copied, i));
         if esc.is_empty() {
             push_u_escape(out, u16::from(b));
         } else {
             out.push_str(esc);
         }
-        copied = i + 1;
+        copied = at + 1;
     }
-    out.push_str(tail(s, copied));
 }
 
 /// Appends `\uXXXX` (lowercase hex) for a UTF-16 code unit.
@@ -1085,5 +1086,9 @@ mod tests {
         let mut s = String::new();
         push_str_literal(&mut s, "a\"b\\c\nd\u{1}é\u{7f}");
         assert_eq!(s, "\"a\\\"b\\\\c\\nd\\u0001é\u{7f}\"");
+        // Runs longer than a word, specials on and across its edges.
+        s.clear();
+        push_str_literal(&mut s, "01234567\"89abcdef\\\u{1f}\t0123456789 long plain tail");
+        assert_eq!(s, "\"01234567\\\"89abcdef\\\\\\u001f\\t0123456789 long plain tail\"");
     }
 }
