@@ -391,9 +391,10 @@ pub fn find_special(bytes: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// Whether every byte is printable ASCII other than `"` and `\\`: a string that JSON and
+/// Whether every byte is printable ASCII other than `"` and `\`: a string that JSON and
 /// Python's `ensure_ascii` both write as it is, between quotes. One pass, eight bytes
-/// at a time (the tail padded with spaces).
+/// at a time (the last word overlapping the one before; a string shorter than a word
+/// byte by byte).
 pub fn is_plain_ascii(bytes: &[u8]) -> bool {
     let special = |w: u64| {
         below(w ^ (ONES * u64::from(b'"')), 1)
@@ -401,16 +402,17 @@ pub fn is_plain_ascii(bytes: &[u8]) -> bool {
             | below(w, 0x20)
             | ((w.wrapping_add(ONES) | w) & HIGH)
     };
-    let mut words = bytes.chunks_exact(8);
-    for chunk in &mut words {
-        if <[u8; 8]>::try_from(chunk).is_ok_and(|c| special(u64::from_le_bytes(c)) != 0) {
+    let Some(last) = bytes.len().checked_sub(8).and_then(|at| word(bytes, at)) else {
+        return bytes.iter().all(|&b| matches!(b, b' '..=b'~') && b != b'"' && b != b'\\');
+    };
+    let mut i = 0;
+    while let Some(w) = word(bytes, i) {
+        if special(w) != 0 {
             return false;
         }
+        i += 8;
     }
-    let mut last = [b' '; 8];
-    let rest = words.remainder();
-    last[..rest.len()].copy_from_slice(rest);
-    special(u64::from_le_bytes(last)) == 0
+    special(last) == 0
 }
 
 /// Whether every byte is printable ASCII (`' '` to `'~'`): text that Python's
@@ -1064,6 +1066,11 @@ mod tests {
             (b"", true),
             (b"short", true),
             (b"exactly8", true),
+            (b"nine char", true),
+            (b"1234567\"", false),
+            (b"12345678\x01", false),
+            (b"\x7f2345678", false),
+            (b"1234\\", false),
             (b"quote\" in the tail", false),
             (b"a\\b", false),
             (b"0123456789abcdef\"", false),
