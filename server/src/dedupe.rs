@@ -21,8 +21,8 @@ pub enum Seen {
 ///
 /// Memory is bounded by `max_ids` in both the id table and the expiry order (which
 /// forgets released ids' places when it grows past twice the table, as it does in a
-/// storm of 503s and retries): 24 bytes an id in each, about 70 bytes an id with the
-/// tables' spare room (`cargo bench -p tracking-server --bench dedupe` prints it).
+/// storm of 503s and retries): 24 bytes an id in each, 77 bytes an id with the tables'
+/// spare room (`cargo bench -p tracking-server --bench dedupe` prints it).
 pub struct Dedupe {
     window_ms: u64,
     max_ids: usize,
@@ -40,10 +40,13 @@ impl Entry {
     fn pending(at: u64) -> Entry {
         Entry(at << 1)
     }
+    fn stored(at: u64) -> Entry {
+        Entry(at << 1 | 1)
+    }
     fn at(self) -> u64 {
         self.0 >> 1
     }
-    fn stored(self) -> bool {
+    fn is_stored(self) -> bool {
         self.0 & 1 == 1
     }
 }
@@ -89,7 +92,7 @@ impl Dedupe {
         let mut inner = self.lock();
         for id in ids {
             if let Some(entry) = inner.ids.get_mut(id) {
-                entry.0 |= 1;
+                *entry = Entry::stored(entry.at());
             }
         }
     }
@@ -98,7 +101,7 @@ impl Dedupe {
     pub fn release(&self, ids: &[Uuid]) {
         let mut inner = self.lock();
         for id in ids {
-            if inner.ids.get(id).is_some_and(|e| !e.stored()) {
+            if inner.ids.get(id).is_some_and(|e| !e.is_stored()) {
                 inner.ids.remove(id);
             }
         }
@@ -109,7 +112,7 @@ impl Dedupe {
         let now = self.now();
         let mut inner = self.lock();
         inner.expire(now, self.window_ms, self.max_ids);
-        if inner.ids.insert(id, Entry(now << 1 | 1)).is_none() {
+        if inner.ids.insert(id, Entry::stored(now)).is_none() {
             inner.order.push_back((id, now));
         }
     }
