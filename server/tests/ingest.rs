@@ -220,6 +220,7 @@ fn bad_requests_get_a_4xx_with_a_reason() {
     assert_eq!((status, reply["error"].as_str()), (415, Some("unsupported_media_type")));
     let (status, reply) = common::reply(server.post("/event").set("Content-Type", "multipart/form-data").send_bytes(b"x"));
     assert_eq!((status, reply["error"].as_str()), (400, Some("invalid_form")));
+    assert!(server.lines().is_empty());
     // Another method is a 405 naming the ones accepted (the LMS's view would log an
     // empty event for a HEAD or a PUT); nothing is logged.
     for (method, path, allow) in

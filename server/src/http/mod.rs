@@ -16,14 +16,13 @@ pub use reply::origin_allowed;
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let post_only = || web::to(|req: HttpRequest| async move { reply::method_not_allowed(&req, "POST") });
-    cfg.service(web::resource("/v1/batch").route(web::post().to(batch::post_batch)).default_service(post_only()))
-        .service(web::resource("/v1/events").route(web::post().to(server_events::post_events)).default_service(post_only()))
+    cfg.service(web::resource("/v1/batch").route(web::post().to(batch::post_batch)).default_service(only("POST")))
+        .service(web::resource("/v1/events").route(web::post().to(server_events::post_events)).default_service(only("POST")))
         .service(
             web::resource("/event")
                 .route(web::get().to(legacy_event::get_event))
                 .route(web::post().to(legacy_event::post_event))
-                .default_service(web::to(|req: HttpRequest| async move { reply::method_not_allowed(&req, "GET, POST") })),
+                .default_service(only("GET, POST")),
         )
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
@@ -34,6 +33,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/examples/legacy-page/{tail:.*}", web::get().to(demo::legacy_page))
         .route("/demo/events", web::get().to(demo::recent_events))
         .route("/sdk/{file:.*}", web::get().to(demo::sdk_file));
+}
+
+/// A resource's answer to the methods it has no route for: 405 naming `allow`.
+fn only(allow: &'static str) -> actix_web::Route {
+    web::to(move |req: HttpRequest, state: web::Data<crate::state::AppState>| async move { reply::method_not_allowed(&req, &state, allow) })
 }
 
 /// Middleware: the per-client rate limit of the ingest endpoints, before anything

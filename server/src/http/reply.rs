@@ -55,12 +55,9 @@ impl Refusal {
 
 /// `405` with `Allow` for an ingest endpoint asked with another method (`HEAD`, `PUT`,
 /// ...): such a request logs nothing, where a 404 would say the endpoint is not here.
-pub fn method_not_allowed(req: &HttpRequest, allow: &'static str) -> HttpResponse {
+pub fn method_not_allowed(req: &HttpRequest, state: &AppState, allow: &'static str) -> HttpResponse {
     let detail = format!("{} is not accepted here; use {allow}", req.method());
-    let mut reply = match req.app_data::<actix_web::web::Data<AppState>>() {
-        Some(state) => Refusal::new(405, "method_not_allowed", detail).respond(state),
-        None => HttpResponse::MethodNotAllowed().json(json!({"error": "method_not_allowed", "detail": detail})),
-    };
+    let mut reply = Refusal::new(405, "method_not_allowed", detail).respond(state);
     reply.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static(allow));
     reply
 }
