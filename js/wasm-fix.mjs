@@ -4,8 +4,8 @@
 //   node wasm-fix.mjs stub-panics FILE    make core's panic-message formatting trap at once
 //   node wasm-fix.mjs check-formatting FILE   fail if formatting code is left (needs names)
 //   node wasm-fix.mjs strip-custom FILE   drop every custom section (names, producers, ...)
-//   node wasm-fix.mjs minify-imports FILE JS   give the imports short names, in the module and in
-//                                           wasm-bindgen's JS glue JS
+//   node wasm-fix.mjs minify-imports FILE JS   give the imports and exports short names, in the
+//                                           module and in wasm-bindgen's JS glue JS
 //
 // stub-panics is `panic_immediate_abort` for stable Rust, at the wasm level. The
 // browser build's panic handler traps without looking at the message
@@ -94,33 +94,38 @@ function limits(body, p) {
   return q;
 }
 
+// The entries of an import section's body: module and field names, the kind, where
+// the kind's descriptor starts (`desc`, the kind byte) and where the entry ends.
+function* importEntries(body) {
+  let [count, p] = leb(body, 0);
+  while (count--) {
+    const names = [];
+    for (let k = 0; k < 2; k++) {
+      let n;
+      [n, p] = leb(body, p);
+      names.push(body.subarray(p, p + n).toString('utf8'));
+      p += n;
+    }
+    const desc = p;
+    const kind = body[p++];
+    if (kind === 0) [, p] = leb(body, p);
+    else if (kind === 1) p = limits(body, p + 1);
+    else if (kind === 2) p = limits(body, p);
+    else if (kind === 3) p += 2;
+    else [, p] = leb(body, p + 1);
+    yield { module: names[0], field: names[1], kind, desc, end: p };
+  }
+}
+
 // The imports: how many functions, and the element types of imported tables.
 function imports(buf) {
   let functions = 0;
   const tables = [];
   for (const { id, body } of sections(buf)) {
     if (id !== 2) continue;
-    let [count, p] = leb(body, 0);
-    while (count--) {
-      let n;
-      [n, p] = leb(body, p);
-      p += n;
-      [n, p] = leb(body, p);
-      p += n;
-      const kind = body[p++];
-      if (kind === 0) {
-        [, p] = leb(body, p);
-        functions += 1;
-      } else if (kind === 1) {
-        tables.push(body[p]);
-        p = limits(body, p + 1);
-      } else if (kind === 2) {
-        p = limits(body, p);
-      } else if (kind === 3) {
-        p += 2;
-      } else {
-        [, p] = leb(body, p + 1);
-      }
+    for (const { kind, desc } of importEntries(body)) {
+      if (kind === 0) functions += 1;
+      else if (kind === 1) tables.push(body[desc + 1]);
     }
   }
   return { functions, tables };
@@ -242,43 +247,27 @@ function shortName(n) {
 const GLUE_MODULE = './tracking_bg.js';
 
 // wasm-bindgen names each import of its glue `__wbg_<what>_<16 hex digits>` (or
-// `__wbindgen_<what>`) in module './tracking_bg.js': 80 of them, about 3 KB of names in
-// the module and again in the JS, whose hash digits gzip cannot shrink. Each becomes a
-// name of one or two letters, in both files. Fails loudly when the glue does not have
+// `__wbindgen_<what>`) in module './tracking_bg.js': about 3 KB of names in the module
+// and again in the JS, whose hash digits gzip cannot shrink. Each becomes a name of
+// one or two letters, in both files, and the exports follow. Fails loudly when the glue does not have
 // each name exactly once as a key of its imports object, so a change in wasm-bindgen's
 // output cannot leave the two files disagreeing.
 function minifyImports(buf, jsFile) {
   let js = readFileSync(jsFile, 'utf8');
   const renamed = new Map();
   const module = rewriteSection(buf, 2, (body) => {
-    let [count, p] = leb(body, 0);
-    const out = [uleb(count)];
-    while (count--) {
-      let n;
-      [n, p] = leb(body, p);
-      const from = body.subarray(p, p + n).toString('utf8');
-      p += n;
-      [n, p] = leb(body, p);
-      const field = body.subarray(p, p + n).toString('utf8');
-      p += n;
-      const descStart = p;
-      const kind = body[p++];
-      if (kind === 0) [, p] = leb(body, p);
-      else if (kind === 1) p = limits(body, p + 1);
-      else if (kind === 2) p = limits(body, p);
-      else if (kind === 3) p += 2;
-      else [, p] = leb(body, p + 1);
-      let name = field;
+    const out = [uleb(leb(body, 0)[0])];
+    for (const { module: from, field, desc, end } of importEntries(body)) {
+      let names = [from, field];
       if (from === GLUE_MODULE) {
         if (!renamed.has(field)) renamed.set(field, shortName(renamed.size));
-        name = renamed.get(field);
+        names = ['a', renamed.get(field)];
       }
-      const moduleName = from === GLUE_MODULE ? 'a' : from;
-      for (const text of [moduleName, name]) {
+      for (const text of names) {
         const bytes = Buffer.from(text, 'utf8');
         out.push(uleb(bytes.length), bytes);
       }
-      out.push(body.subarray(descStart, p));
+      out.push(body.subarray(desc, end));
     }
     return Buffer.concat(out);
   });
