@@ -20,7 +20,7 @@ use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Blob, Document, EventTarget, ReadableWritablePair, RequestCredentials, RequestInit, Storage, VisibilityState, Window};
 
-use crate::config::{Config, NUMBERS};
+use crate::config::Config;
 use crate::event::{push_u64, Kind};
 use crate::io::{Io, Response, Timer, DROP_NAMES};
 use crate::queue::Queue;
@@ -60,6 +60,16 @@ extern "C" {
     type Page;
     #[wasm_bindgen(method, getter, catch, js_name = URL)]
     fn url(this: &Page) -> Result<JsValue, JsValue>;
+
+    /// `globalThis`, read once: `web_sys::window()` looks for it four ways
+    /// (`js_sys::global()`, 0.5 KB of wasm) for environments older than the SDK supports.
+    #[wasm_bindgen(thread_local_v2, js_name = globalThis)]
+    static GLOBAL_THIS: JsValue;
+}
+
+/// The page's window; `None` in a worker.
+fn window() -> Option<Window> {
+    GLOBAL_THIS.with(|g| g.clone().dyn_into::<Window>().ok())
 }
 
 fn then(promise: &Promise, on_fulfilled: &impl AsRef<JsValue>, on_rejected: &impl AsRef<JsValue>) {
@@ -242,12 +252,12 @@ pub fn text(v: &JsValue) -> Option<String> {
 
 impl BrowserIo {
     fn new(cfg: &Config) -> BrowserIo {
-        let window = web_sys::window();
+        let window = window();
         let storage = match &window {
             Some(w) if cfg.storage_key.is_some() => w.local_storage().ok().flatten(),
             _ => None,
         };
-        let gzip = cfg.gzip && Reflect::has(&js_sys::global(), &JsValue::from_str("CompressionStream")).unwrap_or(false);
+        let gzip = cfg.gzip && window.as_ref().is_some_and(|w| Reflect::has(w, &JsValue::from_str("CompressionStream")).unwrap_or(false));
         BrowserIo {
             window,
             storage,
@@ -550,10 +560,14 @@ impl Io for BrowserIo {
     }
 
     fn lower_case(&self, word: &[u16]) -> Vec<u16> {
-        // Words never hold lone surrogates (lodash's word patterns do not match them).
-        let lower = JsString::from(String::from_utf16_lossy(word).as_str()).to_lower_case();
-        lower.as_string().unwrap_or_default().encode_utf16().collect()
+        lower_case(word)
     }
+}
+
+/// `String.prototype.toLowerCase` on UTF-16 code units, which cross as they are (no
+/// UTF-8 decoding and encoding in the module).
+pub fn lower_case(word: &[u16]) -> Vec<u16> {
+    JsString::from_char_code(word).to_lower_case().iter().collect()
 }
 
 /// `JSON.stringify(value)` as text: `Ok(None)` for `undefined` (and what stringifies
@@ -574,11 +588,11 @@ fn snapshot(value: &JsValue) -> Result<JsValue, ()> {
 
 /// `document.URL` (`location.href`, read twenty times faster), or `""`.
 pub fn page_url() -> String {
-    web_sys::window().and_then(|w| w.document()).and_then(|d| d.url().ok()).unwrap_or_default()
+    window().and_then(|w| w.document()).and_then(|d| d.url().ok()).unwrap_or_default()
 }
 
 fn referrer() -> String {
-    web_sys::window().and_then(|w| w.document()).map(|d| d.referrer()).unwrap_or_default()
+    window().and_then(|w| w.document()).map(|d| d.referrer()).unwrap_or_default()
 }
 
 /// Reads `configure(options)` over `cfg`; absent or mistyped options keep their value.
@@ -608,8 +622,8 @@ pub fn read_options(cfg: &mut Config, options: &JsValue, with_storage_key: bool)
     if let Some(gzip) = get("gzip").as_bool() {
         cfg.gzip = gzip;
     }
-    for name in NUMBERS {
-        if let (Some(n), Some(field)) = (get(name).as_f64(), cfg.number_mut(name)) {
+    for (name, field) in cfg.numbers_mut() {
+        if let Some(n) = get(name).as_f64() {
             if (0.0..1e12).contains(&n) {
                 *field = (n as u64) as f64;
             }

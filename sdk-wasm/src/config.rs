@@ -88,44 +88,25 @@ impl Default for Config {
     }
 }
 
-/// The numeric options, by their `configure` names.
-pub const NUMBERS: [&str; 14] = [
-    "batchSize",
-    "batchBytes",
-    "flushInterval",
-    "maxEventBytes",
-    "maxQueueEvents",
-    "maxQueueBytes",
-    "maxStorageBytes",
-    "persistDelay",
-    "retryBaseDelay",
-    "retryMaxDelay",
-    "maxRetryAfter",
-    "maxRetries",
-    "requestTimeout",
-    "unloadBytes",
-];
-
 impl Config {
-    /// The field of a numeric option of [`NUMBERS`].
-    pub fn number_mut(&mut self, name: &str) -> Option<&mut f64> {
-        Some(match name {
-            "batchSize" => &mut self.batch_events,
-            "batchBytes" => &mut self.batch_bytes,
-            "flushInterval" => &mut self.flush_interval_ms,
-            "maxEventBytes" => &mut self.max_event_bytes,
-            "maxQueueEvents" => &mut self.max_queue_events,
-            "maxQueueBytes" => &mut self.max_queue_bytes,
-            "maxStorageBytes" => &mut self.max_storage_bytes,
-            "persistDelay" => &mut self.persist_delay_ms,
-            "retryBaseDelay" => &mut self.retry_base_ms,
-            "retryMaxDelay" => &mut self.retry_max_ms,
-            "maxRetryAfter" => &mut self.max_retry_after_ms,
-            "maxRetries" => &mut self.max_retries,
-            "requestTimeout" => &mut self.request_timeout_ms,
-            "unloadBytes" => &mut self.unload_bytes,
-            _ => return None,
-        })
+    /// The numeric options: their `configure` names and fields.
+    pub fn numbers_mut(&mut self) -> [(&'static str, &mut f64); 14] {
+        [
+            ("batchSize", &mut self.batch_events),
+            ("batchBytes", &mut self.batch_bytes),
+            ("flushInterval", &mut self.flush_interval_ms),
+            ("maxEventBytes", &mut self.max_event_bytes),
+            ("maxQueueEvents", &mut self.max_queue_events),
+            ("maxQueueBytes", &mut self.max_queue_bytes),
+            ("maxStorageBytes", &mut self.max_storage_bytes),
+            ("persistDelay", &mut self.persist_delay_ms),
+            ("retryBaseDelay", &mut self.retry_base_ms),
+            ("retryMaxDelay", &mut self.retry_max_ms),
+            ("maxRetryAfter", &mut self.max_retry_after_ms),
+            ("maxRetries", &mut self.max_retries),
+            ("requestTimeout", &mut self.request_timeout_ms),
+            ("unloadBytes", &mut self.unload_bytes),
+        ]
     }
 
     /// Sets the endpoint, without trailing slashes.
