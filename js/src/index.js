@@ -99,7 +99,7 @@ function boot() {
       try {
         state = READY;
         if (configured) replay();
-        waiting.splice(0).forEach((r) => wasm.flush().then(r, r));
+        waiting.splice(0).forEach((r) => wasm.flush(r));
       } catch (e) {
         fail(e);
       }
@@ -217,16 +217,17 @@ export function flush() {
   boot();
   if (live()) {
     try {
-      const answer = wasm.flush();
-      // Resolves also if the module stops before it answers.
-      return new Promise((resolve) => {
-        const done = () => {
+      // Resolves also if the module stops before it answers (`fail` calls `flushing`).
+      let done;
+      const answer = new Promise((resolve) => {
+        done = () => {
           flushing.delete(done);
           resolve();
         };
-        flushing.add(done);
-        answer.then(done, done);
       });
+      flushing.add(done);
+      wasm.flush(done);
+      return answer;
     } catch (e) {
       fail(e);
     }

@@ -732,22 +732,18 @@ impl Tracker {
         });
     }
 
-    /// A promise that resolves once the events queued now are settled, or the attempt
-    /// to send them failed (they stay queued for a retry). It never rejects.
-    pub fn flush(&self) -> Promise {
-        let mut resolve_fn = None;
-        let promise = Promise::new(&mut |resolve, _reject| resolve_fn = Some(resolve));
-        let Some(resolve) = resolve_fn else { return promise };
+    /// Calls `done` once the events queued now are settled, or the attempt to send
+    /// them failed (they stay queued for a retry); at once when the tracker is busy.
+    pub fn flush(&self, done: Function) {
         let queued = self.with(|rec, io| {
             let waiter = io.next_waiter;
             io.next_waiter = io.next_waiter.wrapping_add(1);
-            io.waiters.push((waiter, resolve.clone()));
+            io.waiters.push((waiter, done.clone()));
             rec.flush(waiter, io);
         });
         if queued.is_none() {
-            let _ = resolve.call0(&JsValue::UNDEFINED);
+            let _ = done.call0(&JsValue::UNDEFINED);
         }
-        promise
     }
 
     /// The counters of `getStats()`, as an object.

@@ -11,9 +11,9 @@
 //!
 //! The SDK holds no JSON library: the browser's `JSON.stringify` takes the snapshot of
 //! the properties and [`json`] rewrites its text in one pass. Nothing here throws into
-//! the page except `identifyAuthenticatedUser` without a user id, as frontend-platform
-//! does. The npm package `@org/tracking` (in `js/`) wraps these exports: it queues
-//! calls made before the module is ready and swallows a module that cannot load.
+//! the page. The npm package `@org/tracking` (in `js/`) wraps these exports: it queues
+//! calls made before the module is ready, swallows a module that cannot load, and
+//! throws for `identifyAuthenticatedUser` without a user id, as frontend-platform does.
 
 #![cfg_attr(not(feature = "std"), no_std)]
 
@@ -22,7 +22,7 @@ extern crate alloc;
 use alloc::string::String;
 use core::cell::RefCell;
 
-use js_sys::Promise;
+use js_sys::Function;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -48,7 +48,8 @@ pub use recorder::{Call, Recorder};
 
 struct Global {
     tracker: Option<Tracker>,
-    /// Calls lost outside the tracker: made before `configure`, or re-entrant.
+    /// Calls lost outside the tracker: made before `configure`, re-entrant, or an
+    /// `identifyAuthenticatedUser` without a user id.
     lost: u64,
 }
 
@@ -90,10 +91,6 @@ fn identify(user_id: Option<String>, traits: Option<String>, time: f64, page: St
     }
 }
 
-fn resolved() -> JsValue {
-    Promise::resolve(&JsValue::UNDEFINED).into()
-}
-
 /// Sets the endpoint and the queue's limits (see the README for every option) and
 /// starts the tracker. Calls made before it are dropped (counted in `lost`): the npm
 /// entry holds them until `configure` and replays them. Calling it again changes the
@@ -112,12 +109,11 @@ pub fn configure(options: JsValue, guard: JsValue) {
 }
 
 /// An event for the research tracking log; property keys are snake-cased at every
-/// depth as frontend-platform does. The promise always resolves (once the event is
-/// queued: the queue persists it and flushes it on unload).
+/// depth as frontend-platform does. (The npm entry returns frontend-platform's promise,
+/// which resolves at once: the queue persists the event and flushes it on unload.)
 #[wasm_bindgen(js_name = sendTrackingLogEvent)]
-pub fn send_tracking_log_event(name: JsValue, properties: JsValue) -> JsValue {
+pub fn send_tracking_log_event(name: JsValue, properties: JsValue) {
     capture(Kind::TrackingLog, name, JsValue::UNDEFINED, &properties, true);
-    resolved()
 }
 
 /// A Segment `track` event.
@@ -133,41 +129,40 @@ pub fn send_page_event(category: JsValue, name: JsValue, properties: JsValue) {
 }
 
 /// Declares the signed-in user (the server trusts only its own credentials; this id
-/// travels as `user_id` for Segment). Throws without a user id, as frontend-platform does.
+/// travels as `user_id` for Segment). The npm entry throws without a user id, as
+/// frontend-platform does, before it calls this; here such a call is counted in `lost`
+/// (a `Result` export would cost the module 0.5 KB for a check made twice).
 #[wasm_bindgen(js_name = identifyAuthenticatedUser)]
-pub fn identify_authenticated_user(user_id: JsValue, traits: JsValue) -> Result<(), JsValue> {
+pub fn identify_authenticated_user(user_id: JsValue, traits: JsValue) {
     if !user_id.is_truthy() {
-        return Err(js_sys::Error::new("UserId is required for identifyAuthenticatedUser.").into());
+        return lose();
     }
     let traits = browser::stringify(&traits).ok().flatten();
     identify(browser::text(&user_id), traits, js_sys::Date::now(), browser::page_url());
-    Ok(())
 }
 
 /// Declares an anonymous visitor: forgets a signed-in user seen before (new anonymous
 /// id) and, when traits are given, sends an `identify` event with them.
 #[wasm_bindgen(js_name = identifyAnonymousUser)]
-pub fn identify_anonymous_user(traits: JsValue) -> JsValue {
+pub fn identify_anonymous_user(traits: JsValue) {
     let traits = browser::stringify(&traits).ok().flatten();
     identify(None, traits, js_sys::Date::now(), browser::page_url());
-    resolved()
 }
 
 /// The legacy `Logger.log(event_type, data)`: a tracking-log event whose data is kept
 /// as given (no snake-casing: legacy consumers read keys such as `currentTime`).
 #[wasm_bindgen(js_name = logLegacy)]
-pub fn log_legacy(event_type: JsValue, data: JsValue) -> JsValue {
+pub fn log_legacy(event_type: JsValue, data: JsValue) {
     capture(Kind::TrackingLog, event_type, JsValue::UNDEFINED, &data, false);
-    resolved()
 }
 
-/// Sends what is queued now; resolves when it is delivered or the attempt failed
-/// (the events then wait for their retry). Never rejects.
+/// Sends what is queued now and calls `done` when it is delivered or the attempt
+/// failed (the events then wait for their retry); the npm entry makes it a promise.
 #[wasm_bindgen]
-pub fn flush() -> JsValue {
+pub fn flush(done: Function) {
     match tracker() {
-        Some(t) => t.flush().into(),
-        None => resolved(),
+        Some(t) => t.flush(done),
+        None => drop(done.call0(&JsValue::UNDEFINED)),
     }
 }
 
