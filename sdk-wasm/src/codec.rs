@@ -42,25 +42,27 @@ pub fn unpack(value: &str) -> Option<String> {
         return Some(value.into());
     }
     let body = value.strip_prefix(MARK)?;
-    let mut bytes = Vec::with_capacity(body.len());
+    // Every byte is ASCII, so each is pushed as a char (no UTF-8 validation to pay for).
+    let mut text = String::with_capacity(body.len());
     for c in body.chars() {
         let code = u32::from(c);
         match code {
-            0..=0x7F => bytes.push(code as u8),
+            0..=0x7F => text.push(c),
             _ if (PAIR_BASE..PAIR_BASE + 0x4000).contains(&code) => {
                 let v = code - PAIR_BASE;
-                bytes.push((v >> 7) as u8);
-                bytes.push((v & 0x7F) as u8);
+                text.push(char::from((v >> 7) as u8));
+                text.push(char::from((v & 0x7F) as u8));
             }
             _ => return None,
         }
     }
-    String::from_utf8(bytes).ok()
+    Some(text)
 }
 
-/// The length of a value in UTF-16 code units, as the browser's quota counts it.
+/// The length of a value in UTF-16 code units, as the browser's quota counts it: one
+/// per UTF-8 lead byte, two for a four-byte sequence (a surrogate pair).
 pub fn utf16_len(s: &str) -> usize {
-    s.chars().map(char::len_utf16).sum()
+    s.bytes().map(|b| usize::from(b & 0xC0 != 0x80) + usize::from(b >= 0xF0)).sum()
 }
 
 /// Appends `json` with every character outside ASCII written as a `\u` escape (only
@@ -109,5 +111,12 @@ mod tests {
         assert_eq!(unpack(&packed).unwrap(), "{\"t\":\"caf\\u00e9 \\ud83d\\ude00 \\u4e2d\"}");
         assert_eq!(pack([""]), "\u{1}");
         assert_eq!(unpack("\u{1}").unwrap(), "");
+    }
+
+    #[test]
+    fn utf16_len_counts_code_units() {
+        for s in ["", "abc", "café", "中文", "😀", "a😀b\u{10FFFF}\u{7F}\u{80}\u{7FF}\u{800}\u{FFFF}\u{10000}"] {
+            assert_eq!(utf16_len(s), s.encode_utf16().count(), "{s:?}");
+        }
     }
 }
