@@ -16,8 +16,12 @@
 // impls) and its out-of-line failure paths (`slice_error_fail*`, `slice_index_fail`,
 // `unwrap_failed`, ...) with `unreachable`. Nothing in the SDK formats anything: those
 // functions only run on the way to a panic, which traps either way, so behaviour is
-// unchanged; wasm-opt then drops what only they called. It needs the name section, so
-// it runs before wasm-opt.
+// unchanged; wasm-opt then drops what only they called. It also stubs wasm-bindgen's
+// closure adapters (`convert::closures::invoke`) that the glue does not export: one is
+// instantiated for each closure type any js-sys or web-sys binding describes, and the
+// descriptions leave them all in the exported function table, where wasm-opt cannot
+// see that nothing calls them (43 of 44 here, 2 KB). It needs the name section, so it
+// runs before wasm-opt.
 //
 // It matches rustc's symbol names, so it fails loudly instead of silently doing
 // nothing: stub-panics exits 1 when it finds none of core's panicking functions, and
@@ -157,21 +161,53 @@ function functionNames(buf) {
   return names;
 }
 
+// wasm-bindgen's closure adapters, one per closure type that any binding describes;
+// the glue calls the ones it uses through an export of their own.
+const INVOKE = /^wasm_bindgen(\[[0-9a-f]+\])?::convert::closures::.*::invoke::h[0-9a-f]+$/;
+
+/** The indices of the functions the module exports. */
+function exportedFunctions(buf) {
+  const exported = new Set();
+  for (const { id, body } of sections(buf)) {
+    if (id !== 7) continue;
+    let [count, p] = leb(body, 0);
+    while (count--) {
+      let n;
+      [n, p] = leb(body, p);
+      const kind = body[p + n];
+      const [index, end] = leb(body, p + n + 1);
+      if (kind === 0) exported.add(index);
+      p = end;
+    }
+  }
+  return exported;
+}
+
 function stubPanics(buf) {
   const names = functionNames(buf);
   if (!names.size) throw new Error('stub-panics: the module has no name section');
   const first = imports(buf).functions;
+  // Exported functions by name, a shim (`<name> externref shim`) as what it wraps.
+  const used = new Set([...exportedFunctions(buf)].map((i) => (names.get(i) || '').split(' ')[0]));
   let stubbed = 0;
+  let invokes = 0;
+  const kept = [];
   const out = rewriteSection(buf, 10, (body) => {
     let [count, p] = leb(body, 0);
     const bodies = [uleb(count)];
     for (let i = 0; i < count; i++) {
       const [size, q] = leb(body, p);
       const name = names.get(first + i) || '';
-      if (STUB.some((re) => re.test(name))) {
+      // A closure adapter the glue does not export (itself, or through the shim
+      // wasm-bindgen wraps it in) is in the function table only because a binding's
+      // description took its address: nothing calls it.
+      const unusedInvoke = INVOKE.test(name) && !used.has(name);
+      if (STUB.some((re) => re.test(name)) || unusedInvoke) {
         bodies.push(Buffer.from([3, 0x00, 0x00, 0x0b])); // size 3: no locals; unreachable; end
         stubbed += 1;
+        invokes += unusedInvoke ? 1 : 0;
       } else {
+        if (INVOKE.test(name)) kept.push(name.slice(name.lastIndexOf('::') + 2));
         bodies.push(body.subarray(p, q + size));
       }
       p = q + size;
@@ -184,7 +220,7 @@ function stubPanics(buf) {
       + "rustc's symbol names changed, update STUB in js/wasm-fix.mjs");
     process.exit(1);
   }
-  console.error(`stub-panics: ${stubbed} functions now trap at once`);
+  console.error(`stub-panics: ${stubbed} functions now trap at once (${invokes} unused closure adapters; kept: ${kept.join(' ')})`);
   return out;
 }
 

@@ -54,3 +54,20 @@ test('stub-panics fails the build on a module without names', (t) => {
   assert.notEqual(run.status, 0);
   assert.match(run.stderr, /no name section/);
 });
+
+test('stub-panics stubs the closure adapters the glue does not export, and only those', (t) => {
+  const dir = scratch(t);
+  const wasm = join(dir, 'm.wasm');
+  copyFileSync(here('../pkg/tracking_bg.wasm'), wasm);
+  const run = fix('stub-panics', wasm);
+  assert.equal(run.status, 0, run.stderr);
+  const [, adapters, kept] = run.stderr.match(/\((\d+) unused closure adapters; kept: ([^)]*)\)/) || [];
+  assert.ok(Number(adapters) > 0, run.stderr);
+  // Each adapter the glue calls is kept: the glue's wrapper has the name of its export
+  // (`wasm_bindgen__convert__closures_____invoke__h<hash>`), the function `invoke::h<hash>`.
+  const glue = readFileSync(here('../pkg/tracking.js'), 'utf8');
+  const called = [...glue.matchAll(/function wasm_bindgen__convert__closures_\w+invoke__(h[0-9a-f]+)\(/g)].map((m) => m[1]);
+  assert.ok(called.length > 0, 'the glue calls a closure adapter');
+  for (const hash of called) assert.ok(kept.split(' ').includes(hash), `${hash} stubbed: ${run.stderr}`);
+  assert.ok(readFileSync(wasm).length < readFileSync(here('../pkg/tracking_bg.wasm')).length);
+});
