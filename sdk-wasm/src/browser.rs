@@ -551,7 +551,7 @@ impl Io for BrowserIo {
     fn settled(&mut self, waiter: u32) {
         if let Some(at) = self.waiters.iter().position(|(id, _)| *id == waiter) {
             let (_, resolve) = self.waiters.swap_remove(at);
-            let _ = resolve.call0(&JsValue::UNDEFINED);
+            done(&resolve);
         }
     }
 
@@ -586,9 +586,17 @@ fn snapshot(value: &JsValue) -> Result<JsValue, ()> {
     JSON::stringify(value).map(Into::into).map_err(drop)
 }
 
+/// Calls a `flush` caller's `done` callback (`call1`, the binding the guard uses too:
+/// one import for both).
+pub fn done(done: &Function) {
+    let _ = done.call1(&JsValue::UNDEFINED, &JsValue::UNDEFINED);
+}
+
 /// `document.URL` (`location.href`, read twenty times faster), or `""`.
 pub fn page_url() -> String {
-    window().and_then(|w| w.document()).and_then(|d| d.url().ok()).unwrap_or_default()
+    // Through `Page`, the binding `capture` reads it with: one import, not two.
+    let url = window().and_then(|w| w.document()).and_then(|d| d.unchecked_ref::<Page>().url().ok());
+    url.and_then(|u| u.as_string()).unwrap_or_default()
 }
 
 fn referrer() -> String {
@@ -742,7 +750,7 @@ impl Tracker {
             rec.flush(waiter, io);
         });
         if queued.is_none() {
-            let _ = done.call0(&JsValue::UNDEFINED);
+            self::done(&done);
         }
     }
 

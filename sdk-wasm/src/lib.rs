@@ -162,7 +162,7 @@ pub fn log_legacy(event_type: JsValue, data: JsValue) {
 pub fn flush(done: Function) {
     match tracker() {
         Some(t) => t.flush(done),
-        None => drop(done.call0(&JsValue::UNDEFINED)),
+        None => browser::done(&done),
     }
 }
 
