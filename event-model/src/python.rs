@@ -13,7 +13,7 @@
 
 use std::fmt::Write as _;
 
-use crate::rules::json::{decode_units, find_special, is_plain_ascii, is_printable_ascii, sub, Dialect, Scanner, StrSpan, Unit};
+use crate::rules::json::{find_special, is_plain_ascii, is_printable_ascii, pieces, sub, Dialect, Piece, Scanner, StrSpan, Unit};
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -249,10 +249,15 @@ fn write_literal(src: &str, span: StrSpan, out: &mut String) {
         return;
     }
     out.push('"');
-    decode_units(inner, |u| match u {
-        Unit::Char(c) => push_char(c, out),
-        Unit::Lone(unit) => push_unit(unit, out),
-    });
+    for piece in pieces(inner) {
+        match piece {
+            // Text between escapes holds no `"` or `\\`: printable ASCII goes as it is.
+            Piece::Plain(run) if is_printable_ascii(run.as_bytes()) => out.push_str(run),
+            Piece::Plain(run) => run.chars().for_each(|c| push_char(c, out)),
+            Piece::Escape(Unit::Char(c)) => push_char(c, out),
+            Piece::Escape(Unit::Lone(unit)) => push_unit(unit, out),
+        }
+    }
     out.push('"');
 }
 

@@ -564,16 +564,45 @@ pub enum Unit {
     Lone(u16),
 }
 
-/// Decodes the inside of a checked JSON string literal, calling `f` for each
-/// character (escaped surrogate pairs joined; a lone surrogate as [`Unit::Lone`]).
-pub fn decode_units(inner: &str, mut f: impl FnMut(Unit)) {
-    let mut rest = inner;
-    while let Some(pos) = rest.bytes().position(|b| b == b'\\') {
-        for c in sub(rest, 0, pos).chars() {
-            f(Unit::Char(c));
-        }
+/// A run of the inside of a JSON string literal, as [`pieces`] splits it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece<'t> {
+    /// Text without escapes, as it is.
+    Plain(&'t str),
+    /// One escape, decoded (a surrogate pair as one character).
+    Escape(Unit),
+}
+
+/// The inside of a checked JSON string literal as runs of plain text and decoded
+/// escapes (surrogate pairs joined; a lone surrogate as [`Unit::Lone`]); it stops at
+/// an escape that is not JSON's. One decoder, whatever its
+/// callers collect (the browser build had a copy of it per caller).
+pub fn pieces(inner: &str) -> Pieces<'_> {
+    Pieces { rest: inner }
+}
+
+/// The iterator of [`pieces`].
+pub struct Pieces<'t> {
+    rest: &'t str,
+}
+
+impl<'t> Iterator for Pieces<'t> {
+    type Item = Piece<'t>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Piece<'t>> {
+        let rest = self.rest;
         let b = rest.as_bytes();
-        let simple = match b.get(pos + 1) {
+        match b.first() {
+            None => return None,
+            Some(b'\\') => {}
+            Some(_) => {
+                let pos = b.iter().position(|&b| b == b'\\').unwrap_or(b.len());
+                self.rest = tail(rest, pos);
+                return Some(Piece::Plain(sub(rest, 0, pos)));
+            }
+        }
+        let simple = match b.get(1) {
             Some(b'"') => Some('"'),
             Some(b'\\') => Some('\\'),
             Some(b'/') => Some('/'),
@@ -585,10 +614,10 @@ pub fn decode_units(inner: &str, mut f: impl FnMut(Unit)) {
             _ => None,
         };
         if let Some(c) = simple {
-            f(Unit::Char(c));
-            rest = tail(rest, pos + 2);
-            continue;
+            self.rest = tail(rest, 2);
+            return Some(Piece::Escape(Unit::Char(c)));
         }
+        // `\uXXXX` with its hex digits at `at`.
         let unit = |at: usize| -> Option<u16> {
             let h = b.get(at..at + 4)?;
             if b.get(at - 2) != Some(&b'\\') || b.get(at - 1) != Some(&b'u') {
@@ -596,26 +625,20 @@ pub fn decode_units(inner: &str, mut f: impl FnMut(Unit)) {
             }
             Some((hex_val(h[0])? << 12) | (hex_val(h[1])? << 8) | (hex_val(h[2])? << 4) | hex_val(h[3])?)
         };
-        let Some(first) = unit(pos + 2) else {
+        let Some(first) = unit(2) else {
             // Not a checked literal: stop rather than guess.
-            return;
+            self.rest = "";
+            return None;
         };
         if (0xD800..0xDC00).contains(&first) {
-            if let Some(second) = unit(pos + 8).filter(|u| (0xDC00..0xE000).contains(u)) {
+            if let Some(second) = unit(8).filter(|u| (0xDC00..0xE000).contains(u)) {
                 let c = 0x10000 + ((u32::from(first) - 0xD800) << 10) + (u32::from(second) - 0xDC00);
-                f(char::from_u32(c).map_or(Unit::Lone(first), Unit::Char));
-                rest = tail(rest, pos + 12);
-                continue;
+                self.rest = tail(rest, 12);
+                return Some(Piece::Escape(char::from_u32(c).map_or(Unit::Lone(first), Unit::Char)));
             }
         }
-        match char::from_u32(u32::from(first)) {
-            Some(c) => f(Unit::Char(c)),
-            None => f(Unit::Lone(first)),
-        }
-        rest = tail(rest, pos + 6);
-    }
-    for c in rest.chars() {
-        f(Unit::Char(c));
+        self.rest = tail(rest, 6);
+        Some(Piece::Escape(char::from_u32(u32::from(first)).map_or(Unit::Lone(first), Unit::Char)))
     }
 }
 
@@ -623,25 +646,26 @@ pub fn decode_units(inner: &str, mut f: impl FnMut(Unit)) {
 /// U+FFFD (where a Rust string is needed: names to match, keys to compare).
 pub fn decode_lossy(inner: &str) -> String {
     let mut out = String::with_capacity(inner.len());
-    decode_units(inner, |u| {
-        out.push(match u {
-            Unit::Char(c) => c,
-            Unit::Lone(_) => char::REPLACEMENT_CHARACTER,
-        })
-    });
+    for piece in pieces(inner) {
+        match piece {
+            Piece::Plain(run) => out.push_str(run),
+            Piece::Escape(Unit::Char(c)) => out.push(c),
+            Piece::Escape(Unit::Lone(_)) => out.push(char::REPLACEMENT_CHARACTER),
+        }
+    }
     out
 }
 
 /// The UTF-16 code units of the inside of a checked JSON string literal.
 pub fn decode_utf16(inner: &str) -> Vec<u16> {
     let mut out = Vec::with_capacity(inner.len());
-    decode_units(inner, |u| match u {
-        Unit::Char(c) => {
-            let mut buf = [0u16; 2];
-            out.extend_from_slice(c.encode_utf16(&mut buf));
+    for piece in pieces(inner) {
+        match piece {
+            Piece::Plain(run) => out.extend(run.encode_utf16()),
+            Piece::Escape(Unit::Char(c)) => out.extend_from_slice(c.encode_utf16(&mut [0; 2])),
+            Piece::Escape(Unit::Lone(unit)) => out.push(unit),
         }
-        Unit::Lone(unit) => out.push(unit),
-    });
+    }
     out
 }
 
@@ -957,15 +981,20 @@ mod tests {
 
     #[test]
     fn decoding() {
-        let units = |inner: &str| {
-            let mut v = Vec::new();
-            decode_units(inner, |u| v.push(u));
-            v
-        };
-        assert_eq!(units(r"a\u00e9"), [Unit::Char('a'), Unit::Char('é')]);
-        assert_eq!(units(r"\ud83d\ude00"), [Unit::Char('😀')]);
-        assert_eq!(units(r"\ud83dx"), [Unit::Lone(0xD83D), Unit::Char('x')]);
-        assert_eq!(units(r"\ude00\ud83d"), [Unit::Lone(0xDE00), Unit::Lone(0xD83D)]);
+        fn all(inner: &str) -> Vec<Piece<'_>> {
+            pieces(inner).collect()
+        }
+        assert_eq!(all(r"a\u00e9"), [Piece::Plain("a"), Piece::Escape(Unit::Char('é'))]);
+        assert_eq!(all(r"\ud83d\ude00"), [Piece::Escape(Unit::Char('😀'))]);
+        assert_eq!(all(r"\ud83dx"), [Piece::Escape(Unit::Lone(0xD83D)), Piece::Plain("x")]);
+        assert_eq!(all(r"\ude00\ud83d"), [Piece::Escape(Unit::Lone(0xDE00)), Piece::Escape(Unit::Lone(0xD83D))]);
+        assert_eq!(
+            all(r#"ab\"cd\\"#),
+            [Piece::Plain("ab"), Piece::Escape(Unit::Char('"')), Piece::Plain("cd"), Piece::Escape(Unit::Char('\\'))]
+        );
+        // An escape that is not JSON's ends the pieces (the text was not checked).
+        assert_eq!(all(r"a\qb"), [Piece::Plain("a")]);
+        assert_eq!(all(""), []);
         assert_eq!(decode_lossy(r#"\"q\"\n\/"#), "\"q\"\n/");
         assert_eq!(decode_lossy(r"\ud83d!"), "\u{FFFD}!");
         assert_eq!(decode_utf16(r"\ud83d😀"), [0xD83D, 0xD83D, 0xDE00]);
