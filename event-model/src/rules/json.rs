@@ -301,6 +301,16 @@ impl<'t> Scanner<'t> {
             Some(b'-' | b'0'..=b'9') => {
                 self.number()?;
             }
+            _ => return self.word(),
+        }
+        Ok((start, self.pos))
+    }
+
+    /// Checks and passes `true`, `false`, `null` (and in Python's dialect `NaN` and
+    /// `Infinity`) at the cursor; anything else is an error. Returns its span.
+    pub fn word(&mut self) -> Result<(usize, usize), Invalid> {
+        let start = self.pos;
+        match self.peek() {
             Some(b't') => self.literal(b"true")?,
             Some(b'f') => self.literal(b"false")?,
             Some(b'n') => self.literal(b"null")?,
@@ -768,7 +778,7 @@ impl Rewriter<'_, '_> {
                 Ok(())
             }
             Some(b'N' | b'I') if self.rules.null_nonfinite => {
-                let (start, end) = self.s.value(depth)?;
+                let (start, end) = self.s.word()?;
                 self.replace(start, end, "null");
                 Ok(())
             }
@@ -784,7 +794,8 @@ impl Rewriter<'_, '_> {
                 }
                 Ok(())
             }
-            _ => self.s.value(depth).map(drop),
+            // The rest are words (the containers, strings and numbers are above).
+            _ => self.s.word().map(drop),
         }
     }
 
