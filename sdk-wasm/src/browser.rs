@@ -415,7 +415,8 @@ fn catch<T>(f: impl FnOnce() -> Result<T, JsValue>) -> Option<T> {
 
 /// `Retry-After` in ms from now: delay-seconds or an HTTP date.
 fn retry_after_ms(value: &str) -> Option<f64> {
-    let v = value.trim();
+    // HTTP's optional whitespace is ASCII (`trim` would bring Unicode's tables).
+    let v = value.trim_ascii();
     if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
         return crate::config::whole_number(v).map(|s| s * 1000.0);
     }

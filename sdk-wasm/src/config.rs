@@ -111,7 +111,9 @@ impl Config {
 
     /// Sets the endpoint, without trailing slashes.
     pub fn set_endpoint(&mut self, endpoint: &str) {
-        self.endpoint = endpoint.trim_end_matches('/').to_owned();
+        // By bytes: a `char` pattern searches from the end by decoding UTF-8 backwards.
+        let kept = endpoint.bytes().rposition(|b| b != b'/').map_or(0, |i| i + 1);
+        self.endpoint = endpoint.get(..kept).unwrap_or_default().to_owned();
     }
 
     /// Sets the name validation from its option value; others are ignored.
@@ -145,4 +147,25 @@ pub fn whole_number(text: &str) -> Option<f64> {
         return None;
     }
     text.bytes().try_fold(0f64, |n, b| b.is_ascii_digit().then(|| n * 10.0 + f64::from(b - b'0')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_without_trailing_slashes() {
+        let mut cfg = Config::default();
+        for (given, kept) in [
+            ("https://events.example.com/", "https://events.example.com"),
+            ("https://events.example.com///", "https://events.example.com"),
+            ("https://events.example.com/base", "https://events.example.com/base"),
+            ("https://ünï.example/é/", "https://ünï.example/é"),
+            ("/", ""),
+            ("", ""),
+        ] {
+            cfg.set_endpoint(given);
+            assert_eq!(cfg.endpoint, kept, "{given:?}");
+        }
+    }
 }

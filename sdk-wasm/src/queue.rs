@@ -30,7 +30,7 @@ use crate::io::{Drop, Io, Response, Timer, DROP_NAMES};
 pub const CHUNK_BYTES: usize = 64 * 1024;
 
 /// Marks a stored event as [`Queued::attempted`].
-const ATTEMPTED: char = '!';
+const ATTEMPTED: u8 = b'!';
 
 const NOT_PERSISTED: u32 = 0;
 const NO_STORAGE: u32 = u32::MAX;
@@ -123,7 +123,7 @@ struct Split {
 fn stored_line(ev: &Queued) -> String {
     let mut line = String::with_capacity(ev.json.len() + 1);
     if ev.attempted {
-        line.push(ATTEMPTED);
+        line.push(char::from(ATTEMPTED));
     }
     line.push_str(&ev.json);
     line
@@ -247,11 +247,9 @@ impl Queue {
             self.chunks.push(Chunk { id, key: key.clone(), pending: 0, written: 0, cost, stale: false });
             self.storage_used += cost;
             let mut count = 0u32;
-            for line in text.split('\n') {
-                let (attempted, line) = match line.strip_prefix(ATTEMPTED) {
-                    Some(rest) => (true, rest),
-                    None => (false, line),
-                };
+            for line in crate::json::pieces(&text, b'\n') {
+                let attempted = line.as_bytes().first() == Some(&ATTEMPTED);
+                let line = if attempted { crate::json::tail(line, 1) } else { line };
                 if id_of_line(line).is_none() {
                     self.stats.dropped[Drop::StorageCorrupt as usize] += 1;
                     continue;
