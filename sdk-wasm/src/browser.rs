@@ -18,7 +18,7 @@ use js_sys::{Array, Function, JsString, Object, Promise, Reflect, JSON};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{Blob, Document, EventTarget, ReadableWritablePair, RequestCredentials, RequestInit, Storage, VisibilityState, Window};
+use web_sys::{Blob, Document, EventTarget, ReadableWritablePair, RequestCredentials, RequestInit, Storage, Window};
 
 use crate::config::Config;
 use crate::event::{push_u64, Kind};
@@ -179,7 +179,8 @@ fn on_call(rec: &mut Recorder, io: &mut BrowserIo, kind: u32, a: JsValue, b: JsV
         Some(Cb::Failed) => rec.on_response(token, &Response::default(), io),
         Some(Cb::Pagehide) => rec.unload(true, io),
         Some(Cb::Online) => rec.on_online(io),
-        Some(Cb::Visibility) if document_of(io).is_some_and(|d| d.visibility_state() == VisibilityState::Hidden) => rec.unload(false, io),
+        // `document.hidden` is `visibilityState === 'hidden'`, without the enum's conversion.
+        Some(Cb::Visibility) if document_of(io).is_some_and(|d| d.hidden()) => rec.unload(false, io),
         Some(Cb::Visibility | Cb::Record) | None => {}
     }
 }

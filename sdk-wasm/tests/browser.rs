@@ -47,6 +47,7 @@ export function fire(type) {
 }
 export function setHidden(hidden) {
   Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => (hidden ? 'hidden' : 'visible') });
+  Object.defineProperty(document, 'hidden', { configurable: true, get: () => hidden });
 }
 export function cyclic() { const o = { a: 1 }; o.self = o; return o; }
 export function throwingGetter() { return { get boom() { throw new Error('boom'); } }; }
