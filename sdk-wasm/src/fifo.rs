@@ -80,7 +80,7 @@ impl<T: Default> Fifo<T> {
 
 /// Moves `slice[n..]` to the front, keeping its order; the first `n` items end up
 /// at the back in some order. `rotate_left` keeps their order too, for 0.7 KB of wasm.
-fn shift_out<T>(slice: &mut [T], n: usize) {
+pub fn shift_out<T>(slice: &mut [T], n: usize) {
     for i in n..slice.len() {
         slice.swap(i - n, i);
     }

@@ -637,9 +637,12 @@ impl Queue {
     /// Removes a chunk from storage.
     fn release(&mut self, id: u32, io: &mut impl Io) {
         if let Some(at) = self.chunks.iter().position(|c| c.id == id) {
-            let chunk = self.chunks.remove(at);
-            io.unstore(&chunk.key);
-            self.storage_used -= chunk.cost;
+            // Not `Vec::remove`, whose panic message would stay in the module's data.
+            crate::fifo::shift_out(self.chunks.get_mut(at..).unwrap_or_default(), 1);
+            if let Some(chunk) = self.chunks.pop() {
+                io.unstore(&chunk.key);
+                self.storage_used -= chunk.cost;
+            }
         }
     }
 
