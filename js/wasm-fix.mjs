@@ -20,8 +20,9 @@
 // closure adapters (`convert::closures::invoke`) that the glue does not export: one is
 // instantiated for each closure type any js-sys or web-sys binding describes, and the
 // descriptions leave them all in the exported function table, where wasm-opt cannot
-// see that nothing calls them (43 of 44 here, 2 KB). It needs the name section, so it
-// runs before wasm-opt.
+// see that nothing calls them (43 of 44 here, 2 KB); and js-sys's JSPI task machinery
+// when wasm-bindgen has deleted its poll export (no task can exist). It needs the name
+// section, so it runs before wasm-opt.
 //
 // It matches rustc's symbol names, so it fails loudly instead of silently doing
 // nothing: stub-panics exits 1 when it finds none of core's panicking functions, and
@@ -165,6 +166,13 @@ function functionNames(buf) {
 // the glue calls the ones it uses through an export of their own.
 const INVOKE = /^wasm_bindgen(\[[0-9a-f]+\])?::convert::closures::.*::invoke::h[0-9a-f]+$/;
 
+// js-sys's JSPI task machinery. wasm-bindgen deletes its poll export
+// (`__wbg_jspi_task_poll`) from a module with no `#[wasm_bindgen(jspi)]` export, so
+// no such task is ever made; its waker's functions stay in the table only because
+// the waker's vtable names them.
+const JSPI = /^(core::ptr::drop_in_place<alloc::rc::Rc<)?js_sys(\[[0-9a-f]+\])?::futures::jspi::/;
+const JSPI_POLL = '__wbg_jspi_task_poll';
+
 /** The indices of the functions the module exports. */
 function exportedFunctions(buf) {
   const exported = new Set();
@@ -189,8 +197,10 @@ function stubPanics(buf) {
   const first = imports(buf).functions;
   // Exported functions by name, a shim (`<name> externref shim`) as what it wraps.
   const used = new Set([...exportedFunctions(buf)].map((i) => (names.get(i) || '').split(' ')[0]));
+  const jspi = used.has(JSPI_POLL);
   let stubbed = 0;
   let invokes = 0;
+  let tasks = 0;
   const kept = [];
   const out = rewriteSection(buf, 10, (body) => {
     let [count, p] = leb(body, 0);
@@ -202,10 +212,12 @@ function stubPanics(buf) {
       // wasm-bindgen wraps it in) is in the function table only because a binding's
       // description took its address: nothing calls it.
       const unusedInvoke = INVOKE.test(name) && !used.has(name);
-      if (STUB.some((re) => re.test(name)) || unusedInvoke) {
+      const deadTask = !jspi && JSPI.test(name);
+      if (STUB.some((re) => re.test(name)) || unusedInvoke || deadTask) {
         bodies.push(Buffer.from([3, 0x00, 0x00, 0x0b])); // size 3: no locals; unreachable; end
         stubbed += 1;
         invokes += unusedInvoke ? 1 : 0;
+        tasks += deadTask ? 1 : 0;
       } else {
         if (INVOKE.test(name)) kept.push(name.slice(name.lastIndexOf('::') + 2));
         bodies.push(body.subarray(p, q + size));
@@ -220,7 +232,7 @@ function stubPanics(buf) {
       + "rustc's symbol names changed, update STUB in js/wasm-fix.mjs");
     process.exit(1);
   }
-  console.error(`stub-panics: ${stubbed} functions now trap at once (${invokes} unused closure adapters; kept: ${kept.join(' ')})`);
+  console.error(`stub-panics: ${stubbed} functions now trap at once (${tasks} JSPI task functions, ${invokes} unused closure adapters; kept: ${kept.join(' ')})`);
   return out;
 }
 
