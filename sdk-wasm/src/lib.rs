@@ -49,7 +49,7 @@ pub use recorder::{Call, Recorder};
 struct Global {
     tracker: Option<Tracker>,
     /// Calls lost outside the tracker: made before `configure`, re-entrant, or an
-    /// `identifyAuthenticatedUser` without a user id.
+    /// `identifyAuthenticatedUser` without a user id it can use (a string or an integer).
     lost: u64,
 }
 
@@ -134,11 +134,13 @@ pub fn send_page_event(category: JsValue, name: JsValue, properties: JsValue) {
 /// (a `Result` export would cost the module 0.5 KB for a check made twice).
 #[wasm_bindgen(js_name = identifyAuthenticatedUser)]
 pub fn identify_authenticated_user(user_id: JsValue, traits: JsValue) {
-    if !user_id.is_truthy() {
+    // An id that is not text (an object, a fraction) is lost too: read as none, it
+    // would sign the user out as an anonymous identify does.
+    let Some(user_id) = browser::text(&user_id).filter(|id| !id.is_empty()) else {
         return lose();
-    }
+    };
     let traits = browser::stringify(&traits).ok().flatten();
-    identify(browser::text(&user_id), traits, js_sys::Date::now(), browser::page_url());
+    identify(Some(user_id), traits, js_sys::Date::now(), browser::page_url());
 }
 
 /// Declares an anonymous visitor: forgets a signed-in user seen before (new anonymous
@@ -204,7 +206,11 @@ pub fn replay(code: u8, name: JsValue, category: JsValue, data: JsValue, time: f
         0 | 5 => Kind::TrackingLog,
         1 => Kind::Track,
         2 => Kind::Page,
-        3 | 4 => return identify(if code == 3 { browser::text(&name) } else { None }, data, time, page),
+        3 => match browser::text(&name).filter(|id| !id.is_empty()) {
+            Some(id) => return identify(Some(id), data, time, page),
+            None => return lose(),
+        },
+        4 => return identify(None, data, time, page),
         _ => return,
     };
     dispatch(Call {

@@ -667,6 +667,12 @@ async fn the_page_functions_never_throw_or_reject() {
     sdk_wasm::identify_authenticated_user(JsValue::UNDEFINED, JsValue::UNDEFINED);
     assert_eq!(get(&sdk_wasm::get_stats(), "lost").as_f64(), Some(lost + 1.0));
     sdk_wasm::identify_authenticated_user(JsValue::from_f64(42.0), JsValue::UNDEFINED);
+    // An id that is not text is lost too, and does not sign the user out.
+    for unusable in [JsValue::from_f64(1.5), js_sys::Object::new().into()] {
+        sdk_wasm::identify_authenticated_user(unusable, JsValue::UNDEFINED);
+    }
+    assert_eq!(get(&sdk_wasm::get_stats(), "lost").as_f64(), Some(lost + 3.0));
+    sdk_wasm::send_track_event("edx.test.still.signed_in".into(), JsValue::UNDEFINED);
     sdk_wasm::identify_anonymous_user(JsValue::UNDEFINED);
     JsFuture::from(settled(sdk_wasm::flush)).await.unwrap();
     let s = sdk_wasm::get_stats();
@@ -676,6 +682,8 @@ async fn the_page_functions_never_throw_or_reject() {
     let events: Vec<JsValue> = seen.into_iter().flat_map(|s| s.events).collect();
     let user_ids: Vec<String> = events.iter().map(|e| text(e, "user_id")).collect();
     assert!(user_ids.contains(&"42".to_owned()), "the user id from a number: {user_ids:?}");
+    let still = events.iter().find(|e| text(e, "name") == "edx.test.still.signed_in").expect("the track event");
+    assert_eq!(text(still, "user_id"), "42");
     sdk_wasm::reset();
     wait(50).await;
 }
