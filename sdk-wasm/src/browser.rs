@@ -329,7 +329,9 @@ impl BrowserIo {
         }
         // Nothing is captured while the tracker records (it is busy), so these are
         // still the oldest.
-        self.captured = calls.collect();
+        for call in calls {
+            self.captured.push(call);
+        }
         if !self.captured.is_empty() {
             self.arm_recording();
         }
@@ -534,7 +536,7 @@ impl Io for BrowserIo {
             }
         }
         // JavaScript's sort: a sort in Rust would add 3 KB to the module.
-        keys.sort().iter().filter_map(|k| k.as_string()).collect()
+        strings(&keys.sort())
     }
 
     fn arm(&mut self, timer: Timer, ms: f64) {
@@ -569,7 +571,12 @@ impl Io for BrowserIo {
 /// `String.prototype.toLowerCase` on UTF-16 code units, which cross as they are (no
 /// UTF-8 decoding and encoding in the module).
 pub fn lower_case(word: &[u16]) -> Vec<u16> {
-    JsString::from_char_code(word).to_lower_case().iter().collect()
+    let lower = JsString::from_char_code(word).to_lower_case();
+    let mut units = Vec::with_capacity(word.len());
+    for i in 0..lower.length() {
+        units.push(lower.char_code_at(i) as u16);
+    }
+    units
 }
 
 /// `JSON.stringify(value)` as text: `Ok(None)` for `undefined` (and what stringifies
@@ -586,6 +593,18 @@ fn snapshot(value: &JsValue) -> Result<JsValue, ()> {
         return Ok(JsValue::UNDEFINED);
     }
     JSON::stringify(value).map(Into::into).map_err(drop)
+}
+
+/// The non-empty strings of an array, in order (anything else in it is skipped). A
+/// loop and `push`: an iterator's `collect` brought a growth path of its own per caller.
+fn strings(array: &Array) -> Vec<String> {
+    let mut out = Vec::new();
+    for item in array.iter() {
+        if let Some(s) = item.as_string().filter(|s| !s.is_empty()) {
+            out.push(s);
+        }
+    }
+    out
 }
 
 /// Calls a `flush` caller's `done` callback (`call1`, the binding the guard uses too:
@@ -627,7 +646,7 @@ pub fn read_options(cfg: &mut Config, options: &JsValue, with_storage_key: bool)
         }
     }
     if let Ok(keys) = get("sensitiveKeys").dyn_into::<Array>() {
-        cfg.sensitive_keys = keys.iter().filter_map(|k| k.as_string()).filter(|k| !k.is_empty()).collect();
+        cfg.sensitive_keys = strings(&keys);
     }
     if let Some(gzip) = get("gzip").as_bool() {
         cfg.gzip = gzip;

@@ -74,7 +74,12 @@ impl<T: Default> Fifo<T> {
         };
         let n = n.min(slice.len());
         shift_out(slice, n);
-        (0..n).filter_map(|_| self.items.pop()).collect()
+        let mut taken = Vec::with_capacity(n);
+        while taken.len() < n {
+            let Some(item) = self.items.pop() else { break };
+            taken.push(item);
+        }
+        taken
     }
 }
 

@@ -413,7 +413,10 @@ impl Queue {
             || (status == 400
                 && matches!(response.error.as_deref(), Some("invalid_json" | "invalid_batch" | "invalid_utf8" | "too_many_events")));
         if (200..300).contains(&status) {
-            let rejected: Vec<&str> = response.rejected.iter().map(String::as_str).collect();
+            let mut rejected = Vec::with_capacity(response.rejected.len());
+            for id in &response.rejected {
+                rejected.push(id.as_str());
+            }
             self.finish_batch(cfg, &rejected, io);
         } else if whole_batch && self.inflight > 1 {
             // One of these events (or their number) is what the server cannot take:
@@ -580,7 +583,10 @@ impl Queue {
             picked.push(i);
         }
         let live = self.events.live();
-        let lines: Vec<String> = picked.iter().map(|&i| stored_line(&live[i])).collect();
+        let mut lines = Vec::with_capacity(picked.len());
+        for &i in &picked {
+            lines.push(stored_line(&live[i]));
+        }
         let value = codec::pack(lines.iter().map(String::as_str));
         push_u64(&mut key, io.now().max(0.0) as u64);
         key.push('.');
@@ -675,9 +681,15 @@ impl Queue {
     /// Rewrites chunks whose events are partly settled so that the next page restores
     /// only what is still pending (no event it would then count twice).
     fn compact_chunks(&mut self, io: &mut impl Io) {
-        let partial: Vec<u32> = self.chunks.iter().filter(|c| c.pending < c.written || c.stale).map(|c| c.id).collect();
+        let mut partial = Vec::new();
+        for c in self.chunks.iter().filter(|c| c.pending < c.written || c.stale) {
+            partial.push(c.id);
+        }
         for id in partial {
-            let lines: Vec<String> = self.events.live().iter().filter(|e| e.chunk == id).map(stored_line).collect();
+            let mut lines = Vec::new();
+            for ev in self.events.live().iter().filter(|e| e.chunk == id) {
+                lines.push(stored_line(ev));
+            }
             let value = codec::pack(lines.iter().map(String::as_str));
             let count = lines.len() as u32;
             let Some(at) = self.chunks.iter().position(|c| c.id == id) else { continue };

@@ -278,10 +278,16 @@ pub fn snake_case_utf16(key: &[u16], lower: &dyn Fn(&[u16]) -> Vec<u16>) -> Vec<
             out.push(u16::from(b'_'));
         }
         let word = s.get(start..end).unwrap_or(&[]);
+        // Loops and `push`, not `extend`, whose specialised growth paths cost the module
+        // bytes per use.
         if word.iter().all(|&c| c < 0x80) {
-            out.extend(word.iter().map(|&c| if matches!(c, 0x41..=0x5A) { c + 32 } else { c }));
+            for &c in word {
+                out.push(if matches!(c, 0x41..=0x5A) { c + 32 } else { c });
+            }
         } else {
-            out.extend(lower(word));
+            for c in lower(word) {
+                out.push(c);
+            }
         }
     }
     out

@@ -671,7 +671,7 @@ pub fn decode_utf16(inner: &str) -> Vec<u16> {
     let mut out = Vec::with_capacity(inner.len());
     for piece in pieces(inner) {
         match piece {
-            Piece::Plain(run) => out.extend(run.encode_utf16()),
+            Piece::Plain(run) => run.encode_utf16().for_each(|u| out.push(u)),
             Piece::Escape(Unit::Char(c)) => out.extend_from_slice(c.encode_utf16(&mut [0; 2])),
             Piece::Escape(Unit::Lone(unit)) => out.push(unit),
         }
