@@ -55,7 +55,14 @@ impl KeyRename for SnakeKeys<'_> {
         let units = decode_utf16(inner);
         let snake = snake_case_utf16(&units, self.lower);
         // lodash's words never hold a lone surrogate, so the text is exact.
-        (snake != units).then(|| String::from_utf16_lossy(&snake))
+        (snake != units).then(|| {
+            // `String::from_utf16_lossy` is a `collect`, whose growth path costs bytes.
+            let mut key = String::with_capacity(snake.len());
+            for c in char::decode_utf16(snake.iter().copied()) {
+                key.push(c.unwrap_or(char::REPLACEMENT_CHARACTER));
+            }
+            key
+        })
     }
 }
 
@@ -105,6 +112,8 @@ mod tests {
         );
         assert_eq!(run(r#"{"testShallow":1}"#, false), r#"{"testShallow":1}"#);
         assert_eq!(run(r#"{"a\"B":1,"\u00c9t\u00e9":2}"#, true), r#"{"a_b":1,"ete":2}"#);
+        // Renamed keys with non-ASCII and astral characters come back as text exactly.
+        assert_eq!(run(r#"{"fooБар":1,"\ud83d\ude00Key":2}"#, true), "{\"fooбар\":1,\"😀_key\":2}");
     }
 
     #[test]
