@@ -413,11 +413,7 @@ impl Queue {
             || (status == 400
                 && matches!(response.error.as_deref(), Some("invalid_json" | "invalid_batch" | "invalid_utf8" | "too_many_events")));
         if (200..300).contains(&status) {
-            let mut rejected = Vec::with_capacity(response.rejected.len());
-            for id in &response.rejected {
-                rejected.push(id.as_str());
-            }
-            self.finish_batch(cfg, &rejected, io);
+            self.finish_batch(cfg, &response.rejected, io);
         } else if whole_batch && self.inflight > 1 {
             // One of these events (or their number) is what the server cannot take:
             // send them again in halves, and only the one it refuses on its own is lost.
@@ -447,14 +443,14 @@ impl Queue {
     }
 
     /// The batch in flight is done: delivered but for the ids the server rejected.
-    fn finish_batch(&mut self, cfg: &Config, rejected: &[&str], io: &mut impl Io) {
+    fn finish_batch(&mut self, cfg: &Config, rejected: &[String], io: &mut impl Io) {
         let n = self.inflight;
         self.inflight = 0;
         self.attempts = 0;
         self.server_failures = 0;
         for _ in 0..n {
             let Some(ev) = self.events.pop_front() else { break };
-            if rejected.iter().any(|id| *id == ev.id()) {
+            if rejected.iter().any(|id| id == ev.id()) {
                 self.drop_event(ev, Drop::Rejected, io);
             } else {
                 self.stats.sent += 1;
