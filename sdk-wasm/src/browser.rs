@@ -555,7 +555,7 @@ impl Io for BrowserIo {
     fn settled(&mut self, waiter: u32) {
         if let Some(at) = self.waiters.iter().position(|(id, _)| *id == waiter) {
             let (_, resolve) = self.waiters.swap_remove(at);
-            done(&resolve);
+            call_done(&resolve);
         }
     }
 
@@ -609,7 +609,7 @@ fn strings(array: &Array) -> Vec<String> {
 
 /// Calls a `flush` caller's `done` callback (`call1`, the binding the guard uses too:
 /// one import for both).
-pub fn done(done: &Function) {
+pub fn call_done(done: &Function) {
     let _ = done.call1(&JsValue::UNDEFINED, &JsValue::UNDEFINED);
 }
 
@@ -771,7 +771,7 @@ impl Tracker {
             rec.flush(waiter, io);
         });
         if queued.is_none() {
-            self::done(&done);
+            call_done(&done);
         }
     }
 

@@ -91,6 +91,15 @@ fn identify(user_id: Option<String>, traits: Option<String>, time: f64, page: St
     }
 }
 
+/// `identifyAuthenticatedUser`, live or replayed. An id that is not text (an object, a
+/// fraction) is lost: read as none, it would sign the user out as an anonymous identify does.
+fn identify_user(user_id: &JsValue, traits: Option<String>, time: f64, page: String) {
+    match browser::text(user_id).filter(|id| !id.is_empty()) {
+        Some(id) => identify(Some(id), traits, time, page),
+        None => lose(),
+    }
+}
+
 /// Sets the endpoint and the queue's limits (see the README for every option) and
 /// starts the tracker. Calls made before it are dropped (counted in `lost`): the npm
 /// entry holds them until `configure` and replays them. Calling it again changes the
@@ -134,13 +143,8 @@ pub fn send_page_event(category: JsValue, name: JsValue, properties: JsValue) {
 /// (a `Result` export would cost the module 0.5 KB for a check made twice).
 #[wasm_bindgen(js_name = identifyAuthenticatedUser)]
 pub fn identify_authenticated_user(user_id: JsValue, traits: JsValue) {
-    // An id that is not text (an object, a fraction) is lost too: read as none, it
-    // would sign the user out as an anonymous identify does.
-    let Some(user_id) = browser::text(&user_id).filter(|id| !id.is_empty()) else {
-        return lose();
-    };
     let traits = browser::stringify(&traits).ok().flatten();
-    identify(Some(user_id), traits, js_sys::Date::now(), browser::page_url());
+    identify_user(&user_id, traits, js_sys::Date::now(), browser::page_url());
 }
 
 /// Declares an anonymous visitor: forgets a signed-in user seen before (new anonymous
@@ -164,7 +168,7 @@ pub fn log_legacy(event_type: JsValue, data: JsValue) {
 pub fn flush(done: Function) {
     match tracker() {
         Some(t) => t.flush(done),
-        None => browser::done(&done),
+        None => browser::call_done(&done),
     }
 }
 
@@ -206,10 +210,7 @@ pub fn replay(code: u8, name: JsValue, category: JsValue, data: JsValue, time: f
         0 | 5 => Kind::TrackingLog,
         1 => Kind::Track,
         2 => Kind::Page,
-        3 => match browser::text(&name).filter(|id| !id.is_empty()) {
-            Some(id) => return identify(Some(id), data, time, page),
-            None => return lose(),
-        },
+        3 => return identify_user(&name, data, time, page),
         4 => return identify(None, data, time, page),
         _ => return,
     };
