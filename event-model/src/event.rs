@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::rules::json::{object_members, push_str_literal, Dialect};
+use crate::rules::json::{is_plain_ascii, object_members, push_str_literal, Dialect};
 use crate::text::{key_text, sub_text, Fields, Json, Text};
 use crate::timestamp;
 
@@ -65,14 +65,18 @@ impl Event {
         }
         let end = literals.len();
         let literals: Arc<str> = Arc::from(literals);
-        let literal = |a, b| Json::from_checked(Text::slice(&literals, a, b));
+        // Each literal is written as it is when its text is plain (a UUID always is).
+        let literal = |a, b, plain: bool| {
+            let text = Text::slice(&literals, a, b);
+            Json::from_checked(if plain { text.verbatim() } else { text })
+        };
         let mut fields = Fields::with_capacity(5);
-        fields.push_new(Text::from_static("name"), literal(0, name_end));
-        fields.push_new(Text::from_static("timestamp"), literal(name_end, timestamp_end));
-        fields.push_new(Text::from_static("data"), data);
-        fields.push_new(Text::from_static("context"), Json::Object(context));
+        fields.push_new(Text::verbatim_static("name"), literal(0, name_end, is_plain_ascii(name.as_bytes())));
+        fields.push_new(Text::verbatim_static("timestamp"), literal(name_end, timestamp_end, is_plain_ascii(timestamp.as_bytes())));
+        fields.push_new(Text::verbatim_static("data"), data);
+        fields.push_new(Text::verbatim_static("context"), Json::Object(context));
         if id.is_some() {
-            fields.push_new(Text::from_static("id"), literal(timestamp_end, end));
+            fields.push_new(Text::verbatim_static("id"), literal(timestamp_end, end, true));
         }
         Event(fields)
     }
@@ -185,7 +189,7 @@ impl Event {
     pub fn context_mut(&mut self) -> &mut Fields {
         if !matches!(self.0.get("context"), Some(Json::Object(_))) {
             let fields = self.0.get("context").and_then(Json::to_fields).unwrap_or_default();
-            self.0.insert(Text::from_static("context"), Json::Object(fields));
+            self.0.insert(Text::verbatim_static("context"), Json::Object(fields));
         }
         match self.0.get_mut("context") {
             Some(Json::Object(c)) => c,

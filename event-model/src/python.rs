@@ -13,14 +13,17 @@
 
 use std::fmt::Write as _;
 
-use crate::rules::json::{find_special, is_plain_ascii, is_printable_ascii, pieces, sub, Dialect, Piece, Scanner, StrSpan, Unit};
+use crate::rules::json::{
+    find_not_plain, find_special, is_plain_ascii, is_printable_ascii, pieces, sub, Dialect, Piece, Scanner, StrSpan, Unit,
+};
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// Appends an object's members with Python's separators, each value written by
-/// `write_value`.
-pub(crate) fn write_members<'v, K: AsRef<str> + ?Sized + 'v, V: ?Sized + 'v>(
+/// Appends an object's members with Python's separators, each key written by
+/// `write_key` (`json.dumps` of a string) and each value by `write_value`.
+pub(crate) fn write_members<'v, K: ?Sized + 'v, V: ?Sized + 'v>(
     members: impl Iterator<Item = (&'v K, &'v V)>,
+    write_key: fn(&K, &mut String),
     write_value: fn(&V, &mut String),
     out: &mut String,
 ) {
@@ -29,7 +32,7 @@ pub(crate) fn write_members<'v, K: AsRef<str> + ?Sized + 'v, V: ?Sized + 'v>(
         if i > 0 {
             out.push_str(", ");
         }
-        write_str(key.as_ref(), out);
+        write_key(key, out);
         out.push_str(": ");
         write_value(value, out);
     }
@@ -105,13 +108,24 @@ fn push_unit(unit: u16, out: &mut String) {
 
 /// Appends `json.dumps(json.loads(text))` for checked JSON text.
 pub fn transcode(text: &str, out: &mut String) {
-    if is_plain_string(text) {
-        // Most values: a string Python writes as it is.
-        out.push_str(text);
-        return;
-    }
-    let mut s = Scanner::containing(text, Dialect::Python);
     let start = out.len();
+    match text.as_bytes().first() {
+        // Most values: a string, a number or a word, written on their own.
+        Some(b'"') if is_plain_string(text) => return out.push_str(text),
+        Some(b'"') => {
+            if let Some(span) = string_span(text.as_bytes(), 0).filter(|span| span.end == text.len()) {
+                return write_literal(text, span, out);
+            }
+        }
+        Some(b'{' | b'[' | b' ' | b'\t' | b'\n' | b'\r') | None => {
+            if transcode_flat(text, out).is_some() {
+                return;
+            }
+        }
+        Some(_) => return write_token(text, out),
+    }
+    out.truncate(start);
+    let mut s = Scanner::containing(text, Dialect::Python);
     if transcode_value(&mut s, out).is_none() {
         // Checked text cannot fail; if it ever does, write it as a string rather than
         // leaving half a value.
@@ -124,6 +138,119 @@ pub fn transcode(text: &str, out: &mut String) {
 /// between.
 fn is_plain_string(text: &str) -> bool {
     matches!(text.as_bytes(), [b'"', inner @ .., b'"'] if is_plain_ascii(inner))
+}
+
+/// How deep [`transcode_flat`] follows containers, and how many keys of the open
+/// objects it remembers; deeper or wider text takes the scanner's path.
+const FLAT_DEPTH: u32 = u64::BITS;
+const FLAT_KEYS: usize = 16;
+
+/// [`transcode`] in one pass over checked text, without the scanner's recursion: the
+/// separators widened, strings re-escaped, numbers rewritten, runs copied whole.
+/// `None` when an object repeats a key (Python keeps the first place and the last
+/// value: the scanner's path does that), or the text nests deeper than [`FLAT_DEPTH`]
+/// or holds more than [`FLAT_KEYS`] keys in the open objects.
+fn transcode_flat(text: &str, out: &mut String) -> Option<()> {
+    let bytes = text.as_bytes();
+    // Bit d: the container open at depth d is an object.
+    let (mut objects, mut depth) = (0u64, 0u32);
+    let mut keys = [StrSpan { start: 0, end: 0, escaped: false }; FLAT_KEYS];
+    // Where the keys of the object open at each depth start in `keys`.
+    let mut first_key = [0u8; FLAT_DEPTH as usize];
+    let (mut key_count, mut expect_key) = (0usize, false);
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'"' => {
+                // Most strings are plain: one pass finds their end.
+                let plain_end = find_not_plain(bytes, i + 1);
+                let plain = bytes.get(plain_end) == Some(&b'"');
+                let span = if plain { StrSpan { start: i, end: plain_end + 1, escaped: false } } else { string_span(bytes, i)? };
+                if expect_key {
+                    let open = usize::from(*first_key.get(depth.checked_sub(1)? as usize)?);
+                    if keys.get(open..key_count)?.iter().any(|&k| same_key(text, k, span)) {
+                        return None;
+                    }
+                    *keys.get_mut(key_count)? = span;
+                    key_count += 1;
+                    expect_key = false;
+                }
+                if plain {
+                    out.push_str(sub(text, span.start, span.end));
+                } else {
+                    write_literal(text, span, out);
+                }
+                i = span.end;
+                continue;
+            }
+            b',' => {
+                out.push_str(", ");
+                expect_key = objects >> depth.checked_sub(1)? & 1 == 1;
+            }
+            b':' => out.push_str(": "),
+            b'{' | b'[' => {
+                if depth == FLAT_DEPTH {
+                    return None;
+                }
+                if b == b'{' {
+                    objects |= 1 << depth;
+                    *first_key.get_mut(depth as usize)? = key_count as u8;
+                } else {
+                    objects &= !(1 << depth);
+                }
+                expect_key = b == b'{';
+                depth += 1;
+                out.push(char::from(b));
+            }
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                if b == b'}' {
+                    key_count = usize::from(*first_key.get(depth as usize)?);
+                }
+                expect_key = false;
+                out.push(char::from(b));
+            }
+            b' ' | b'\t' | b'\n' | b'\r' => {}
+            _ => {
+                // A number or a word (`true`, Python's `NaN`, `-Infinity`, ...).
+                let end = bytes
+                    .get(i..)?
+                    .iter()
+                    .position(|&c| matches!(c, b',' | b':' | b']' | b'}' | b' ' | b'\t' | b'\n' | b'\r'))
+                    .map_or(bytes.len(), |n| i + n);
+                write_token(sub(text, i, end), out);
+                i = end;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    (depth == 0).then_some(())
+}
+
+/// A number or a word (`true`, Python's `NaN`, `-Infinity`, ...).
+fn write_token(token: &str, out: &mut String) {
+    match token.as_bytes().first() {
+        Some(b'0'..=b'9') => write_number(token, out),
+        Some(b'-') if token != "-Infinity" => write_number(token, out),
+        _ => out.push_str(token),
+    }
+}
+
+/// The string literal whose opening quote is at `i` in checked text.
+fn string_span(bytes: &[u8], i: usize) -> Option<StrSpan> {
+    let (mut j, mut escaped) = (i + 1, false);
+    loop {
+        j = find_special(bytes, j);
+        match bytes.get(j)? {
+            b'"' => return Some(StrSpan { start: i, end: j + 1, escaped }),
+            b'\\' => {
+                escaped = true;
+                j += 2;
+            }
+            _ => j += 1,
+        }
+    }
 }
 
 fn transcode_value(s: &mut Scanner<'_>, out: &mut String) -> Option<()> {
@@ -243,9 +370,7 @@ fn transcode_object_with_repeats(s: &mut Scanner<'_>, out: &mut String) -> Optio
 fn write_literal(src: &str, span: StrSpan, out: &mut String) {
     let inner = span.inner(src);
     if !span.escaped && is_printable_ascii(inner.as_bytes()) {
-        out.push('"');
-        out.push_str(inner);
-        out.push('"');
+        out.push_str(sub(src, span.start, span.end));
         return;
     }
     out.push('"');
@@ -424,6 +549,90 @@ mod tests {
             assert_eq!(py(n), n);
         }
         assert_eq!(py("-0"), "0");
+    }
+
+    /// The scanner's path, which the one-pass transcoder must match.
+    fn py_scanned(text: &str) -> Option<String> {
+        let mut out = String::new();
+        transcode_value(&mut Scanner::containing(text, Dialect::Python), &mut out)?;
+        Some(out)
+    }
+
+    /// JSON text in Python's dialect with the parts that make the writers differ:
+    /// repeated and escaped keys, escapes, non-ASCII and lone surrogates, floats,
+    /// `-0`, Python's words, and whitespace between tokens.
+    fn json_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let ws = prop::sample::select(vec!["", "", "", " ", "\n ", "\t"]);
+        let string = prop::sample::select(vec![
+            r#""a""#,
+            r#""b""#,
+            r#""\u0061""#,
+            r#""""#,
+            r#""caf\u00E9""#,
+            r#""日本""#,
+            r#""\ud83d""#,
+            r#""q\"\\/""#,
+            r#""\b\n\u001f""#,
+            "\"a\u{7f}b\"",
+            r#""long enough to take whole words at a time""#,
+            r#""\/x""#,
+        ]);
+        let scalar = prop_oneof![
+            string.clone().prop_map(str::to_owned),
+            prop::sample::select(vec![
+                "0",
+                "-0",
+                "12",
+                "-7",
+                "1.5",
+                "1E5",
+                "1e400",
+                "-2.5e-7",
+                "3.0e2",
+                "true",
+                "false",
+                "null",
+                "NaN",
+                "Infinity",
+                "-Infinity"
+            ])
+            .prop_map(str::to_owned),
+        ];
+        scalar.prop_recursive(6, 64, 6, move |inner| {
+            let member =
+                (string.clone(), ws.clone(), inner.clone(), ws.clone()).prop_map(|(k, w1, v, w2)| format!("{w1}{k}{w2}:{w1}{v}{w2}"));
+            prop_oneof![
+                prop::collection::vec(inner, 0..6).prop_map(|items| format!("[{}]", items.join(","))),
+                prop::collection::vec(member, 0..6).prop_map(|members| format!("{{{}}}", members.join(","))),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_pass_matches_the_scanner(text in json_text()) {
+            let mut flat = String::new();
+            match transcode_flat(&text, &mut flat) {
+                Some(()) => proptest::prop_assert_eq!(Some(flat), py_scanned(&text)),
+                // Only a repeated key, or more depth or keys than the tables hold, leaves it to the scanner.
+                None => proptest::prop_assert!(py_scanned(&text).is_some()),
+            }
+            proptest::prop_assert_eq!(Some(py(&text)), py_scanned(&text));
+        }
+    }
+
+    #[test]
+    fn the_one_pass_path_defers_only_what_it_cannot_write() {
+        let mut out = String::new();
+        assert!(transcode_flat(r#"{"a":1,"b":{"a":2},"c":[{"a":3}]}"#, &mut out).is_some(), "the same key in nested objects is no repeat");
+        assert!(transcode_flat(r#"{"a":1,"\u0061":2}"#, &mut String::new()).is_none());
+        let wide = format!("{{{}}}", (0..FLAT_KEYS + 1).map(|k| format!(r#""k{k}":{k}"#)).collect::<Vec<_>>().join(","));
+        assert!(transcode_flat(&wide, &mut String::new()).is_none());
+        assert_eq!(py(&wide), py_scanned(&wide).unwrap());
+        let deep = format!("{}{}", "[".repeat(FLAT_DEPTH as usize + 1), "]".repeat(FLAT_DEPTH as usize + 1));
+        assert!(transcode_flat(&deep, &mut String::new()).is_none());
+        assert_eq!(py(&deep), deep);
     }
 
     #[test]

@@ -23,8 +23,17 @@ use crate::python;
 use crate::rules::json::{self as rules_json, push_str_literal, Dialect, Invalid, StrSpan};
 
 /// Shared, immutable text: a static string or a slice of a reference-counted buffer.
+///
+/// A text can be marked *verbatim* where it is made ([`Text::verbatim`]): the
+/// tracking-log writer then copies it without looking at it. Contexts are entered
+/// once and written into every event's line, and the event's own name, timestamp and
+/// id are known to be plain when they are made, so most of a server-side line is
+/// copied rather than checked byte by byte.
 #[derive(Clone)]
-pub struct Text(Repr);
+pub struct Text {
+    repr: Repr,
+    verbatim: bool,
+}
 
 #[derive(Clone)]
 enum Repr {
@@ -37,7 +46,9 @@ impl Text {
     pub fn slice(buf: &Arc<str>, start: usize, end: usize) -> Text {
         debug_assert!(buf.is_char_boundary(start) && buf.is_char_boundary(end) && start <= end);
         match (u32::try_from(start), u32::try_from(end)) {
-            (Ok(start), Ok(end)) if buf.get(start as usize..end as usize).is_some() => Text(Repr::Shared { buf: buf.clone(), start, end }),
+            (Ok(start), Ok(end)) if buf.get(start as usize..end as usize).is_some() => {
+                Text { repr: Repr::Shared { buf: buf.clone(), start, end }, verbatim: false }
+            }
             _ => Text::from(buf.get(start..end).unwrap_or("")),
         }
     }
@@ -49,19 +60,48 @@ impl Text {
     }
 
     pub const fn from_static(s: &'static str) -> Text {
-        Text(Repr::Static(s))
+        Text { repr: Repr::Static(s), verbatim: false }
+    }
+
+    /// A static text marked verbatim (see [`Text::verbatim`]).
+    pub const fn verbatim_static(s: &'static str) -> Text {
+        Text { repr: Repr::Static(s), verbatim: true }
+    }
+
+    /// This text marked *verbatim*: Python's `json.dumps` writes it as it is. As a key
+    /// that means printable ASCII without `"` or `\\` (written between quotes); as a
+    /// value, JSON text that is its own `json.dumps` (a plain string, an integer other
+    /// than `-0`, `true`, `false`, `null`). The caller vouches for it; the makers
+    /// below check.
+    pub fn verbatim(self) -> Text {
+        Text { verbatim: true, ..self }
+    }
+
+    /// Whether the text was marked [verbatim](Text::verbatim).
+    pub fn is_verbatim(&self) -> bool {
+        self.verbatim
+    }
+
+    /// A key, marked verbatim when it is plain.
+    pub fn key(s: &str) -> Text {
+        let text = Text::from(s);
+        if rules_json::is_plain_ascii(s.as_bytes()) {
+            text.verbatim()
+        } else {
+            text
+        }
     }
 
     /// The length in bytes, without looking at the text.
     pub fn byte_len(&self) -> usize {
-        match &self.0 {
+        match &self.repr {
             Repr::Static(s) => s.len(),
             Repr::Shared { start, end, .. } => (*end - *start) as usize,
         }
     }
 
     pub fn as_str(&self) -> &str {
-        match &self.0 {
+        match &self.repr {
             Repr::Static(s) => s,
             Repr::Shared { buf, start, end } => buf.get(*start as usize..*end as usize).unwrap_or(""),
         }
@@ -156,10 +196,10 @@ pub enum Json {
 pub struct NotJson(pub Invalid);
 
 impl Json {
-    pub const NULL: Json = Json::Text(Text::from_static("null"));
-    pub const TRUE: Json = Json::Text(Text::from_static("true"));
-    pub const FALSE: Json = Json::Text(Text::from_static("false"));
-    pub const EMPTY_STRING: Json = Json::Text(Text::from_static("\"\""));
+    pub const NULL: Json = Json::Text(Text::verbatim_static("null"));
+    pub const TRUE: Json = Json::Text(Text::verbatim_static("true"));
+    pub const FALSE: Json = Json::Text(Text::verbatim_static("false"));
+    pub const EMPTY_STRING: Json = Json::Text(Text::verbatim_static("\"\""));
 
     /// Checks `text` (strict JSON, lone surrogates allowed) and keeps it, compacted.
     pub fn parse(text: &str) -> Result<Json, NotJson> {
@@ -178,16 +218,20 @@ impl Json {
         Json::Text(text)
     }
 
-    /// A JSON string.
+    /// A JSON string (marked verbatim when it is plain).
     pub fn str(s: &str) -> Json {
         let mut lit = String::with_capacity(s.len() + 2);
         push_str_literal(&mut lit, s);
-        Json::Text(Text::from(lit))
+        Json::verbatim_if(Text::from(lit), rules_json::is_plain_ascii(s.as_bytes()))
     }
 
     /// A whole number.
     pub fn int(n: i64) -> Json {
-        Json::Text(Text::from(n.to_string()))
+        Json::Text(Text::from(n.to_string()).verbatim())
+    }
+
+    fn verbatim_if(text: Text, verbatim: bool) -> Json {
+        Json::Text(if verbatim { text.verbatim() } else { text })
     }
 
     /// The JSON of a tree (Rust code builds data with `json!`).
@@ -196,8 +240,18 @@ impl Json {
             Value::Null => Json::NULL,
             Value::Bool(true) => Json::TRUE,
             Value::Bool(false) => Json::FALSE,
+            // Plain strings and integers are what Python writes; floats are not (`1e16`
+            // is `1e+16` there), nor the separators of arrays and objects.
             // Serializing a tree into memory cannot fail.
-            other => Json::Text(Text::from(serde_json::to_string(other).unwrap_or_else(|_| "null".into()))),
+            other => {
+                let text = Text::from(serde_json::to_string(other).unwrap_or_else(|_| "null".into()));
+                let verbatim = match other {
+                    Value::String(s) => rules_json::is_plain_ascii(s.as_bytes()),
+                    Value::Number(n) => n.is_i64() || n.is_u64(),
+                    _ => false,
+                };
+                Json::verbatim_if(text, verbatim)
+            }
         }
     }
 
@@ -316,6 +370,7 @@ impl Json {
     /// Appends Python's `json.dumps` of the value.
     pub fn write_python(&self, out: &mut String) {
         match self {
+            Json::Text(text) if text.is_verbatim() => out.push_str(text),
             Json::Text(text) => python::transcode(text, out),
             Json::Object(fields) => fields.write_python(out),
             Json::Dumped(inner) => python::write_dumped(out, |text| inner.write_python(text)),
@@ -511,7 +566,7 @@ impl Fields {
     /// The members of a map, each serialized on its own (contexts: the legacy mapping
     /// moves members one by one).
     pub fn from_map(map: &serde_json::Map<String, Value>) -> Fields {
-        map.iter().map(|(k, v)| (Text::from(k.as_str()), Json::from_value(v))).collect()
+        map.iter().map(|(k, v)| (Text::key(k), Json::from_value(v))).collect()
     }
 
     /// The members of a checked JSON object's text, sharing its buffer.
@@ -614,7 +669,7 @@ impl Fields {
 
     /// Appends Python's `json.dumps` of the object.
     pub fn write_python(&self, out: &mut String) {
-        python::write_members(self.iter(), Json::write_python, out);
+        python::write_members(self.iter(), write_key, Json::write_python, out);
     }
 
     /// Appends the object as compact JSON.
@@ -669,9 +724,20 @@ impl std::ops::Index<&str> for Fields {
     }
 }
 
+/// A key as a JSON string, copied when it is verbatim.
+fn write_key(key: &Text, out: &mut String) {
+    if key.is_verbatim() {
+        out.push('"');
+        out.push_str(key);
+        out.push('"');
+    } else {
+        python::write_str(key, out);
+    }
+}
+
 /// `text[a..b]` as shared text.
 pub(crate) fn sub_text(text: &Text, a: usize, b: usize) -> Text {
-    match &text.0 {
+    match &text.repr {
         Repr::Static(s) => Text::from_static(s.get(a..b).unwrap_or("")),
         Repr::Shared { buf, start, .. } => Text::slice(buf, *start as usize + a, *start as usize + b),
     }

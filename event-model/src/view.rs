@@ -179,7 +179,7 @@ impl<'a> EventView<'a> {
 
     /// Appends Python's `json.dumps` of the members.
     pub fn write_python(&self, out: &mut String) {
-        python::write_members(self.iter(), ViewValue::write_python, out);
+        python::write_members(self.iter(), python::write_str, ViewValue::write_python, out);
     }
 
     /// Appends the members as compact JSON (the text of each value as it is).

@@ -53,10 +53,10 @@ pub trait Mappable: Sized + Clone {
 impl Mappable for Json {
     type Key = Text;
     fn key(key: &'static str) -> Text {
-        Text::from_static(key)
+        Text::verbatim_static(key)
     }
     fn text(text: &'static str) -> Json {
-        Json::Text(Text::from_static(text))
+        Json::Text(Text::verbatim_static(text))
     }
     fn is_object(&self) -> bool {
         Json::is_object(self)

@@ -401,28 +401,48 @@ pub fn find_special(bytes: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// The high bit of each byte of `w` that is `"`, `\\`, a control character or not
+/// ASCII; exact up to the first such byte.
+fn not_plain(w: u64) -> u64 {
+    below(w ^ (ONES * u64::from(b'"')), 1) | below(w ^ (ONES * u64::from(b'\\')), 1) | below(w, 0x20) | ((w.wrapping_add(ONES) | w) & HIGH)
+}
+
+/// The offset of the first byte at or after `i` that is not printable ASCII or is `"`
+/// or `\` (or the length): where a run that JSON and Python's `ensure_ascii` both
+/// write as it is ends. Eight bytes at a time.
+pub fn find_not_plain(bytes: &[u8], mut i: usize) -> usize {
+    while let Some(w) = word(bytes, i) {
+        let found = not_plain(w);
+        if found != 0 {
+            return i + (found.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&b) = bytes.get(i) {
+        if !matches!(b, b' '..=b'~') || b == b'"' || b == b'\\' {
+            return i;
+        }
+        i += 1;
+    }
+    i
+}
+
 /// Whether every byte is printable ASCII other than `"` and `\`: a string that JSON and
 /// Python's `ensure_ascii` both write as it is, between quotes. One pass, eight bytes
 /// at a time (the last word overlapping the one before; a string shorter than a word
 /// byte by byte).
 pub fn is_plain_ascii(bytes: &[u8]) -> bool {
-    let special = |w: u64| {
-        below(w ^ (ONES * u64::from(b'"')), 1)
-            | below(w ^ (ONES * u64::from(b'\\')), 1)
-            | below(w, 0x20)
-            | ((w.wrapping_add(ONES) | w) & HIGH)
-    };
     let Some(last) = bytes.len().checked_sub(8).and_then(|at| word(bytes, at)) else {
         return bytes.iter().all(|&b| matches!(b, b' '..=b'~') && b != b'"' && b != b'\\');
     };
     let mut i = 0;
     while let Some(w) = word(bytes, i) {
-        if special(w) != 0 {
+        if not_plain(w) != 0 {
             return false;
         }
         i += 8;
     }
-    special(last) == 0
+    not_plain(last) == 0
 }
 
 /// Whether every byte is printable ASCII (`' '` to `'~'`): text that Python's
@@ -1120,7 +1140,11 @@ mod tests {
         ] {
             assert_eq!(is_plain_ascii(text), plain, "{}", String::from_utf8_lossy(text));
             assert_eq!(is_plain_ascii(text), is_printable_ascii(text) && find_special(text, 0) == text.len());
+            assert_eq!(find_not_plain(text, 0) == text.len(), plain);
+            let first = text.iter().position(|&b| !(b' '..=b'~').contains(&b) || b == b'"' || b == b'\\').unwrap_or(text.len());
+            assert_eq!(find_not_plain(text, 0), first, "{}", String::from_utf8_lossy(text));
         }
+        assert_eq!(find_not_plain(b"\"plain run\"", 1), 10);
         assert!(is_printable_ascii(b"Hello, world! ~ 0123456789"));
         assert!(!is_printable_ascii(b"Hello, world!\x7f 0123456789"));
         assert!(!is_printable_ascii("Hello, wörld! 0123456789".as_bytes()));
