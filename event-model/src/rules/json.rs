@@ -733,34 +733,48 @@ impl Default for Rules<'_> {
 /// `"********"`, and keys are renamed. Returns the input itself when nothing changed,
 /// which is the common case.
 pub fn rewrite<'t>(src: &'t str, rules: &Rules<'_>) -> Result<Cow<'t, str>, Invalid> {
-    rewrite_spaced(src, rules).map(|(text, _)| text)
+    rewrite_spaced(src, rules, true).map(|(text, _, _)| text)
 }
 
 /// [`rewrite`], then [`compact`] when the text has whitespace outside strings (the
 /// rewrite's pass tells; `JSON.stringify` writes none).
 pub fn rewrite_compact<'t>(src: &'t str, rules: &Rules<'_>) -> Result<Cow<'t, str>, Invalid> {
-    Ok(match rewrite_spaced(src, rules)? {
+    rewrite_spaced(src, rules, true).map(compacted)
+}
+
+/// [`rewrite_compact`] of the one value at the start of `src`, where more text may
+/// follow it (a member of an object being read): the value's text, and the offset in
+/// `src` where the value ends.
+pub fn rewrite_compact_prefix<'t>(src: &'t str, rules: &Rules<'_>) -> Result<(Cow<'t, str>, usize), Invalid> {
+    let (text, spaced, end) = rewrite_spaced(src, rules, false)?;
+    Ok((compacted((text, spaced, end)), end))
+}
+
+fn compacted<'t>((text, spaced, _): (Cow<'t, str>, bool, usize)) -> Cow<'t, str> {
+    match (text, spaced) {
         (text, false) => text,
         (Cow::Borrowed(text), true) => compact(text),
         (Cow::Owned(text), true) => Cow::Owned(compact(&text).into_owned()),
-    })
+    }
 }
 
-/// [`rewrite`], and whether whitespace outside strings was passed.
-fn rewrite_spaced<'t>(src: &'t str, rules: &Rules<'_>) -> Result<(Cow<'t, str>, bool), Invalid> {
+/// [`rewrite`] of the value at the start of `src` (all of `src` when `whole`), whether
+/// whitespace outside strings was passed, and where the value ends.
+fn rewrite_spaced<'t>(src: &'t str, rules: &Rules<'_>, whole: bool) -> Result<(Cow<'t, str>, bool, usize), Invalid> {
     let mut w = Rewriter { s: Scanner::new(src, rules.dialect), out: None, copied: 0, passive: false, rules };
     w.value(0)?;
-    if !w.s.at_end() {
+    if whole && !w.s.at_end() {
         return Err(Invalid::Syntax { at: w.s.pos() });
     }
+    let end = if whole { src.len() } else { w.s.pos() };
     let text = match w.out {
-        None => Cow::Borrowed(src),
+        None => Cow::Borrowed(sub(src, 0, end)),
         Some(mut out) => {
-            out.push_str(tail(src, w.copied));
+            out.push_str(sub(src, w.copied, end));
             Cow::Owned(out)
         }
     };
-    Ok((text, w.s.spaced))
+    Ok((text, w.s.spaced, end))
 }
 
 struct Rewriter<'t, 'r> {
@@ -1110,6 +1124,18 @@ mod tests {
         assert_eq!(compact(r#"{"a":"b c", "d":"\" e"}"#), r#"{"a":"b c","d":"\" e"}"#);
         assert_eq!(compact(r#"{"a":"b c"}"#), r#"{"a":"b c"}"#);
         assert!(matches!(compact(r#"{"a":1}"#), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn a_value_rewritten_where_more_text_follows() {
+        let rules = Rules::default();
+        let (text, end) = rewrite_compact_prefix(r#"{"a": 1, "password": "x"},"next":2}"#, &rules).unwrap();
+        assert_eq!((text.as_ref(), end), (r#"{"a":1,"password":"********"}"#, 25));
+        let (text, end) = rewrite_compact_prefix(r#"{"a":[1,2]} ,"next":2}"#, &rules).unwrap();
+        assert!(matches!(text, Cow::Borrowed(r#"{"a":[1,2]}"#)), "{text}");
+        assert_eq!(end, 11);
+        assert_eq!(rewrite_compact_prefix(r#"{"a":NaN},"#, &rules), Err(Invalid::Syntax { at: 5 }));
+        assert_eq!(rewrite_compact(r#"{"a":1} ,"#, &rules), Err(Invalid::Syntax { at: 8 }), "a whole value still ends the text");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::reply::{decoded_body, origin_allowed, store_and_reply, Refusal};
 use crate::context::RequestContext;
-use crate::ingest::batch::{read_event, split_envelope, BodyError, LastPage};
+use crate::ingest::batch::{read_batch, BodyError, LastPage};
 use crate::state::AppState;
 
 pub async fn post_batch(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>, context: RequestContext) -> HttpResponse {
@@ -21,12 +21,12 @@ async fn handle(req: &HttpRequest, body: &[u8], state: &AppState, context: &Requ
     }
     check_content_type(req)?;
     let body = decoded_body(req, body, state.limits.inflated_bytes)?;
-    let spans = split_envelope(&body, state.limits.events_per_batch).map_err(|e| envelope_refusal(e, &body))?;
-    state.metrics.received.inc_by(spans.len() as u64);
     // One receive time for the request: the event time in the tracking log, as in the LMS.
     let received = event_model::timestamp::format(event_model::timestamp::now());
     let mut pages = LastPage::default();
-    let outcomes = spans.into_iter().map(|span| read_event(&body, span, &state.rules, &received, &mut pages)).collect();
+    let outcomes =
+        read_batch(&body, state.limits.events_per_batch, &state.rules, &received, &mut pages).map_err(|e| envelope_refusal(e, &body))?;
+    state.metrics.received.inc_by(outcomes.len() as u64);
     store_and_reply(state, &context.to_json(), outcomes).await
 }
 

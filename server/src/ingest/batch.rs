@@ -40,6 +40,52 @@ impl BodyError {
 /// Splits a batch body into its events' byte spans. Only the envelope must be JSON:
 /// an event that is not is found (and later refused) by its brackets and quotes.
 pub fn split_envelope(body: &[u8], max_events: usize) -> Result<Vec<(usize, usize)>, BodyError> {
+    let mut spans = Vec::new();
+    walk_envelope(body, max_events, |p| {
+        spans.push(p.skip_value()?);
+        Some(())
+    })?;
+    Ok(spans)
+}
+
+/// Reads a batch body: what each of its events becomes, in order ([`read_event`]). An
+/// event is read in the one strict pass that also finds its end; only one the strict
+/// pass refuses is found by its brackets and quotes (as [`split_envelope`] finds them)
+/// and read again on its own, so it costs only itself.
+pub fn read_batch(
+    body: &[u8],
+    max_events: usize,
+    rules: &IngestRules,
+    received: &str,
+    pages: &mut LastPage,
+) -> Result<Vec<Result<EventText, Refused>>, BodyError> {
+    let Ok(text) = std::str::from_utf8(body) else {
+        // An event that is not UTF-8 costs only itself: each is read from its own bytes.
+        let spans = split_envelope(body, max_events)?;
+        return Ok(spans.into_iter().map(|span| read_event(body, span, rules, received, pages)).collect());
+    };
+    let mut outcomes = Vec::new();
+    walk_envelope(body, max_events, |p| {
+        let read = json::tail(text, p.i).starts_with('{').then(|| members(json::tail(text, p.i), rules, false).ok()).flatten();
+        match read {
+            Some((m, len)) => {
+                let item = json::sub(text, p.i, p.i + len);
+                p.i += len;
+                outcomes.push(read_members(item, m, sdk_id(item.as_bytes()), rules, received, pages));
+            }
+            None => {
+                let span = p.skip_value()?;
+                outcomes.push(read_event(body, span, rules, received, pages));
+            }
+        }
+        Some(())
+    })?;
+    Ok(outcomes)
+}
+
+/// Walks the envelope, calling `item` with the cursor at each event of `events`; it
+/// passes the event (`None`: it could not, the body is not JSON there).
+fn walk_envelope(body: &[u8], max_events: usize, mut item: impl FnMut(&mut Lenient<'_>) -> Option<()>) -> Result<(), BodyError> {
     let mut p = Lenient { b: body, i: 0 };
     p.ws();
     if !p.eat(b'{') {
@@ -47,7 +93,7 @@ pub fn split_envelope(body: &[u8], max_events: usize) -> Result<Vec<(usize, usiz
         let is_json = std::str::from_utf8(body).is_ok_and(|t| json::validate(t, Dialect::Strict).is_ok());
         return Err(if is_json { BodyError::Shape } else { p.json_error() });
     }
-    let mut events = None;
+    let mut events = false;
     p.ws();
     if !p.eat(b'}') {
         loop {
@@ -62,7 +108,8 @@ pub fn split_envelope(body: &[u8], max_events: usize) -> Result<Vec<(usize, usiz
                 if p.peek() != Some(b'[') {
                     return Err(BodyError::Shape);
                 }
-                events = Some(p.items(max_events)?);
+                p.items(max_events, &mut item)?;
+                events = true;
             } else {
                 p.skip_value().ok_or_else(|| p.json_error())?;
             }
@@ -80,7 +127,11 @@ pub fn split_envelope(body: &[u8], max_events: usize) -> Result<Vec<(usize, usiz
     if p.i != body.len() {
         return Err(p.json_error());
     }
-    events.ok_or(BodyError::Shape)
+    if events {
+        Ok(())
+    } else {
+        Err(BodyError::Shape)
+    }
 }
 
 /// A scanner that follows only strings and brackets.
@@ -173,27 +224,28 @@ impl Lenient<'_> {
         Some((start, self.i))
     }
 
-    /// The spans of the items of the array at the cursor.
-    fn items(&mut self, max: usize) -> Result<Vec<(usize, usize)>, BodyError> {
+    /// Calls `item` at each item of the array at the cursor (it passes the item).
+    fn items(&mut self, max: usize, item: &mut impl FnMut(&mut Self) -> Option<()>) -> Result<(), BodyError> {
         self.eat(b'[');
-        let mut items = Vec::new();
         self.ws();
         if self.eat(b']') {
-            return Ok(items);
+            return Ok(());
         }
+        let mut count = 0;
         loop {
             self.ws();
-            let span = self.skip_value().ok_or_else(|| self.json_error())?;
-            if items.len() == max {
+            if count == max {
+                self.skip_value().ok_or_else(|| self.json_error())?;
                 return Err(BodyError::TooManyEvents { count: max + 1 + self.rest_count(), limit: max });
             }
-            items.push(span);
+            item(self).ok_or_else(|| self.json_error())?;
+            count += 1;
             self.ws();
             if self.eat(b',') {
                 continue;
             }
             if self.eat(b']') {
-                return Ok(items);
+                return Ok(());
             }
             return Err(self.json_error());
         }
@@ -227,9 +279,11 @@ fn refuse(id: Option<Uuid>, reason: &'static str, detail: impl Into<String>) -> 
     Refused { id, why: Rejection::new(reason, detail) }
 }
 
-/// The members of a batch event that the server reads, as spans of its text.
+/// The members of a batch event that the server reads, as spans of its text, and
+/// `data` as the data rules left it (checked where it was found).
 #[derive(Default)]
-struct Members {
+struct Members<'t> {
+    checked_data: Option<Result<Cow<'t, str>, Rejection>>,
     id: Option<(usize, usize)>,
     kind: Option<(usize, usize)>,
     name: Option<(usize, usize)>,
@@ -276,17 +330,39 @@ pub fn read_event(
     let bytes = &body[span.0..span.1];
     // The SDK writes the id first: it is in the reply even when the rest is unreadable.
     let early_id = sdk_id(bytes);
-    if let Some(too_large) = size_problem(bytes.len(), rules.max_event_bytes) {
-        return Err(refuse(early_id, "size_limit", format!("event is {} bytes, over the limit of {}", too_large.len, too_large.max)));
-    }
+    check_size(bytes, rules, early_id)?;
     let text = std::str::from_utf8(bytes).map_err(|_| refuse(early_id, "invalid_utf8", "event is not valid UTF-8"))?;
     if !text.starts_with('{') && json::validate(text, Dialect::Strict).is_ok() {
         return Err(refuse(early_id, "invalid_event", "each event must be a JSON object"));
     }
-    let m = members(text).map_err(|e| match e {
+    let (m, _) = members(text, rules, true).map_err(|e| match e {
         json::Invalid::TooDeep => refuse(early_id, "too_deep", format!("event nests deeper than {}", json::MAX_DEPTH)),
         json::Invalid::Syntax { at } => refuse(early_id, e.code(), format!("event is not valid JSON near byte {at}")),
     })?;
+    read_members(text, m, early_id, rules, received, pages)
+}
+
+fn check_size(bytes: &[u8], rules: &IngestRules, early_id: Option<Uuid>) -> Result<(), Refused> {
+    match size_problem(bytes.len(), rules.max_event_bytes) {
+        Some(too_large) => {
+            Err(refuse(early_id, "size_limit", format!("event is {} bytes, over the limit of {}", too_large.len, too_large.max)))
+        }
+        None => Ok(()),
+    }
+}
+
+/// [`read_event`] once the event's members are read: the checks of each in order, and
+/// the event's JSON for the log.
+fn read_members(
+    text: &str,
+    mut m: Members<'_>,
+    early_id: Option<Uuid>,
+    rules: &IngestRules,
+    received: &str,
+    pages: &mut LastPage,
+) -> Result<EventText, Refused> {
+    // An event read in the pass that found its end is measured only now.
+    check_size(text.as_bytes(), rules, early_id)?;
     let value = |span: Option<(usize, usize)>| span.map(|(a, b)| json::sub(text, a, b)).filter(|v| *v != "null");
     let id = match value(m.id) {
         None => None,
@@ -317,7 +393,11 @@ pub fn read_event(
     }
     let data = match value(m.data) {
         None => Cow::Borrowed("{}"),
-        Some(v) if v.starts_with('{') => rules.check_data(v, Dialect::Strict).map_err(|why| Refused { id, why })?,
+        Some(v) if v.starts_with('{') => match m.checked_data.take() {
+            Some(checked) => checked,
+            None => rules.check_data(v, Dialect::Strict),
+        }
+        .map_err(|why| Refused { id, why })?,
         Some(_) => return Err(refuse(id, "invalid_data", "`data` must be a JSON object")),
     };
     let timestamp = optional_string(value(m.timestamp), "timestamp").map_err(|why| Refused { id, why })?;
@@ -399,17 +479,30 @@ fn sdk_id(bytes: &[u8]) -> Option<Uuid> {
     Uuid::try_parse_ascii(rest.get(..36)?).ok()
 }
 
-/// The members of a batch event (an object), each value checked except `data`,
-/// which [`IngestRules::check_data`] checks (and scrubs) on its own.
-fn members(text: &str) -> Result<Members, json::Invalid> {
+/// The members of a batch event (an object), each value checked; `data` by
+/// [`IngestRules::check_data_prefix`] (checked and scrubbed in the one pass that finds
+/// its end), and when that refuses it, passed by its brackets so the rest is read.
+/// With `whole`, `text` is the event; without, the event is at its start and the rest
+/// follows. Returns the members and the event's length.
+fn members<'t>(text: &'t str, rules: &IngestRules, whole: bool) -> Result<(Members<'t>, usize), json::Invalid> {
     let mut m = Members::default();
     let mut s = Scanner::containing(text, Dialect::Strict);
     s.object(1, &mut |s, key: StrSpan, depth| {
         let name = key.decode(s.src());
         if name == "data" {
-            // Located here, checked once by the data rules.
             let mut lenient = Lenient { b: s.src().as_bytes(), i: s.pos() };
             lenient.ws();
+            let start = lenient.i;
+            if lenient.peek() == Some(b'{') {
+                let checked = rules.check_data_prefix(json::tail(text, start), Dialect::Strict);
+                if let Ok((_, len)) = &checked {
+                    s.skip_to(start + len);
+                    m.data = Some((start, start + len));
+                    m.checked_data = Some(checked.map(|(data, _)| data));
+                    return Ok(());
+                }
+                m.checked_data = Some(checked.map(|(data, _)| data));
+            }
             let span = lenient.skip_value().ok_or(json::Invalid::Syntax { at: lenient.i })?;
             s.skip_to(span.1);
             m.data = Some(span);
@@ -431,8 +524,10 @@ fn members(text: &str) -> Result<Members, json::Invalid> {
         *slot = Some(span);
         Ok(())
     })?;
-    if s.at_end() {
-        Ok(m)
+    if !whole {
+        Ok((m, s.pos()))
+    } else if s.at_end() {
+        Ok((m, text.len()))
     } else {
         Err(json::Invalid::Syntax { at: s.pos() })
     }
@@ -561,6 +656,90 @@ mod tests {
         let body = br#"{"name":"a.b.c","data":{"s":"\ud83d"}}"#;
         let e = read_event(body, (0, body.len()), &rules(), NOW, &mut LastPage::default()).unwrap();
         assert!(e.json.contains(r#""data":{"s":"\ud83d"}"#), "{}", e.json);
+    }
+
+    /// An outcome with a minted id (a fresh UUID each time) made comparable.
+    fn without_minted_id(outcome: Result<EventText, Refused>) -> Result<EventText, Refused> {
+        outcome.map(|mut e| {
+            if let Some(id) = e.id.filter(|_| !e.id_given) {
+                e.json = e.json.replace(&id.to_string(), "minted");
+                e.id = None;
+            }
+            e
+        })
+    }
+
+    /// Batch bodies with events good and bad in every way the readers tell apart;
+    /// `\u{1}` stands for a byte that is not UTF-8.
+    fn batch_body() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let item = prop::sample::select(vec![
+            r#"{"id":"0192f3a0-7b1c-7d2e-8f3a-0123456789ab","type":"tracking_log","name":"a.b.c","data":{"password":"x","n":[1,2.5]},"page":"https://lms.example.com/courses/course-v1:edX+DemoX+Demo/x"}"#,
+            r#"{"name":"a.b.c", "data" : { "k" : "v" } , "page" : "p" }"#,
+            r#"{"type":"track","name":"edx.bi.x","user_id":7,"timestamp":"2026-11-22T10:01:02.1Z","data":{}}"#,
+            r#"{"name":"a.b.c","data":{"x":NaN},"id":"nope"}"#,
+            r#"{"name":"a.b.c","data":{"x":NaN}}"#,
+            r#"{"name":"a.b.c","data":[1]}"#,
+            r#"{"data":{}}"#,
+            r#"{"name":"a.b.c","data":{"s":"\ud83d\u00e9","t":"café"}}"#,
+            r#"{"name":"a.b.c","data":{"y":1},"data":{"x":NaN}}"#,
+            r#"{"name":"a.b.c","page":5}"#,
+            "{\"name\":\"a.b.c\",\"data\":{\"s\":\"tab\tin\"}}",
+            r#"{"name":"a.b.c",}"#,
+            r#"{"name":"a.b.c""#,
+            "3",
+            r#""x""#,
+            "[1,{}]",
+            "null",
+            "{\"name\":\"a\u{1}\"}",
+        ]);
+        let deep = Just(format!(r#"{{"name":"a.b.c","data":{}1{}}}"#, "{\"a\":".repeat(65), "}".repeat(65)));
+        let big = Just(format!(r#"{{"name":"a.b.c","data":{{"s":"{}"}}}}"#, "x".repeat(300)));
+        let ws = prop::sample::select(vec!["", "", " ", "\n\t"]);
+        let item = prop_oneof![8 => item.prop_map(str::to_owned), 1 => deep, 1 => big];
+        (prop::collection::vec((ws.clone(), item, ws), 0..14), prop::bool::ANY).prop_map(|(items, sent_at_last)| {
+            let events = items.iter().map(|(a, item, b)| format!("{a}{item}{b}")).collect::<Vec<_>>().join(",");
+            let body = if sent_at_last {
+                format!(r#"{{"events":[{events}],"sent_at":"x"}}"#)
+            } else {
+                format!(r#"{{"sent_at":"x","events":[{events}]}}"#)
+            };
+            body.into_bytes().into_iter().map(|b| if b == 1 { 0xff } else { b }).collect()
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_pass_reads_what_split_then_read_reads(body in batch_body()) {
+            let mut rules = rules();
+            rules.max_event_bytes = 300;
+            let one_pass = read_batch(&body, 10, &rules, NOW, &mut LastPage::default())
+                .map(|outcomes| outcomes.into_iter().map(without_minted_id).collect::<Vec<_>>());
+            let split = split_envelope(&body, 10).map(|spans| {
+                let mut pages = LastPage::default();
+                spans.into_iter().map(|span| without_minted_id(read_event(&body, span, &rules, NOW, &mut pages))).collect::<Vec<_>>()
+            });
+            proptest::prop_assert_eq!(one_pass, split);
+        }
+    }
+
+    #[test]
+    fn data_is_checked_where_it_is_found() {
+        let raw = |item: &str| read_event(item.as_bytes(), (0, item.len()), &rules(), NOW, &mut LastPage::default());
+        // Spaced data between members: scrubbed and compacted, and what follows it read.
+        let item = r#"{"name":"a.b.c", "data" : { "password" : "x", "n" : [1, 2] } , "page":"https://x.example/"}"#;
+        assert!(raw(item).unwrap().json.contains(r#""data":{"password":"********","n":[1,2]},"#));
+        assert_eq!(read(item).unwrap()["context"]["page"], json!("https://x.example/"));
+        // Refused data costs its event, and the problems keep their order: an id that is
+        // not a UUID is reported before it, though it comes after it.
+        assert_eq!(reason(r#"{"name":"a.b.c","data":{"x":NaN},"id":"nope"}"#), "invalid_id");
+        let refused = raw(r#"{"name":"a.b.c","data":{"x":NaN},"page":"p"}"#).unwrap_err();
+        assert_eq!((refused.why.reason, refused.why.detail.as_str()), ("invalid_json", "`data` is not valid JSON near byte 5"));
+        // A repeated `data` member: the last one counts, as before.
+        assert_eq!(read(r#"{"name":"a.b.c","data":{"x":NaN},"data":{"y":1}}"#).unwrap()["data"], json!({"y": 1}));
+        assert_eq!(reason(r#"{"name":"a.b.c","data":{"y":1},"data":{"x":NaN}}"#), "invalid_json");
+        // Text after the event's object is still refused.
+        assert_eq!(reason(r#"{"name":"a.b.c","data":{"y":1}} x"#), "invalid_json");
     }
 
     #[test]

@@ -69,12 +69,17 @@ impl IngestRules {
     /// Checks `data` (JSON, depth) and masks what is sensitive, in one pass; returns the
     /// compact text, borrowed when nothing changed.
     pub fn check_data<'t>(&self, data: &'t str, dialect: Dialect) -> Result<Cow<'t, str>, Rejection> {
-        let rules = Rules { scrub: true, extra_sensitive_keys: &self.scrub_keys, rename: None, dialect, null_nonfinite: false };
-        match json::rewrite_compact(data, &rules) {
-            Ok(text) => Ok(text),
-            Err(json::Invalid::TooDeep) => Err(Rejection::new("too_deep", format!("`data` nests deeper than {}", json::MAX_DEPTH))),
-            Err(json::Invalid::Syntax { at }) => Err(Rejection::new("invalid_json", format!("`data` is not valid JSON near byte {at}"))),
-        }
+        json::rewrite_compact(data, &self.data_rules(dialect)).map_err(data_rejection)
+    }
+
+    /// [`IngestRules::check_data`] of the value at the start of `text`, where the rest
+    /// of an event follows it: the checked data and where it ends in `text`.
+    pub fn check_data_prefix<'t>(&self, text: &'t str, dialect: Dialect) -> Result<(Cow<'t, str>, usize), Rejection> {
+        json::rewrite_compact_prefix(text, &self.data_rules(dialect)).map_err(data_rejection)
+    }
+
+    fn data_rules(&self, dialect: Dialect) -> Rules<'_> {
+        Rules { scrub: true, extra_sensitive_keys: &self.scrub_keys, rename: None, dialect, null_nonfinite: false }
     }
 
     /// The rules for an event built in this process or sent by a trusted service (its
@@ -103,6 +108,13 @@ impl IngestRules {
         let id = event.id().and_then(|id| Uuid::parse_str(&id).ok());
         // A trusted service's client retries with the same ids.
         Ok(EventText { id, id_given: id.is_some(), json })
+    }
+}
+
+fn data_rejection(invalid: json::Invalid) -> Rejection {
+    match invalid {
+        json::Invalid::TooDeep => Rejection::new("too_deep", format!("`data` nests deeper than {}", json::MAX_DEPTH)),
+        json::Invalid::Syntax { at } => Rejection::new("invalid_json", format!("`data` is not valid JSON near byte {at}")),
     }
 }
 
