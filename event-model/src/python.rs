@@ -14,7 +14,7 @@
 use std::fmt::Write as _;
 
 use crate::rules::json::{
-    find_not_plain, find_special, is_plain_ascii, is_printable_ascii, pieces, sub, Dialect, Piece, Scanner, StrSpan, Unit,
+    find_not_plain, find_special, is_plain_ascii, is_printable_ascii, pieces, string_end, sub, tail, Dialect, Piece, Scanner, StrSpan, Unit,
 };
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -49,21 +49,23 @@ pub(crate) fn write_dumped(out: &mut String, write: impl FnOnce(&mut String)) {
 /// `json.dumps(s)` of a string that `json.dumps` wrote (ASCII, no control
 /// characters): only `"` and `\` need escaping.
 fn write_ascii_as_string(s: &str, out: &mut String) {
+    out.reserve(s.len() + s.len() / 4 + 2);
     out.push('"');
     let bytes = s.as_bytes();
-    let mut copied = 0;
+    let (mut copied, mut from) = (0, 0);
     loop {
-        let at = find_special(bytes, copied);
-        out.push_str(sub(s, copied, at));
-        match bytes.get(at) {
-            None => break,
-            Some(b'"') => out.push_str("\\\""),
-            Some(b'\\') => out.push_str("\\\\"),
-            // Not written by `json.dumps`; kept as it is.
-            Some(_) => out.push_str(sub(s, at, at + 1)),
+        let at = find_special(bytes, from);
+        let Some(&b) = bytes.get(at) else { break };
+        // A `"` or `\\` goes out with the run after it, behind its backslash; anything
+        // else (not written by `json.dumps`) is kept as it is.
+        if b == b'"' || b == b'\\' {
+            out.push_str(sub(s, copied, at));
+            out.push('\\');
+            copied = at;
         }
-        copied = at + 1;
+        from = at + 1;
     }
+    out.push_str(tail(s, copied));
     out.push('"');
 }
 
@@ -239,18 +241,7 @@ fn write_token(token: &str, out: &mut String) {
 
 /// The string literal whose opening quote is at `i` in checked text.
 fn string_span(bytes: &[u8], i: usize) -> Option<StrSpan> {
-    let (mut j, mut escaped) = (i + 1, false);
-    loop {
-        j = find_special(bytes, j);
-        match bytes.get(j)? {
-            b'"' => return Some(StrSpan { start: i, end: j + 1, escaped }),
-            b'\\' => {
-                escaped = true;
-                j += 2;
-            }
-            _ => j += 1,
-        }
-    }
+    string_end(bytes, i).map(|(end, escaped)| StrSpan { start: i, end, escaped })
 }
 
 fn transcode_value(s: &mut Scanner<'_>, out: &mut String) -> Option<()> {

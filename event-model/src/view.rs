@@ -77,16 +77,23 @@ impl<'a> EventView<'a> {
     /// Reads the object at the scanner's cursor (`depth` is its nesting): one pass that
     /// checks it and keeps its members' spans.
     pub fn read(s: &mut Scanner<'a>, depth: usize) -> Result<EventView<'a>, Invalid> {
-        Self::read_opening(s, depth, None)
+        Self::read_opening(s, depth, None, false)
     }
 
     /// [`EventView::read`] for an event: its `context`, when an object, is read into
     /// members in the same pass.
     pub fn read_event(s: &mut Scanner<'a>, depth: usize) -> Result<EventView<'a>, Invalid> {
-        Self::read_opening(s, depth, Some("context"))
+        Self::read_opening(s, depth, Some("context"), false)
     }
 
-    fn read_opening(s: &mut Scanner<'a>, depth: usize, open: Option<&str>) -> Result<EventView<'a>, Invalid> {
+    /// [`EventView::read_event`] for text this crate checked when it wrote it (a log
+    /// record): values other than strings are passed by their brackets
+    /// ([`Scanner::pass_value`]), not checked again.
+    pub fn read_written_event(s: &mut Scanner<'a>, depth: usize) -> Result<EventView<'a>, Invalid> {
+        Self::read_opening(s, depth, Some("context"), true)
+    }
+
+    fn read_opening(s: &mut Scanner<'a>, depth: usize, open: Option<&str>, written: bool) -> Result<EventView<'a>, Invalid> {
         let src = s.src();
         let mut view = EventView { members: Vec::with_capacity(16), lengths: 0 };
         s.object(depth, &mut |s, key, depth| {
@@ -102,9 +109,11 @@ impl<'a> EventView<'a> {
                         ViewValue::Text(text)
                     }
                 }
-                Some(b'{') if open.is_some_and(|open| key == open) => ViewValue::Object(EventView::read_opening(s, depth + 1, None)?),
+                Some(b'{') if open.is_some_and(|open| key == open) => {
+                    ViewValue::Object(EventView::read_opening(s, depth + 1, None, written)?)
+                }
                 _ => {
-                    let (a, b) = s.value(depth)?;
+                    let (a, b) = if written { s.pass_value()? } else { s.value(depth)? };
                     ViewValue::Text(sub(src, a, b))
                 }
             };

@@ -77,17 +77,20 @@ pub fn decode(record: &[u8]) -> Result<Vec<Event>, RecordError> {
     let text = std::str::from_utf8(record).map_err(|_| RecordError::Utf8)?;
     let buf: Arc<str> = Arc::from(text);
     let whole = Text::slice(&buf, 0, buf.len());
-    Ok(views_of_text(&buf)?.into_iter().map(|view| Event::from_fields(view.into_fields(&whole))).collect())
+    Ok(views_of_text(&buf, false)?.into_iter().map(|view| Event::from_fields(view.into_fields(&whole))).collect())
 }
 
 /// The events of a record read in place, each with its full context: one pass over
 /// the text, nothing shared or counted (what the sinks write from when their
-/// processors run on views).
+/// processors run on views). The record is one this server wrote into its log, from
+/// events it checked: values are passed by their brackets, not checked again
+/// ([`EventView::read_written_event`]); its structure still is.
 pub fn views(record: &[u8]) -> Result<Vec<EventView<'_>>, RecordError> {
-    views_of_text(std::str::from_utf8(record).map_err(|_| RecordError::Utf8)?)
+    views_of_text(std::str::from_utf8(record).map_err(|_| RecordError::Utf8)?, true)
 }
 
-fn views_of_text(text: &str) -> Result<Vec<EventView<'_>>, RecordError> {
+/// The events of a record; `written`: a record of this server's log (see [`views`]).
+fn views_of_text(text: &str, written: bool) -> Result<Vec<EventView<'_>>, RecordError> {
     let mut s = Scanner::containing(text, Dialect::Python);
     let mut shared: Option<EventView<'_>> = None;
     let mut events: Option<Vec<EventView<'_>>> = None;
@@ -106,7 +109,9 @@ fn views_of_text(text: &str) -> Result<Vec<EventView<'_>>, RecordError> {
                 let mut list = Vec::new();
                 s.array(depth, &mut |s, depth| {
                     s.ws();
-                    let event = if s.peek() == Some(b'{') {
+                    let event = if s.peek() == Some(b'{') && written {
+                        EventView::read_written_event(s, depth + 1)?
+                    } else if s.peek() == Some(b'{') {
                         EventView::read_event(s, depth + 1)?
                     } else {
                         s.value(depth)?;

@@ -306,6 +306,50 @@ impl<'t> Scanner<'t> {
         Ok((start, self.pos))
     }
 
+    /// Passes one value (after whitespace) by its quotes and brackets without checking
+    /// what is between them: for text this crate checked when it wrote it (a log
+    /// record), where checking again was most of reading it. Returns its span; text
+    /// that ends inside the value, or a stray closing bracket, is an error.
+    pub fn pass_value(&mut self) -> Result<(usize, usize), Invalid> {
+        self.ws();
+        let (start, bytes) = (self.pos, self.bytes());
+        let (mut i, mut depth) = (start, 0usize);
+        loop {
+            match bytes.get(i) {
+                Some(b'"') => {
+                    let Some((end, _)) = string_end(bytes, i) else { break };
+                    i = end;
+                    if depth == 0 {
+                        self.pos = i;
+                        return Ok((start, i));
+                    }
+                    continue;
+                }
+                Some(b'{' | b'[') => depth += 1,
+                Some(b'}' | b']') if depth > 0 => {
+                    depth -= 1;
+                    if depth == 0 {
+                        self.pos = i + 1;
+                        return Ok((start, i + 1));
+                    }
+                }
+                // A scalar ends where its container goes on.
+                Some(b',' | b':' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t') | None if depth == 0 => {
+                    if i == start {
+                        break;
+                    }
+                    self.pos = i;
+                    return Ok((start, i));
+                }
+                None => break,
+                Some(_) => {}
+            }
+            i += 1;
+        }
+        self.pos = i;
+        Err(self.error())
+    }
+
     /// Checks and passes `true`, `false`, `null` (and in Python's dialect `NaN` and
     /// `Infinity`) at the cursor; anything else is an error. Returns its span.
     pub fn word(&mut self) -> Result<(usize, usize), Invalid> {
@@ -399,6 +443,24 @@ pub fn find_special(bytes: &[u8], mut i: usize) -> usize {
         i += 1;
     }
     i
+}
+
+/// The end (past the closing quote) of the string literal whose opening quote is at
+/// `i`, and whether it holds escapes; escapes are passed, not checked. `None` when the
+/// text ends first.
+pub fn string_end(bytes: &[u8], i: usize) -> Option<(usize, bool)> {
+    let (mut j, mut escaped) = (i + 1, false);
+    loop {
+        j = find_special(bytes, j);
+        match bytes.get(j)? {
+            b'"' => return Some((j + 1, escaped)),
+            b'\\' => {
+                escaped = true;
+                j += 2;
+            }
+            _ => j += 1,
+        }
+    }
 }
 
 /// The high bit of each byte of `w` that is `"`, `\\`, a control character or not
@@ -1124,6 +1186,22 @@ mod tests {
         assert_eq!(compact(r#"{"a":"b c", "d":"\" e"}"#), r#"{"a":"b c","d":"\" e"}"#);
         assert_eq!(compact(r#"{"a":"b c"}"#), r#"{"a":"b c"}"#);
         assert!(matches!(compact(r#"{"a":1}"#), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn checked_text_is_passed_by_its_brackets() {
+        for text in [r#"{"a":[1,"]}",{"b":"\"x"}],"c":null}"#, r#"[]"#, r#""s\\""#, "-1.5e3", "true", r#"{"k":"é\u00e9"}"#, "[[[]]]"] {
+            let src = format!(r#"{{"v": {text} ,"w":1}}"#);
+            let mut passed = Scanner::new(&src, Dialect::Python);
+            let mut checked = Scanner::new(&src, Dialect::Python);
+            passed.skip_to(5);
+            checked.skip_to(5);
+            assert_eq!(passed.pass_value(), checked.value(0), "{text}");
+            assert_eq!(passed.pos(), checked.pos());
+        }
+        for bad in ["", "[1,2", r#""open"#, "]", "}", ","] {
+            assert!(Scanner::new(bad, Dialect::Strict).pass_value().is_err(), "{bad}");
+        }
     }
 
     #[test]
