@@ -66,10 +66,7 @@ impl Event {
         let end = literals.len();
         let literals: Arc<str> = Arc::from(literals);
         // Each literal is written as it is when its text is plain (a UUID always is).
-        let literal = |a, b, plain: bool| {
-            let text = Text::slice(&literals, a, b);
-            Json::from_checked(if plain { text.verbatim() } else { text })
-        };
+        let literal = |a, b, plain: bool| Json::from_checked(Text::slice(&literals, a, b).verbatim_if(plain));
         let mut fields = Fields::with_capacity(5);
         fields.push_new(Text::verbatim_static("name"), literal(0, name_end, is_plain_ascii(name.as_bytes())));
         fields.push_new(Text::verbatim_static("timestamp"), literal(name_end, timestamp_end, is_plain_ascii(timestamp.as_bytes())));

@@ -74,7 +74,12 @@ impl Text {
     /// than `-0`, `true`, `false`, `null`). The caller vouches for it; the makers
     /// below check.
     pub fn verbatim(self) -> Text {
-        Text { verbatim: true, ..self }
+        self.verbatim_if(true)
+    }
+
+    /// This text, marked [verbatim](Text::verbatim) when `verbatim`.
+    pub(crate) fn verbatim_if(self, verbatim: bool) -> Text {
+        Text { verbatim: self.verbatim || verbatim, ..self }
     }
 
     /// Whether the text was marked [verbatim](Text::verbatim).
@@ -84,12 +89,7 @@ impl Text {
 
     /// A key, marked verbatim when it is plain.
     pub fn key(s: &str) -> Text {
-        let text = Text::from(s);
-        if rules_json::is_plain_ascii(s.as_bytes()) {
-            text.verbatim()
-        } else {
-            text
-        }
+        Text::from(s).verbatim_if(rules_json::is_plain_ascii(s.as_bytes()))
     }
 
     /// The length in bytes, without looking at the text.
@@ -222,16 +222,12 @@ impl Json {
     pub fn str(s: &str) -> Json {
         let mut lit = String::with_capacity(s.len() + 2);
         push_str_literal(&mut lit, s);
-        Json::verbatim_if(Text::from(lit), rules_json::is_plain_ascii(s.as_bytes()))
+        Json::Text(Text::from(lit).verbatim_if(rules_json::is_plain_ascii(s.as_bytes())))
     }
 
     /// A whole number.
     pub fn int(n: i64) -> Json {
         Json::Text(Text::from(n.to_string()).verbatim())
-    }
-
-    fn verbatim_if(text: Text, verbatim: bool) -> Json {
-        Json::Text(if verbatim { text.verbatim() } else { text })
     }
 
     /// The JSON of a tree (Rust code builds data with `json!`).
@@ -250,7 +246,7 @@ impl Json {
                     Value::Number(n) => n.is_i64() || n.is_u64(),
                     _ => false,
                 };
-                Json::verbatim_if(text, verbatim)
+                Json::Text(text.verbatim_if(verbatim))
             }
         }
     }

@@ -109,13 +109,13 @@ fn views_of_text(text: &str, written: bool) -> Result<Vec<EventView<'_>>, Record
                 let mut list = Vec::new();
                 s.array(depth, &mut |s, depth| {
                     s.ws();
-                    let event = if s.peek() == Some(b'{') && written {
-                        EventView::read_written_event(s, depth + 1)?
-                    } else if s.peek() == Some(b'{') {
-                        EventView::read_event(s, depth + 1)?
-                    } else {
+                    let event = if s.peek() != Some(b'{') {
                         s.value(depth)?;
                         EventView::default()
+                    } else if written {
+                        EventView::read_written_event(s, depth + 1)?
+                    } else {
+                        EventView::read_event(s, depth + 1)?
                     };
                     list.push(merged(event, &context));
                     Ok(())

@@ -66,12 +66,16 @@ pub fn read_batch(
     };
     let mut outcomes = Vec::new();
     walk_envelope(body, max_events, |p| {
-        let read = json::tail(text, p.i).starts_with('{').then(|| members(json::tail(text, p.i), rules, false).ok()).flatten();
-        match read {
+        let rest = json::tail(text, p.i);
+        match rest.starts_with('{').then(|| members(rest, rules, false).ok()).flatten() {
             Some((m, len)) => {
-                let item = json::sub(text, p.i, p.i + len);
+                let item = json::sub(rest, 0, len);
                 p.i += len;
-                outcomes.push(read_members(item, m, sdk_id(item.as_bytes()), rules, received, pages));
+                // Read in the pass that found its end, the event is measured only now.
+                let early_id = sdk_id(item.as_bytes());
+                outcomes.push(
+                    check_size(item.as_bytes(), rules, early_id).and_then(|()| read_members(item, m, early_id, rules, received, pages)),
+                );
             }
             None => {
                 let span = p.skip_value()?;
@@ -361,8 +365,6 @@ fn read_members(
     received: &str,
     pages: &mut LastPage,
 ) -> Result<EventText, Refused> {
-    // An event read in the pass that found its end is measured only now.
-    check_size(text.as_bytes(), rules, early_id)?;
     let value = |span: Option<(usize, usize)>| span.map(|(a, b)| json::sub(text, a, b)).filter(|v| *v != "null");
     let id = match value(m.id) {
         None => None,
@@ -495,13 +497,13 @@ fn members<'t>(text: &'t str, rules: &IngestRules, whole: bool) -> Result<(Membe
             let start = lenient.i;
             if lenient.peek() == Some(b'{') {
                 let checked = rules.check_data_prefix(json::tail(text, start), Dialect::Strict);
-                if let Ok((_, len)) = &checked {
-                    s.skip_to(start + len);
-                    m.data = Some((start, start + len));
-                    m.checked_data = Some(checked.map(|(data, _)| data));
+                let end = checked.as_ref().ok().map(|(_, len)| start + len);
+                m.checked_data = Some(checked.map(|(data, _)| data));
+                if let Some(end) = end {
+                    s.skip_to(end);
+                    m.data = Some((start, end));
                     return Ok(());
                 }
-                m.checked_data = Some(checked.map(|(data, _)| data));
             }
             let span = lenient.skip_value().ok_or(json::Invalid::Syntax { at: lenient.i })?;
             s.skip_to(span.1);
