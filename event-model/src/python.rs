@@ -46,11 +46,34 @@ pub(crate) fn write_dumped(out: &mut String, write: impl FnOnce(&mut String)) {
     write_ascii_as_string(&text, out);
 }
 
+/// Appends `json.dumps(json.dumps(json.loads(text)))` for checked JSON text: the
+/// string whose content is [`transcode`] of `text` (a browser event's legacy `event`).
+/// An object or array is transcoded and escaped in the same pass, without the
+/// intermediate text.
+pub fn write_dumped_text(text: &str, out: &mut String) {
+    let start = out.len();
+    if matches!(text.as_bytes().first(), Some(b'{' | b'[')) {
+        out.push('"');
+        if transcode_flat::<true>(text, out).is_some() {
+            out.push('"');
+            return;
+        }
+        out.truncate(start);
+    }
+    write_dumped(out, |dumped| transcode(text, dumped));
+}
+
 /// `json.dumps(s)` of a string that `json.dumps` wrote (ASCII, no control
 /// characters): only `"` and `\` need escaping.
 fn write_ascii_as_string(s: &str, out: &mut String) {
     out.reserve(s.len() + s.len() / 4 + 2);
     out.push('"');
+    push_ascii_escaped(s, out);
+    out.push('"');
+}
+
+/// [`write_ascii_as_string`] without the quotes.
+fn push_ascii_escaped(s: &str, out: &mut String) {
     let bytes = s.as_bytes();
     let (mut copied, mut from) = (0, 0);
     loop {
@@ -66,7 +89,6 @@ fn write_ascii_as_string(s: &str, out: &mut String) {
         from = at + 1;
     }
     out.push_str(tail(s, copied));
-    out.push('"');
 }
 
 /// Appends `json.dumps(s)` for a Rust string.
@@ -120,7 +142,7 @@ pub fn transcode(text: &str, out: &mut String) {
             }
         }
         Some(b'{' | b'[' | b' ' | b'\t' | b'\n' | b'\r') | None => {
-            if transcode_flat(text, out).is_some() {
+            if transcode_flat::<false>(text, out).is_some() {
                 return;
             }
         }
@@ -151,8 +173,9 @@ const FLAT_KEYS: usize = 16;
 /// separators widened, strings re-escaped, numbers rewritten, runs copied whole.
 /// `None` when an object repeats a key (Python keeps the first place and the last
 /// value: the scanner's path does that), or the text nests deeper than [`FLAT_DEPTH`]
-/// or holds more than [`FLAT_KEYS`] keys in the open objects.
-fn transcode_flat(text: &str, out: &mut String) -> Option<()> {
+/// or holds more than [`FLAT_KEYS`] keys in the open objects. `DUMPED`: written as the
+/// content of a string literal (its `"` and `\\` escaped), for [`write_dumped_text`].
+fn transcode_flat<const DUMPED: bool>(text: &str, out: &mut String) -> Option<()> {
     let bytes = text.as_bytes();
     // Bit d: the container open at depth d is an object.
     let (mut objects, mut depth) = (0u64, 0u32);
@@ -177,10 +200,19 @@ fn transcode_flat(text: &str, out: &mut String) -> Option<()> {
                     key_count += 1;
                     expect_key = false;
                 }
-                if plain {
-                    out.push_str(sub(text, span.start, span.end));
-                } else {
-                    write_literal(text, span, out);
+                match (plain, DUMPED) {
+                    (true, false) => out.push_str(sub(text, span.start, span.end)),
+                    (false, false) => write_literal(text, span, out),
+                    (true, true) => {
+                        out.push_str("\\\"");
+                        out.push_str(sub(text, span.start + 1, span.end - 1));
+                        out.push_str("\\\"");
+                    }
+                    (false, true) => {
+                        let mut literal = String::with_capacity(span.end - span.start + 8);
+                        write_literal(text, span, &mut literal);
+                        push_ascii_escaped(&literal, out);
+                    }
                 }
                 i = span.end;
                 continue;
@@ -314,7 +346,12 @@ fn transcode_object(s: &mut Scanner<'_>, out: &mut String) -> Option<()> {
 
 fn same_key(src: &str, a: StrSpan, b: StrSpan) -> bool {
     if !a.escaped && !b.escaped {
-        if a.end - a.start != b.end - b.start {
+        // Most keys of an object differ in length or in their first or last byte.
+        let bytes = src.as_bytes();
+        if a.end - a.start != b.end - b.start
+            || bytes.get(a.start + 1) != bytes.get(b.start + 1)
+            || bytes.get(a.end - 2) != bytes.get(b.end - 2)
+        {
             return false;
         }
         a.inner(src) == b.inner(src)
@@ -604,7 +641,7 @@ mod tests {
         #[test]
         fn one_pass_matches_the_scanner(text in json_text()) {
             let mut flat = String::new();
-            match transcode_flat(&text, &mut flat) {
+            match transcode_flat::<false>(&text, &mut flat) {
                 Some(()) => proptest::prop_assert_eq!(Some(flat), py_scanned(&text)),
                 // Only a repeated key, or more depth or keys than the tables hold, leaves it to the scanner.
                 None => proptest::prop_assert!(py_scanned(&text).is_some()),
@@ -613,16 +650,37 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn dumped_in_one_pass_matches_dumped_text(text in json_text()) {
+            let mut one_pass = String::from("x");
+            write_dumped_text(&text, &mut one_pass);
+            let mut two_steps = String::from("x");
+            write_dumped(&mut two_steps, |dumped| transcode(&text, dumped));
+            proptest::prop_assert_eq!(one_pass, two_steps);
+        }
+    }
+
+    #[test]
+    fn dumped_text_is_a_string_of_the_dumps() {
+        let mut out = String::new();
+        write_dumped_text(r#"{"a":"q\"x","b":[1,"\u00e9"]}"#, &mut out);
+        assert_eq!(out, r#""{\"a\": \"q\\\"x\", \"b\": [1, \"\\u00e9\"]}""#);
+    }
+
     #[test]
     fn the_one_pass_path_defers_only_what_it_cannot_write() {
         let mut out = String::new();
-        assert!(transcode_flat(r#"{"a":1,"b":{"a":2},"c":[{"a":3}]}"#, &mut out).is_some(), "the same key in nested objects is no repeat");
-        assert!(transcode_flat(r#"{"a":1,"\u0061":2}"#, &mut String::new()).is_none());
+        assert!(
+            transcode_flat::<false>(r#"{"a":1,"b":{"a":2},"c":[{"a":3}]}"#, &mut out).is_some(),
+            "the same key in nested objects is no repeat"
+        );
+        assert!(transcode_flat::<false>(r#"{"a":1,"\u0061":2}"#, &mut String::new()).is_none());
         let wide = format!("{{{}}}", (0..FLAT_KEYS + 1).map(|k| format!(r#""k{k}":{k}"#)).collect::<Vec<_>>().join(","));
-        assert!(transcode_flat(&wide, &mut String::new()).is_none());
+        assert!(transcode_flat::<false>(&wide, &mut String::new()).is_none());
         assert_eq!(py(&wide), py_scanned(&wide).unwrap());
         let deep = format!("{}{}", "[".repeat(FLAT_DEPTH as usize + 1), "]".repeat(FLAT_DEPTH as usize + 1));
-        assert!(transcode_flat(&deep, &mut String::new()).is_none());
+        assert!(transcode_flat::<false>(&deep, &mut String::new()).is_none());
         assert_eq!(py(&deep), deep);
     }
 

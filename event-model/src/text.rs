@@ -369,7 +369,10 @@ impl Json {
             Json::Text(text) if text.is_verbatim() => out.push_str(text),
             Json::Text(text) => python::transcode(text, out),
             Json::Object(fields) => fields.write_python(out),
-            Json::Dumped(inner) => python::write_dumped(out, |text| inner.write_python(text)),
+            Json::Dumped(inner) => match &**inner {
+                Json::Text(text) if !text.is_verbatim() => python::write_dumped_text(text, out),
+                inner => python::write_dumped(out, |text| inner.write_python(text)),
+            },
         }
     }
 

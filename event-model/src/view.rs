@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use crate::python;
-use crate::rules::json::{is_printable_ascii, push_str_literal, sub, Dialect, Invalid, Scanner};
+use crate::rules::json::{push_str_literal, sub, Dialect, Invalid, Scanner};
 use crate::text::{sub_text, Fields, Json, Text};
 
 /// A member's value: checked JSON text, an object of members kept apart, or a string
@@ -101,9 +101,9 @@ impl<'a> EventView<'a> {
             let key = key.decode(src);
             let value = match s.peek() {
                 Some(b'"') => {
-                    let span = s.string()?;
+                    let (span, plain) = s.marked_string()?;
                     let text = sub(src, span.start, span.end);
-                    if !span.escaped && is_printable_ascii(text.as_bytes()) {
+                    if plain {
                         ViewValue::Ascii(text)
                     } else {
                         ViewValue::Text(text)
@@ -220,7 +220,10 @@ impl ViewValue<'_> {
             // Python writes it as it is.
             ViewValue::Ascii(text) => out.push_str(text),
             ViewValue::Object(view) => view.write_python(out),
-            ViewValue::Dumped(inner) => python::write_dumped(out, |text| inner.write_python(text)),
+            ViewValue::Dumped(inner) => match &**inner {
+                ViewValue::Text(text) => python::write_dumped_text(text, out),
+                inner => python::write_dumped(out, |text| inner.write_python(text)),
+            },
         }
     }
 

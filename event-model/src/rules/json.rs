@@ -184,11 +184,34 @@ impl<'t> Scanner<'t> {
     pub fn string(&mut self) -> Result<StrSpan, Invalid> {
         self.ws();
         let start = self.pos;
+        if self.bytes().get(start) != Some(&b'"') {
+            return Err(self.error());
+        }
+        self.string_from(start, start + 1)
+    }
+
+    /// [`Scanner::string`], and whether the string is plain: no escapes and all
+    /// printable ASCII, so JSON and Python's `ensure_ascii` both write it as it is.
+    /// One pass either way.
+    pub fn marked_string(&mut self) -> Result<(StrSpan, bool), Invalid> {
+        self.ws();
+        let start = self.pos;
         let bytes = self.bytes();
         if bytes.get(start) != Some(&b'"') {
             return Err(self.error());
         }
-        let mut i = start + 1;
+        let plain_end = find_not_plain(bytes, start + 1);
+        if bytes.get(plain_end) == Some(&b'"') {
+            self.pos = plain_end + 1;
+            return Ok((StrSpan { start, end: plain_end + 1, escaped: false }, true));
+        }
+        Ok((self.string_from(start, plain_end)?, false))
+    }
+
+    /// The rest of the string literal opened at `start`, from `i`, where the text
+    /// before `i` holds no quote, backslash or control character.
+    fn string_from(&mut self, start: usize, mut i: usize) -> Result<StrSpan, Invalid> {
+        let bytes = self.bytes();
         let mut escaped = false;
         loop {
             i = find_special(bytes, i);
@@ -1254,6 +1277,30 @@ mod tests {
         assert!(!is_printable_ascii("Hello, wörld! 0123456789".as_bytes()));
         assert!(!is_printable_ascii(b"tab\there, and more text"));
         assert!(is_printable_ascii(b""));
+    }
+
+    #[test]
+    fn a_marked_string_is_the_checked_string_and_whether_it_is_plain() {
+        for text in [
+            r#""plain, and long enough for words""#,
+            r#""""#,
+            r#""caf\u00e9 and more""#,
+            "\"w\u{f6}rld, long enough to pass a word\"",
+            "\"a\u{7f}b\"",
+            r#""q\"x""#,
+            "\"tab\there\"",
+            r#""\x""#,
+            r#""open"#,
+            "\"w\u{f6}rld \\u12\"",
+        ] {
+            let (mut a, mut b) = (Scanner::new(text, Dialect::Strict), Scanner::new(text, Dialect::Strict));
+            let plain = a.marked_string().map(|(span, plain)| (span, plain, a.pos()));
+            let checked = b.string().map(|span| (span, b.pos()));
+            assert_eq!(plain.map(|(span, _, pos)| (span, pos)), checked, "{text}");
+            if let Ok((span, plain, _)) = plain {
+                assert_eq!(plain, !span.escaped && is_printable_ascii(span.inner(text).as_bytes()), "{text}");
+            }
+        }
     }
 
     #[test]
