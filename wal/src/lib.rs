@@ -247,6 +247,20 @@ impl Reply {
     }
 }
 
+/// An append queued by [`Wal::submit_blocking`]: its outcome, or where it will come.
+#[must_use = "an append's outcome is known only by waiting for it"]
+pub struct Appending(Result<Range<u64>, mpsc::Receiver<Result<Range<u64>, WalError>>>);
+
+impl Appending {
+    /// Blocks until the records are durable per the commit policy (or the append failed).
+    pub fn wait(self) -> Result<Range<u64>, WalError> {
+        match self.0 {
+            Ok(range) => Ok(range),
+            Err(rx) => rx.recv().map_err(|_| WalError::Closed)?,
+        }
+    }
+}
+
 pub(crate) struct Request {
     pub records: Vec<Vec<u8>>,
     /// Encoded size of all records.
@@ -398,11 +412,18 @@ impl Wal {
 
     /// [`Wal::append`] for threads outside an async runtime.
     pub fn append_blocking(&self, records: Vec<Vec<u8>>) -> Result<Range<u64>, WalError> {
+        self.submit_blocking(records)?.wait()
+    }
+
+    /// Queues `records` and returns at once: a thread outside an async runtime prepares
+    /// its next append while the writer writes this one, as concurrent requests do.
+    /// Appends get their sequence numbers in the order they are submitted.
+    pub fn submit_blocking(&self, records: Vec<Vec<u8>>) -> Result<Appending, WalError> {
         let (tx, rx) = mpsc::sync_channel(1);
-        if let Some(r) = self.submit(records, Reply::Blocking(tx))? {
-            return Ok(r);
-        }
-        rx.recv().map_err(|_| WalError::Closed)?
+        Ok(Appending(match self.submit(records, Reply::Blocking(tx))? {
+            Some(range) => Ok(range),
+            None => Err(rx),
+        }))
     }
 
     /// Every sequence number below this is durable (per policy) and readable.

@@ -43,6 +43,23 @@ fn assert_seqs(records: &[(u64, Vec<u8>)], range: Range<u64>) {
 }
 
 #[test]
+fn submitted_appends_are_numbered_in_order_and_each_answered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wal = Wal::open(config(tmp.path(), 200)).unwrap();
+    // Several in flight at once: each waits for its own outcome, in any order.
+    let pending: Vec<Appending> =
+        (0..10u64).map(|i| wal.submit_blocking(vec![payload("s", 2 * i), payload("s", 2 * i + 1)]).unwrap()).collect();
+    let ranges: Vec<Range<u64>> = pending.into_iter().rev().map(|p| p.wait().unwrap()).collect();
+    assert_eq!(ranges, (0..10u64).rev().map(|i| 2 * i..2 * i + 2).collect::<Vec<_>>());
+    let all = read_all(&wal, 0);
+    assert_seqs(&all, 0..20);
+    assert!(all.iter().all(|(seq, p)| *p == payload("s", *seq)));
+    assert_eq!(wal.submit_blocking(Vec::new()).unwrap().wait().unwrap(), 20..20, "nothing to append is answered at once");
+    wal.shutdown();
+    assert!(matches!(wal.submit_blocking(vec![b"late".to_vec()]), Err(WalError::Closed)));
+}
+
+#[test]
 fn append_and_read_back_across_segments() {
     let tmp = tempfile::tempdir().unwrap();
     let wal = Wal::open(config(tmp.path(), 200)).unwrap();
