@@ -181,6 +181,36 @@ impl<'a> EventView<'a> {
         }
     }
 
+    /// `{**base, **other}` in one pass: `base`'s members in order, each with `other`'s
+    /// value where `other` has its key, then `other`'s other members in order (what a
+    /// copy of `base` then a Python `dict.update(other)` makes).
+    pub fn merged(base: &EventView<'a>, mut other: EventView<'a>) -> EventView<'a> {
+        if other.members.len() > 64 {
+            let mut merged = base.clone();
+            merged.update(other);
+            return merged;
+        }
+        let mut members = Vec::with_capacity(base.members.len() + other.members.len());
+        // Bit i: `other`'s member i is in place of one of `base`'s.
+        let mut placed = 0u64;
+        for (key, value) in &base.members {
+            let value = match other.position(key) {
+                Some(i) => {
+                    placed |= 1 << i;
+                    std::mem::replace(&mut other.members[i].1, ViewValue::Text("null"))
+                }
+                None => value.clone(),
+            };
+            members.push((key.clone(), value));
+        }
+        for (i, member) in other.members.into_iter().enumerate() {
+            if placed & 1 << i == 0 {
+                members.push(member);
+            }
+        }
+        EventView { members, lengths: base.lengths | other.lengths }
+    }
+
     /// Members in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &ViewValue<'a>)> {
         self.members.iter().map(|(k, v)| (k.as_ref(), v))
@@ -303,5 +333,19 @@ mod tests {
         let keys: Vec<&str> = shared.iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["user_id", "course_id", "page", "extra"]);
         assert_eq!(shared.get_str("course_id").as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn merged_is_a_copy_then_an_update() {
+        let base = EventView::parse(r#"{"user_id":1,"course_id":"","page":"p","org_id":"o"}"#).unwrap();
+        let wide = format!("{{{}}}", (0..70).map(|k| format!(r#""k{k}":{k}"#)).collect::<Vec<_>>().join(","));
+        for other in [r#"{"course_id":"c","extra":2,"page":null}"#, "{}", r#"{"x":1}"#, r#"{"org_id":"p","user_id":2}"#, &wide] {
+            let other = EventView::parse(other).unwrap();
+            let mut updated = base.clone();
+            updated.update(other.clone());
+            let merged = EventView::merged(&base, other);
+            assert_eq!(merged.iter().collect::<Vec<_>>(), updated.iter().collect::<Vec<_>>());
+            assert!(updated.iter().all(|(k, v)| merged.get(k) == Some(v)), "every key found again");
+        }
     }
 }

@@ -220,13 +220,7 @@ pub fn event_count(record: &[u8]) -> Result<u64, RecordError> {
 fn merged<'a>(mut event: EventView<'a>, shared: &EventView<'a>) -> EventView<'a> {
     let own = event.take("context").and_then(ViewValue::into_members).unwrap_or_default();
     // Records the relay stores share nothing: each event holds its whole context.
-    let context = if shared.is_empty() {
-        own
-    } else {
-        let mut context = shared.clone();
-        context.update(own);
-        context
-    };
+    let context = if shared.is_empty() { own } else { EventView::merged(shared, own) };
     event.insert(Cow::Borrowed("context"), ViewValue::Object(context));
     event
 }

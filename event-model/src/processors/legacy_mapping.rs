@@ -127,9 +127,10 @@ fn map_members<V: Mappable>(fields: Vec<(V::Key, V)>) -> Vec<(V::Key, V)> {
     }
     // The context's members the mapping takes, in one pass.
     let mut taken: [Option<V>; TAKEN.len()] = Default::default();
-    let mut rest = Vec::new();
     let has_context = context.is_some();
-    for (key, value) in context.and_then(V::into_members).unwrap_or_default() {
+    let members = context.and_then(V::into_members).unwrap_or_default();
+    let mut rest = Vec::with_capacity(members.len());
+    for (key, value) in members {
         match taken_index(key.as_ref()) {
             Some(i) => taken[i] = Some(value),
             None => rest.push((key, value)),
