@@ -16,7 +16,7 @@ use alloc::borrow::Cow;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::rules::sensitive::{is_card_number, is_sensitive_key, mask_card_numbers, MASK};
+use crate::rules::sensitive::{is_card_number, is_sensitive_key, mask_card_numbers, may_hold_card_number, MASK};
 
 /// How deep arrays and objects may nest inside an event's `data` (`{}` is depth 1).
 /// Deeper data is refused with [`Invalid::TooDeep`] by the browser and the server alike.
@@ -920,7 +920,7 @@ impl Rewriter<'_, '_> {
 
     fn mask_string(&mut self, span: StrSpan) {
         let inner = span.inner(self.s.src());
-        if inner.bytes().filter(u8::is_ascii_digit).count() < 13 {
+        if !may_hold_card_number(inner) {
             return;
         }
         if !span.escaped {

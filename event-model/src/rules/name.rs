@@ -47,12 +47,21 @@ pub fn check_name(name: &str) -> Result<(), NameProblem> {
     if name.len() > MAX_NAME_LEN {
         return Err(NameProblem::TooLong);
     }
-    let mut parts = 0;
-    for part in name.as_bytes().split(|&b| b == b'.') {
-        parts += 1;
-        if !is_snake_word(part) {
-            return Err(NameProblem::BadPart);
+    // One pass over the bytes: each part is a lowercase letter, then `a-z0-9_`.
+    let (mut parts, mut part_starts) = (1, true);
+    for &b in name.as_bytes() {
+        match b {
+            b'.' if !part_starts => {
+                parts += 1;
+                part_starts = true;
+            }
+            b'a'..=b'z' => part_starts = false,
+            b'0'..=b'9' | b'_' if !part_starts => {}
+            _ => return Err(NameProblem::BadPart),
         }
+    }
+    if part_starts {
+        return Err(NameProblem::BadPart);
     }
     if parts < 3 {
         return Err(NameProblem::TooFewParts);
@@ -107,6 +116,23 @@ mod tests {
         assert_eq!(check_name("edx.video.played "), Err(NameProblem::BadPart));
         assert_eq!(check_name("1dx.video.played"), Err(NameProblem::BadPart));
         assert_eq!(check_name(&"a.b.".repeat(100)), Err(NameProblem::TooLong));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_pass_names_match_their_parts(parts in proptest::collection::vec("[a-z][a-z0-9_]{0,3}|[a-z0-9_A -]{0,3}", 0..5)) {
+            let name = parts.join(".");
+            let by_parts = if name.is_empty() {
+                Err(NameProblem::Empty)
+            } else if !name.as_bytes().split(|&b| b == b'.').all(is_snake_word) {
+                Err(NameProblem::BadPart)
+            } else if name.split('.').count() < 3 {
+                Err(NameProblem::TooFewParts)
+            } else {
+                Ok(())
+            };
+            proptest::prop_assert_eq!(check_name(&name), by_parts);
+        }
     }
 
     #[test]

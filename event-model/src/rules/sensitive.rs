@@ -39,7 +39,41 @@ pub fn luhn_valid(digits: &str) -> bool {
 /// start with 1, from being masked.
 pub fn is_card_number(digits: &str) -> bool {
     let n = digits.bytes().filter(u8::is_ascii_digit).count();
-    (13..=19).contains(&n) && matches!(digits.bytes().find(u8::is_ascii_digit), Some(b'2'..=b'6')) && luhn_valid(digits)
+    (MIN_CARD_DIGITS..=19).contains(&n) && matches!(digits.bytes().find(u8::is_ascii_digit), Some(b'2'..=b'6')) && luhn_valid(digits)
+}
+
+/// The fewest digits a card number has.
+pub const MIN_CARD_DIGITS: usize = 13;
+
+/// Whether `text` holds at least [`MIN_CARD_DIGITS`] ASCII digits, the cheap test
+/// before [`mask_card_numbers`] (most strings hold fewer): eight bytes at a time,
+/// stopping once there are enough.
+pub fn may_hold_card_number(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    if bytes.len() < MIN_CARD_DIGITS {
+        return false;
+    }
+    let mut digits = 0;
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        digits += <[u8; 8]>::try_from(word).map_or(0, |w| digits_in(u64::from_le_bytes(w)));
+        if digits >= MIN_CARD_DIGITS {
+            return true;
+        }
+    }
+    digits + words.remainder().iter().filter(|b| b.is_ascii_digit()).count() >= MIN_CARD_DIGITS
+}
+
+/// How many bytes of `w` are ASCII digits. Each byte's low seven bits plus a constant
+/// sets its high bit when they are at least `'0'` (and again past `'9'`); no sum
+/// carries into the next byte.
+fn digits_in(w: u64) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = ONES * 0x80;
+    let low = w & !HIGH;
+    let from_zero = low + ONES * u64::from(0x80 - b'0');
+    let past_nine = low + ONES * u64::from(0x80 - b'9' - 1);
+    (from_zero & !past_nine & !w & HIGH).count_ones() as usize
 }
 
 /// Masks every card number inside `text`: runs of digits, optionally grouped by single
@@ -91,6 +125,27 @@ fn card_run_end(bytes: &[u8], start: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digits_are_counted_a_word_at_a_time_as_one_by_one() {
+        let naive = |text: &str| text.bytes().filter(u8::is_ascii_digit).count() >= MIN_CARD_DIGITS;
+        // Every byte value beside digits, at every place of a word, around the threshold.
+        let mut texts =
+            vec![String::new(), "4111 1111 1111 1111".into(), "12-34-56-78-90-12".into(), "123456789012".into(), "1234567890123".into()];
+        for c in (1u32..0x80).chain([0xb0, 0xb9, 0x660, 0xff10]).filter_map(char::from_u32) {
+            for digits in [MIN_CARD_DIGITS - 1, MIN_CARD_DIGITS] {
+                for at in 0..9 {
+                    let mut text: String = "7".repeat(digits);
+                    text.insert(at.min(text.len()), c);
+                    texts.push(text);
+                    texts.push(format!("{c}{c}{}", "5".repeat(digits - 1)));
+                }
+            }
+        }
+        for text in &texts {
+            assert_eq!(may_hold_card_number(text), naive(text), "{text:?}");
+        }
+    }
 
     #[test]
     fn keys() {
