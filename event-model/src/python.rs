@@ -50,7 +50,7 @@ pub(crate) fn write_dumped(out: &mut String, write: impl FnOnce(&mut String)) {
 /// string whose content is [`transcode`] of `text` (a browser event's legacy `event`).
 /// An object or array is transcoded and escaped in the same pass, without the
 /// intermediate text.
-pub fn write_dumped_text(text: &str, out: &mut String) {
+pub(crate) fn write_dumped_text(text: &str, out: &mut String) {
     let start = out.len();
     if matches!(text.as_bytes().first(), Some(b'{' | b'[')) {
         out.push('"');

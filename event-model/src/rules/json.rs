@@ -182,11 +182,7 @@ impl<'t> Scanner<'t> {
     /// A string literal at the cursor (after whitespace), checked: no raw control
     /// character, only JSON's escapes, four hex digits after `\u`.
     pub fn string(&mut self) -> Result<StrSpan, Invalid> {
-        self.ws();
-        let start = self.pos;
-        if self.bytes().get(start) != Some(&b'"') {
-            return Err(self.error());
-        }
+        let start = self.string_start()?;
         self.string_from(start, start + 1)
     }
 
@@ -194,18 +190,25 @@ impl<'t> Scanner<'t> {
     /// printable ASCII, so JSON and Python's `ensure_ascii` both write it as it is.
     /// One pass either way.
     pub fn marked_string(&mut self) -> Result<(StrSpan, bool), Invalid> {
-        self.ws();
-        let start = self.pos;
+        let start = self.string_start()?;
         let bytes = self.bytes();
-        if bytes.get(start) != Some(&b'"') {
-            return Err(self.error());
-        }
         let plain_end = find_not_plain(bytes, start + 1);
         if bytes.get(plain_end) == Some(&b'"') {
             self.pos = plain_end + 1;
             return Ok((StrSpan { start, end: plain_end + 1, escaped: false }, true));
         }
         Ok((self.string_from(start, plain_end)?, false))
+    }
+
+    /// Where the string literal at the cursor (after whitespace) opens (inlined: the
+    /// browser build is smaller so).
+    #[inline(always)]
+    fn string_start(&mut self) -> Result<usize, Invalid> {
+        self.ws();
+        if self.bytes().get(self.pos) != Some(&b'"') {
+            return Err(self.error());
+        }
+        Ok(self.pos)
     }
 
     /// The rest of the string literal opened at `start`, from `i`, where the text
