@@ -247,16 +247,23 @@ impl Reply {
     }
 }
 
-/// An append queued by [`Wal::submit_blocking`]: its outcome, or where it will come.
+/// An append queued by [`Wal::submit_blocking`].
 #[must_use = "an append's outcome is known only by waiting for it"]
-pub struct Appending(Result<Range<u64>, mpsc::Receiver<Result<Range<u64>, WalError>>>);
+pub struct Appending(Outcome);
+
+enum Outcome {
+    /// Answered at once (nothing to append).
+    Known(Range<u64>),
+    /// The writer will answer here.
+    Coming(mpsc::Receiver<Result<Range<u64>, WalError>>),
+}
 
 impl Appending {
     /// Blocks until the records are durable per the commit policy (or the append failed).
     pub fn wait(self) -> Result<Range<u64>, WalError> {
         match self.0 {
-            Ok(range) => Ok(range),
-            Err(rx) => rx.recv().map_err(|_| WalError::Closed)?,
+            Outcome::Known(range) => Ok(range),
+            Outcome::Coming(rx) => rx.recv().map_err(|_| WalError::Closed)?,
         }
     }
 }
@@ -421,8 +428,8 @@ impl Wal {
     pub fn submit_blocking(&self, records: Vec<Vec<u8>>) -> Result<Appending, WalError> {
         let (tx, rx) = mpsc::sync_channel(1);
         Ok(Appending(match self.submit(records, Reply::Blocking(tx))? {
-            Some(range) => Ok(range),
-            None => Err(rx),
+            Some(range) => Outcome::Known(range),
+            None => Outcome::Coming(rx),
         }))
     }
 
