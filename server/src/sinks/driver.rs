@@ -460,10 +460,17 @@ fn drive<S: Sink>(
         let mut bytes: u64 = batch.iter().map(|(_, r)| r.len() as u64).sum();
         let until = Instant::now() + linger;
         while !batch.is_empty() && batch.len() < max_records && bytes < max_bytes && !stopping && !context.stop.load(Ordering::SeqCst) {
-            let wait = until.saturating_duration_since(Instant::now());
-            let more = reader.read_batch_blocking((max_records - batch.len()).min(READ_STEP), wait)?;
+            let more = reader.read_batch_blocking((max_records - batch.len()).min(READ_STEP), Duration::ZERO)?;
             if more.is_empty() {
-                break;
+                // Drained: the rest of the linger is slept through in naps, not woken
+                // at each commit, so a sink that keeps up with a busy log reads it
+                // once a nap rather than once a request.
+                let wait = until.saturating_duration_since(Instant::now());
+                if wait.is_zero() {
+                    break;
+                }
+                std::thread::sleep(wait.min(LINGER_NAP));
+                continue;
             }
             bytes += more.iter().map(|(_, r)| r.len() as u64).sum::<u64>();
             batch.extend(more);
@@ -640,6 +647,10 @@ fn spill_past<S: Sink>(
 /// Records read per call while a batch is gathered.
 const READ_STEP: usize = 32;
 
+/// The longest sleep while a short batch lingers: how late a full batch or a stop can
+/// be noticed.
+const LINGER_NAP: Duration = Duration::from_millis(10);
+
 fn update_lag(context: &SinkContext, status: &SinkStatus, seq: u64, bytes: u64) {
     let records = context.wal.committed_seq().saturating_sub(seq);
     status.lag_records.store(records, Ordering::Relaxed);
@@ -671,6 +682,85 @@ mod tests {
         for s in SinkState::ALL {
             assert_eq!(SinkState::from_u8(s as u8), s);
         }
+    }
+
+    /// Records each delivery's size; short batches wait up to `linger`.
+    struct Lingering {
+        max: usize,
+        linger: Duration,
+        deliveries: Arc<Mutex<Vec<usize>>>,
+    }
+
+    impl Sink for Lingering {
+        type State = NoState;
+        fn resume(&mut self, _: Option<NoState>) -> Result<(), Failure> {
+            Ok(())
+        }
+        fn deliver(&mut self, records: &Records, _: &mut Checkpointer<'_, NoState>) -> Result<u64, Failure> {
+            self.deliveries.lock().unwrap().push(records.len());
+            Ok(records.len() as u64)
+        }
+        fn state(&self) -> NoState {
+            NoState {}
+        }
+        fn batching(&self) -> (usize, Duration) {
+            (self.max, self.linger)
+        }
+    }
+
+    /// Runs a [`Lingering`] sink on a fresh log; `feed` appends to it, then the sink is
+    /// given until `deadline` to deliver `expected` records. Returns the deliveries.
+    fn deliveries_of(max: usize, linger: Duration, expected: usize, feed: impl FnOnce(&crate::wal::Wal)) -> Vec<usize> {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = crate::wal::Wal::open(crate::wal::WalConfig { dir: dir.path().join("wal"), ..Default::default() }).unwrap();
+        let context = SinkContext {
+            wal: wal.clone(),
+            checkpoints: Arc::new(crate::wal::Checkpoints::open(dir.path().join("checkpoints")).unwrap()),
+            positions: Arc::new(super::super::Positions::default()),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
+            stop: Arc::new(AtomicBool::new(false)),
+            spill_root: dir.path().join("spill"),
+        };
+        let stop = context.stop.clone();
+        let policy = BacklogPolicy { when_full: WhenFull::Block, max_lag_bytes: u64::MAX, max_lag: Duration::MAX };
+        let status = Arc::new(SinkStatus::new("test", "test", policy));
+        let deliveries = Arc::new(Mutex::new(Vec::new()));
+        let seen = deliveries.clone();
+        let runner = std::thread::spawn(move || {
+            supervise(|| Ok(Lingering { max, linger, deliveries: seen.clone() }), context, status, policy);
+        });
+        feed(&wal);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while deliveries.lock().unwrap().iter().sum::<usize>() < expected && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        stop.store(true, Ordering::SeqCst);
+        runner.join().unwrap();
+        let got = deliveries.lock().unwrap().clone();
+        got
+    }
+
+    #[test]
+    fn a_short_batch_lingers_for_what_is_committed_meanwhile() {
+        // Ten commits over about 50 ms, well inside a 2 s linger: one delivery, where a
+        // sink woken at each commit would deliver as they come.
+        let got = deliveries_of(100, Duration::from_secs(2), 10, |wal| {
+            for n in 0..10u8 {
+                wal.append_blocking(vec![vec![n]]).unwrap();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        assert_eq!(got, [10]);
+    }
+
+    #[test]
+    fn a_full_batch_does_not_wait_for_its_linger() {
+        // A 30 s linger, eight records at once, four a batch: both batches go at once
+        // (the helper waits 5 s at most).
+        let got = deliveries_of(4, Duration::from_secs(30), 8, |wal| {
+            wal.append_blocking((0..8u8).map(|n| vec![n]).collect()).unwrap();
+        });
+        assert_eq!(got, [4, 4]);
     }
 
     #[test]

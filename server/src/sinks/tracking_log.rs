@@ -37,6 +37,8 @@ struct RawOptions {
     max_line_chars: usize,
     #[serde(default = "default_checkpoint_ms")]
     checkpoint_ms: u64,
+    #[serde(default = "default_linger_ms")]
+    linger_ms: u64,
 }
 
 fn default_path() -> PathBuf {
@@ -54,6 +56,9 @@ fn default_max_line_chars() -> usize {
 fn default_checkpoint_ms() -> u64 {
     200
 }
+fn default_linger_ms() -> u64 {
+    5
+}
 
 /// Resolved options.
 #[derive(Debug, Clone)]
@@ -70,6 +75,9 @@ pub struct Options {
     /// after every delivery). A crash in between costs nothing: the restart cuts the
     /// file back to the checkpoint and writes those lines again from the log.
     pub checkpoint_interval: Duration,
+    /// How long a delivery waits for more lines once the sink has caught up (0: none).
+    /// Lines then go out in one write per wait, not one per request.
+    pub linger: Duration,
 }
 
 impl Options {
@@ -83,6 +91,7 @@ impl Options {
             rotate_secs: raw.rotate_secs,
             max_line_chars: raw.max_line_chars,
             checkpoint_interval: Duration::from_millis(raw.checkpoint_ms),
+            linger: Duration::from_millis(raw.linger_ms),
         })
     }
 }
@@ -95,6 +104,7 @@ impl Default for Options {
             rotate_secs: default_rotate_secs(),
             max_line_chars: default_max_line_chars(),
             checkpoint_interval: Duration::from_millis(default_checkpoint_ms()),
+            linger: Duration::from_millis(default_linger_ms()),
         }
     }
 }
@@ -325,6 +335,10 @@ impl TrackingLogSink {
 
 impl Sink for TrackingLogSink {
     type State = LogState;
+
+    fn batching(&self) -> (usize, Duration) {
+        (2048, self.options.linger)
+    }
 
     fn resume(&mut self, state: Option<LogState>) -> Result<(), Failure> {
         let file_len = match state {
