@@ -50,7 +50,7 @@ use event_model::{Fields, Json, Text};
 pub use ip::client_ip;
 pub use jwt::{Claims, JwtVerifier, Rejection};
 pub use middleware::{RequestContextLayer, RequestContextMiddleware, REQUEST_CONTEXT_NAME};
-pub use wsgi::{latin1, percent_decode};
+pub use wsgi::{latin1, percent_decode, percent_decode_plus};
 
 /// Why a credential or a key was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -39,24 +39,44 @@ pub(crate) fn path_info(raw_path: &str) -> String {
 
 /// `urllib.parse.unquote_to_bytes`.
 pub fn percent_decode(s: &[u8]) -> Vec<u8> {
+    decode_escapes(s, false)
+}
+
+/// `urllib.parse.unquote_to_bytes(s.replace('+', ' '))`: a form field's bytes.
+pub fn percent_decode_plus(s: &[u8]) -> Vec<u8> {
+    decode_escapes(s, true)
+}
+
+/// `%XX` decoded (a `%` not followed by two hex digits kept) and, with `plus`, `+`
+/// written as a space; a byte at a time, as a form's escapes come every few bytes.
+fn decode_escapes(s: &[u8], plus: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
-    while i < s.len() {
-        if s[i] == b'%' {
-            if let (Some(h), Some(l)) = (s.get(i + 1).and_then(hex), s.get(i + 2).and_then(hex)) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(s[i]);
+    while let Some(&b) = s.get(i) {
+        let decoded = match b {
+            b'+' if plus => b' ',
+            b'%' => match (s.get(i + 1).and_then(hex), s.get(i + 2).and_then(hex)) {
+                (Some(h), Some(l)) => {
+                    i += 2;
+                    h << 4 | l
+                }
+                _ => b'%',
+            },
+            _ => b,
+        };
+        out.push(decoded);
         i += 1;
     }
     out
 }
 
 fn hex(b: &u8) -> Option<u8> {
-    char::from(*b).to_digit(16).map(|d| d as u8)
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
 }
 
 /// The URL the LMS looks for the request's course in: `http://<Host><path>[?<query>]`,

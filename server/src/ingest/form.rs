@@ -77,7 +77,7 @@ pub fn parse_urlencoded(bytes: &[u8]) -> Result<FormFields, FormError> {
     if text.is_empty() {
         return Ok(FormFields::default());
     }
-    if 1 + text.matches('&').count() > MAX_FIELDS {
+    if 1 + text.bytes().filter(|&b| b == b'&').count() > MAX_FIELDS {
         return Err(FormError::TooManyFields);
     }
     let fields = text
@@ -95,21 +95,29 @@ pub fn parse_urlencoded(bytes: &[u8]) -> Result<FormFields, FormError> {
 /// escapes decoded to bytes and then read as UTF-8 with replacement characters;
 /// characters outside ASCII are kept as they are.
 fn unquote_plus(s: &str) -> String {
-    let s = s.replace('+', " ");
-    if !s.contains('%') {
-        return s;
+    if !s.bytes().any(|b| b == b'%' || b == b'+') {
+        return s.to_owned();
+    }
+    // What browsers send: all ASCII, one run.
+    if s.is_ascii() {
+        return utf8_lossy_owned(crate::context::percent_decode_plus(s.as_bytes()));
     }
     let mut out = String::with_capacity(s.len());
-    let mut rest = s.as_str();
+    let mut rest = s;
     while !rest.is_empty() {
         let ascii = rest.bytes().take_while(u8::is_ascii).count();
         let (run, after) = rest.split_at(ascii);
-        out.push_str(&String::from_utf8_lossy(&crate::context::percent_decode(run.as_bytes())));
+        out.push_str(&String::from_utf8_lossy(&crate::context::percent_decode_plus(run.as_bytes())));
         let other = after.find(|c: char| c.is_ascii()).unwrap_or(after.len());
         out.push_str(&after[..other]);
         rest = &after[other..];
     }
     out
+}
+
+/// Bytes as UTF-8, each invalid sequence a replacement character; no copy when valid.
+fn utf8_lossy_owned(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Django's `MultiPartParser` on a whole body. `raw_content_type` is the header as
@@ -311,6 +319,52 @@ mod tests {
         // A non-ASCII character splits the runs decoded together.
         assert_eq!(form("v=%C3é%A9".as_bytes()).last("v"), Some("\u{fffd}é\u{fffd}"));
         assert_eq!(form(b"v=%zz%4").last("v"), Some("%zz%4"));
+    }
+
+    /// Python's `unquote_to_bytes`, a byte at a time.
+    fn unquote_to_bytes_model(s: &[u8]) -> Vec<u8> {
+        let hex = |b: Option<&u8>| b.and_then(|&b| char::from(b).to_digit(16));
+        let (mut out, mut i) = (Vec::new(), 0);
+        while i < s.len() {
+            match (s[i], hex(s.get(i + 1)), hex(s.get(i + 2))) {
+                (b'%', Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                }
+                (b, _, _) => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        out
+    }
+
+    /// `unquote(s.replace('+', ' '))` as Python writes it: the plus replaced first,
+    /// then each ASCII run decoded as UTF-8 with replacement.
+    fn unquote_plus_model(s: &str) -> String {
+        let s = s.replace('+', " ");
+        let mut out = String::new();
+        let mut run = String::new();
+        for c in s.chars() {
+            if c.is_ascii() {
+                run.push(c);
+                continue;
+            }
+            out.push_str(&String::from_utf8_lossy(&unquote_to_bytes_model(run.as_bytes())));
+            run.clear();
+            out.push(c);
+        }
+        out + &String::from_utf8_lossy(&unquote_to_bytes_model(run.as_bytes()))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fields_unquote_as_python_does(s in "([%+a-fA-F0-9zé\x7f\x00 ]|%[0-9a-fA-F]{2}|%[cC][0-9a-fA-F]%[89abAB][0-9a-fA-F]){0,24}") {
+            proptest::prop_assert_eq!(unquote_plus(&s), unquote_plus_model(&s));
+            let plain = s.replace('+', "");
+            proptest::prop_assert_eq!(crate::context::percent_decode(plain.as_bytes()), unquote_to_bytes_model(plain.as_bytes()));
+        }
     }
 
     #[test]
