@@ -71,12 +71,7 @@ fn decode_escapes(s: &[u8], plus: bool) -> Vec<u8> {
 }
 
 fn hex(b: &u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    char::from(*b).to_digit(16).map(|d| d as u8)
 }
 
 /// The URL the LMS looks for the request's course in: `http://<Host><path>[?<query>]`,

@@ -709,7 +709,7 @@ mod tests {
     }
 
     /// Runs a [`Lingering`] sink on a fresh log; `feed` appends to it, then the sink is
-    /// given until `deadline` to deliver `expected` records. Returns the deliveries.
+    /// given 5 s at most to deliver `expected` records. Returns the deliveries.
     fn deliveries_of(max: usize, linger: Duration, expected: usize, feed: impl FnOnce(&crate::wal::Wal)) -> Vec<usize> {
         let dir = tempfile::tempdir().unwrap();
         let wal = crate::wal::Wal::open(crate::wal::WalConfig { dir: dir.path().join("wal"), ..Default::default() }).unwrap();
