@@ -3,8 +3,9 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::text::Fields;
 
@@ -19,11 +20,43 @@ pub enum ContextError {
     NoTaskScope,
 }
 
+/// Builds a context's members when an event first needs them.
+pub type DeferredContext = Arc<dyn Fn() -> Fields + Send + Sync>;
+
+/// One entered context: its members, or how to build them.
+#[derive(Clone)]
+enum Entry {
+    Ready(Fields),
+    // Entered on every request by a middleware, but needed only when a handler emits.
+    Deferred(DeferredContext),
+}
+
+impl Entry {
+    fn fields(&mut self) -> &Fields {
+        if let Entry::Deferred(build) = self {
+            *self = Entry::Ready(build());
+        }
+        match self {
+            Entry::Ready(fields) => fields,
+            Entry::Deferred(_) => unreachable!("a deferred context was just built"),
+        }
+    }
+}
+
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Entry::Ready(fields) => fields.fmt(f),
+            Entry::Deferred(_) => f.write_str("<deferred>"),
+        }
+    }
+}
+
 /// The named contexts entered so far, in entry order, and their merge (kept until
 /// the next enter or exit: events are emitted far more often than contexts change).
 #[derive(Debug, Clone, Default)]
 pub struct ContextStack {
-    entries: Vec<(String, Fields)>,
+    entries: Vec<(String, Entry)>,
     resolved: Option<Fields>,
 }
 
@@ -35,18 +68,30 @@ impl ContextStack {
 
     /// Enters `name`. Re-entering a name replaces its value and keeps its position.
     pub fn enter(&mut self, name: &str, context: Fields) {
+        self.put(name, Entry::Ready(context));
+    }
+
+    /// Enters `name` with members that `build` makes at the first [`resolve`](Self::resolve)
+    /// that needs them, once; nothing is built if no event is emitted meanwhile.
+    pub fn enter_deferred(&mut self, name: &str, build: DeferredContext) {
+        self.put(name, Entry::Deferred(build));
+    }
+
+    fn put(&mut self, name: &str, entry: Entry) {
         self.resolved = None;
         match self.entries.iter_mut().find(|(n, _)| n == name) {
-            Some((_, slot)) => *slot = context,
-            None => self.entries.push((name.to_owned(), context)),
+            Some((_, slot)) => *slot = entry,
+            None => self.entries.push((name.to_owned(), entry)),
         }
     }
 
-    /// Exits `name`; exiting a name that was never entered is an error.
-    pub fn exit(&mut self, name: &str) -> Result<Fields, ContextError> {
+    /// Exits `name`; exiting a name that was never entered is an error. A deferred
+    /// context that nothing resolved is dropped unbuilt.
+    pub fn exit(&mut self, name: &str) -> Result<(), ContextError> {
         let at = self.entries.iter().position(|(n, _)| n == name).ok_or_else(|| ContextError::UnknownContext(name.to_owned()))?;
         self.resolved = None;
-        Ok(self.entries.remove(at).1)
+        self.entries.remove(at);
+        Ok(())
     }
 
     /// All entered contexts merged in entry order; later keys win (keeping the place
@@ -55,9 +100,13 @@ impl ContextStack {
         if let Some(resolved) = &self.resolved {
             return resolved.clone();
         }
-        let mut merged = Fields::with_capacity(self.entries.iter().map(|(_, c)| c.len()).sum());
-        for (_, context) in &self.entries {
-            merged.update(context);
+        let mut capacity = 0;
+        for (_, context) in &mut self.entries {
+            capacity += context.fields().len();
+        }
+        let mut merged = Fields::with_capacity(capacity);
+        for (_, context) in &mut self.entries {
+            merged.update(context.fields());
         }
         self.resolved = Some(merged.clone());
         merged
@@ -218,6 +267,35 @@ mod tests {
     }
 
     #[test]
+    fn a_deferred_context_is_built_once_when_resolved_and_never_if_not() {
+        use std::sync::atomic::AtomicUsize;
+        let builds = Arc::new(AtomicUsize::new(0));
+        let deferred = |builds: &Arc<AtomicUsize>| -> DeferredContext {
+            let builds = builds.clone();
+            Arc::new(move || {
+                builds.fetch_add(1, Ordering::SeqCst);
+                obj(json!({"k": "deferred", "d": 1}))
+            })
+        };
+        let mut s = ContextStack::new();
+        s.enter("a", obj(json!({"k": "a", "a": 1})));
+        s.enter_deferred("d", deferred(&builds));
+        s.enter("z", obj(json!({"z": 1})));
+        assert_eq!(builds.load(Ordering::SeqCst), 0, "entering builds nothing");
+        assert_eq!(s.resolve().to_value(), json!({"k": "deferred", "a": 1, "d": 1, "z": 1}), "merged in entry order");
+        s.enter("y", obj(json!({"y": 1})));
+        assert_eq!(s.resolve()["d"], json!(1));
+        assert_eq!(builds.load(Ordering::SeqCst), 1, "built once, though resolved twice with a change between");
+
+        let unused = Arc::new(AtomicUsize::new(0));
+        let mut s = ContextStack::new();
+        s.enter_deferred("d", deferred(&unused));
+        s.exit("d").unwrap();
+        assert!(s.resolve().is_empty());
+        assert_eq!(unused.load(Ordering::SeqCst), 0, "exited unresolved: never built");
+    }
+
+    #[test]
     fn exit_unknown_fails() {
         let mut s = ContextStack::new();
         assert_eq!(s.exit("nope"), Err(ContextError::UnknownContext("nope".into())));
@@ -228,7 +306,7 @@ mod tests {
 
     #[test]
     fn thread_store_is_per_thread() {
-        let store = std::sync::Arc::new(ThreadStore::new());
+        let store = Arc::new(ThreadStore::new());
         with_stack(&*store, |s| s.enter("main", obj(json!({"t": "main"})))).unwrap();
         let other = store.clone();
         let seen = std::thread::spawn(move || with_stack(&*other, |s| s.resolve()).unwrap()).join().unwrap();

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use serde_json::Value;
 
-use crate::context::{self, ContextError, ContextStack, ContextStore, ThreadStore};
+use crate::context::{self, ContextError, ContextStack, ContextStore, DeferredContext, ThreadStore};
 use crate::routing::{Backend, BackendError};
 use crate::text::{Fields, Json};
 use crate::Event;
@@ -79,7 +79,7 @@ impl Tracker {
 
     /// Exits a named context; an unknown name is an error.
     pub fn exit_context(&self, name: &str) -> Result<(), ContextError> {
-        self.with_stack(|s| s.exit(name))?.map(drop)
+        self.with_stack(|s| s.exit(name))?
     }
 
     /// Enters a context until the returned guard is dropped.
@@ -91,6 +91,14 @@ impl Tracker {
     /// Enters a context given as members (already JSON text) until the guard is dropped.
     pub fn context_fields(&self, name: &str, context: Fields) -> Result<ContextGuard<'_>, ContextError> {
         self.with_stack(|s| s.enter(name, context))?;
+        Ok(ContextGuard { tracker: self, name: name.to_owned() })
+    }
+
+    /// Enters a context whose members `build` makes when an event first needs them
+    /// (once), until the guard is dropped: a middleware can enter a request's context
+    /// on every request at no cost to the requests that emit nothing.
+    pub fn context_deferred(&self, name: &str, build: DeferredContext) -> Result<ContextGuard<'_>, ContextError> {
+        self.with_stack(|s| s.enter_deferred(name, build))?;
         Ok(ContextGuard { tracker: self, name: name.to_owned() })
     }
 

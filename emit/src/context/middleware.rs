@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use actix_web::dev::{forward_ready, Payload, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::{Error, FromRequest, HttpMessage, HttpRequest};
-use event_model::context::task_scope;
+use event_model::context::{task_scope, DeferredContext};
 use event_model::Tracker;
 
 use super::{ContextConfig, RequestContext};
@@ -70,15 +70,17 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let context = RequestContext::from_request(req.request(), &self.config);
-        let entered = context.to_fields();
-        req.extensions_mut().insert(context);
+        let context = Arc::new(RequestContext::from_request(req.request(), &self.config));
+        req.extensions_mut().insert(context.clone());
         let service = self.service.clone();
         let tracker = self.tracker.clone();
         Box::pin(task_scope(async move {
+            // Built only if the handler emits: ingest handlers write the context
+            // themselves (`RequestContext::to_json`) and never emit.
+            let entered: DeferredContext = Arc::new(move || context.to_fields());
             // Exited when the handler is done (needed for a tracker whose store is not
             // per task; with a TaskStore the scope ends with the request anyway).
-            let _guard = match tracker.context_fields(REQUEST_CONTEXT_NAME, entered) {
+            let _guard = match tracker.context_deferred(REQUEST_CONTEXT_NAME, entered) {
                 Ok(guard) => Some(guard),
                 Err(e) => {
                     tracing::warn!(error = %e, "the request context could not be entered");
@@ -96,7 +98,7 @@ impl FromRequest for RequestContext {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(req.extensions().get::<RequestContext>().cloned().ok_or_else(|| {
+        ready(req.extensions().get::<Arc<RequestContext>>().map(|context| RequestContext::clone(context)).ok_or_else(|| {
             actix_web::error::ErrorInternalServerError("the request context middleware (RequestContextLayer) is not installed")
         }))
     }
