@@ -80,6 +80,12 @@ impl<'a> EventView<'a> {
         Self::read_opening(s, depth, None, false)
     }
 
+    /// [`EventView::read`] for text this crate checked when it wrote it: values other
+    /// than strings are passed by their brackets ([`Scanner::pass_value`]).
+    pub fn read_written(s: &mut Scanner<'a>, depth: usize) -> Result<EventView<'a>, Invalid> {
+        Self::read_opening(s, depth, None, true)
+    }
+
     /// [`EventView::read`] for an event: its `context`, when an object, is read into
     /// members in the same pass.
     pub fn read_event(s: &mut Scanner<'a>, depth: usize) -> Result<EventView<'a>, Invalid> {

@@ -99,9 +99,19 @@ fn views_of_text(text: &str, written: bool) -> Result<Vec<EventView<'_>>, Record
         let name = key.decode(s.src());
         match name.as_ref() {
             "context" if shared.is_none() && events.is_none() => {
-                let (a, b) = s.value(depth)?;
-                shared = ViewValue::Text(sub(text, a, b)).into_members();
-                single.insert(name, ViewValue::Text(sub(text, a, b)));
+                // Its members read in the pass that checks it: every event of the
+                // record merges them.
+                s.ws();
+                let start = s.pos();
+                shared = match s.peek() {
+                    Some(b'{') if written => Some(EventView::read_written(s, depth + 1)?),
+                    Some(b'{') => Some(EventView::read(s, depth + 1)?),
+                    _ => {
+                        s.value(depth)?;
+                        None
+                    }
+                };
+                single.insert(name, ViewValue::Text(sub(text, start, s.pos())));
                 Ok(())
             }
             "events" => {
