@@ -32,12 +32,12 @@ pub fn course_from_url(url: &str) -> Option<CourseRef> {
 /// `^(.*?/course(s)?/)(?!v[0-9]+/[^/]+)(?P<course_id>[^/+]+(/|\+)[^/+]+(/|\+)[^/?]+)`.
 pub fn course_key_in_url(url: &str) -> Option<&str> {
     // `.*?` does not cross a line break.
-    let line = &url[..url.find('\n').map_or(url.len(), |at| at)];
-    let mut from = 0;
-    while let Some(found) = line[from..].find("/course") {
-        let at = from + found + "/course".len();
-        from = from + found + 1;
-        let rest = &url[at..];
+    let line = &url.as_bytes()[..url.bytes().position(|c| c == b'\n').unwrap_or(url.len())];
+    for (at, _) in line.iter().enumerate().filter(|(_, &c)| c == b'/') {
+        if !line[at..].starts_with(b"/course") {
+            continue;
+        }
+        let rest = &url[at + "/course".len()..];
         let rest = match rest.strip_prefix("s/").or_else(|| rest.strip_prefix('/')) {
             Some(rest) => rest,
             None => continue,
@@ -115,12 +115,19 @@ impl<'a> Locator<'a> {
     /// `(org+course(+run)?)?(branch@…)?(version@…)?(ccx@…)(type@…)?(block@…)?`, each part
     /// followed by a `+` that is not last, then the checks of the locator's constructor.
     fn parse(rest: &'a str, flavor: Flavor) -> Option<Self> {
-        let segments: Vec<&str> = rest.split('+').collect();
-        if segments.iter().any(|s| s.is_empty()) {
-            // `++`, a trailing `+`, or nothing at all.
-            return None;
+        // At most org, course, run and one of each of the five `@` parts: more is no key.
+        let mut segments = [""; 8];
+        let mut count = 0;
+        for segment in rest.split('+') {
+            if segment.is_empty() || count == segments.len() {
+                // `++`, a trailing `+`, nothing at all, or too many parts.
+                return None;
+            }
+            segments[count] = segment;
+            count += 1;
         }
-        let plain = segments.iter().take_while(|s| !s.contains('@')).count();
+        let segments = &segments[..count];
+        let plain = segments.iter().take_while(|s| !s.as_bytes().contains(&b'@')).count();
         let (org, course, run) = match plain {
             0 => (None, None, None),
             2 => (Some(segments[0]), Some(segments[1]), None),
@@ -174,22 +181,33 @@ impl<'a> Locator<'a> {
         if self.flavor == Flavor::Library {
             return CourseRef { course_id: String::new(), org_id };
         }
-        let mut parts: Vec<String> = Vec::new();
+        let mut course_id = String::with_capacity(64);
+        course_id.push_str(match self.flavor {
+            Flavor::Ccx => "ccx-v1:",
+            _ => "course-v1:",
+        });
+        let mut parts = 0;
+        let mut part = |course_id: &mut String, prefix: &str, value: &str| {
+            if parts > 0 {
+                course_id.push('+');
+            }
+            parts += 1;
+            course_id.push_str(prefix);
+            course_id.push_str(value);
+        };
         if let (Some(org), Some(course), Some(run)) = (self.org, self.course, self.run) {
-            parts.extend([org.to_string(), course.to_string(), run.to_string()]);
+            part(&mut course_id, "", org);
+            part(&mut course_id, "", course);
+            part(&mut course_id, "", run);
             if let Some(branch) = self.branch {
-                parts.push(format!("branch@{branch}"));
+                part(&mut course_id, "branch@", branch);
             }
         }
         if let Some(version) = &self.version {
-            parts.push(format!("version@{version}"));
+            part(&mut course_id, "version@", version);
         }
-        let namespace = match self.flavor {
-            Flavor::Ccx => "ccx-v1",
-            _ => "course-v1",
-        };
-        let mut course_id = format!("{namespace}:{}", parts.join("+"));
         if let Some(ccx) = self.ccx {
+            // After the namespace's colon too, as the original joins it.
             course_id.push_str("+ccx@");
             course_id.push_str(ccx);
         }
@@ -271,5 +289,21 @@ mod tests {
         assert_eq!(key("MITx/6.002x/2012_Fall"), Some(("MITx/6.002x/2012_Fall".into(), Some("MITx".into()))));
         assert_eq!(key("course-v1:IITx+हिंदी+2024"), None);
         assert_eq!(key("course-v1:edX+DemoX"), None);
+    }
+
+    #[test]
+    fn every_part_at_once_and_one_too_many() {
+        // What opaque-keys 3 with edx-ccx-keys gives for each.
+        let key = |k: &str| parse_course_key(k).map(|c| (c.course_id, c.org_id));
+        let version = "version@519665f6223ebd6980884f2b";
+        let all = format!("ccx-v1:o+c+r+branch@b+{version}+ccx@3");
+        assert_eq!(key(&format!("{all}+type@t+block@b")), Some((all.clone(), Some("o".into()))), "eight parts");
+        assert_eq!(key(&format!("{all}+type@t+block@b+x")), None, "nine parts");
+        assert_eq!(
+            key(&format!("course-v1:o:+c:+r:+branch@b+{version}+type@t+block@b")),
+            Some((format!("course-v1:o:+c:+r:+branch@b+{version}"), Some("o:".into()))),
+            "parts that end in a colon"
+        );
+        assert_eq!(key(&format!("ccx-v1:{version}+ccx@3")), Some((format!("ccx-v1:{version}+ccx@3"), None)));
     }
 }
