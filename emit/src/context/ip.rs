@@ -35,6 +35,26 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) ->
     client
 }
 
+/// The address as `Display` writes it; an IPv4 address without the formatting
+/// machinery, which took a third of the request context's time.
+pub(crate) fn text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else { return ip.to_string() };
+    let mut out = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if octet >= 100 {
+            out.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            out.push(char::from(b'0' + octet / 10 % 10));
+        }
+        out.push(char::from(b'0' + octet % 10));
+    }
+    out
+}
+
 /// An address as proxies write it: `1.2.3.4`, `1.2.3.4:80`, `::1`, `[::1]`, `[::1]:80`.
 fn parse_hop(hop: &str) -> Option<IpAddr> {
     let ip = hop
@@ -48,6 +68,19 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for octet in 0..=255u8 {
+            for v4 in [[octet, 0, 0, 1], [10, octet, 99, 100], [192, 168, 7, octet], [octet; 4]] {
+                let ip = IpAddr::from(v4);
+                assert_eq!(text(ip), ip.to_string());
+            }
+        }
+        for v6 in ["::1", "2001:db8::8a2e:370:7334", "::ffff:1.2.3.4", "fe80::1"] {
+            assert_eq!(text(ip(v6)), v6);
+        }
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -211,7 +211,7 @@ impl RequestContext {
             }
         }
 
-        ctx.ip = req.peer_addr().map(|peer| client_ip(peer.ip(), headers, &config.trusted_proxies).to_string()).unwrap_or_default();
+        ctx.ip = req.peer_addr().map(|peer| ip::text(client_ip(peer.ip(), headers, &config.trusted_proxies))).unwrap_or_default();
         ctx.agent = header_text(headers, &header::USER_AGENT);
         ctx.host = match headers.get(header::HOST) {
             Some(host) => latin1(host.as_bytes()),
@@ -288,11 +288,16 @@ impl RequestContext {
             if i > 0 {
                 out.push(',');
             }
-            push_str_literal(&mut out, key);
-            out.push(':');
+            // The keys are plain ASCII names: nothing to escape.
+            out.push('"');
+            out.push_str(key);
+            out.push_str("\":");
             match value {
                 Member::Str(s) => push_str_literal(&mut out, s),
-                Member::Int(n) => out.push_str(&n.to_string()),
+                Member::Int(n) => {
+                    use fmt::Write;
+                    let _ = write!(out, "{n}");
+                }
                 Member::Null => out.push_str("null"),
             }
         }
